@@ -1,0 +1,412 @@
+"""Cases: start, complete steps, fire timers, cancel — each one transaction on a locked case row.
+
+Every change goes through SpiffWorkflow and leaves audit events; the derived `work_item` and
+`timer_due` rows are rebuilt on every save so lists never deserialize cases.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from . import audit, catalogue, forms, spiff
+from .definitions import ProcedureDefinition
+from .directory import Actor, ancestors, get_org, load_actor
+from .errors import Conflict, Forbidden, InvalidData, NotFound
+from .procedures import Runtime, current_version, effective_params, runtime
+from storage.models import Case, Organization, TimerDue, WorkItem
+
+RUNNING = "running"
+CLOSED_STATUSES = ("completed", "rejected", "terminated", "cancelled")
+STATUS_ZH = {"running": "办理中", "completed": "已办结", "rejected": "未通过", "terminated": "已终止",
+             "cancelled": "已撤销"}
+_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+INITIAL_KEY = "xw_initial"
+
+
+def new_tracking_code() -> str:
+    """12 characters from an unambiguous alphabet (~59 bits): short, printable, not guessable."""
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
+
+
+def normalize_tracking_code(code: str) -> str:
+    return "".join(ch for ch in (code or "").upper() if ch.isalnum())
+
+
+def format_tracking_code(code: str) -> str:
+    return "-".join(code[i:i + 4] for i in range(0, len(code), 4))
+
+
+@dataclass
+class CaseContext:
+    """A case loaded for change inside a write transaction."""
+
+    session: Session
+    case: Case
+    rt: Runtime
+    workflow: Any
+    org: Organization
+    chain_ids: list[int]
+    pending: list[tuple[str, dict]] = field(default_factory=list)
+    end: dict | None = None
+
+    @property
+    def definition(self) -> ProcedureDefinition:
+        return self.rt.definition
+
+    def run_engine(self) -> None:
+        spiff.run_engine(self.workflow, self._record)
+
+    def _record(self, task) -> None:
+        spec_id = task.task_spec.bpmn_id
+        node = self.definition.nodes.get(spec_id or "")
+        if node is None:
+            return
+        if node.type == "exclusiveGateway":
+            self.pending.append(("gateway_decided", self._gateway_event(task, node)))
+        elif node.timer is not None:
+            self.pending.append(("timer_fired", {"node": node.id, "name": node.name,
+                                                 "notice_for": node.notice_for}))
+        elif node.type == "endEvent":
+            self.end = {"end": node.id, "name": node.name, "outcome": node.outcome or "completed"}
+
+    def _gateway_event(self, task, node) -> dict:
+        targets = [child.task_spec.bpmn_id for child in task.children]
+        flow = next((self.definition.flows[f] for f in node.outgoing
+                     if self.definition.flows[f].target in targets), None)
+        inputs: dict[str, Any] = {}
+        condition = flow.condition if flow else None
+        for fid in node.outgoing:
+            cond = self.definition.flows[fid].condition
+            if cond:
+                from .expressions import compile_expression
+
+                for name in sorted(compile_expression(cond).names):
+                    inputs[name] = task.data.get(name)
+        target = self.definition.nodes.get(flow.target) if flow else None
+        return {
+            "gateway": node.id, "name": node.name, "flow": flow.id if flow else None,
+            "label": flow.name if flow else "", "target": flow.target if flow else None,
+            "target_name": target.name if target else "",
+            "condition": condition or "default", "inputs": inputs,
+        }
+
+
+def _lock_case(session: Session, case_id: int, *, skip_locked: bool = False) -> Case | None:
+    query = select(Case).where(Case.id == case_id).execution_options(populate_existing=True)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=skip_locked)
+    return session.scalars(query).first()
+
+
+def open_for_update(session: Session, case_id: int, *, skip_locked: bool = False) -> CaseContext | None:
+    """Lock and load a case; fire its due timers first. None only when skip_locked skipped it."""
+    case = _lock_case(session, case_id, skip_locked=skip_locked)
+    if case is None:
+        if skip_locked and session.get(Case, case_id) is not None:
+            return None
+        raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
+    rt = runtime(session, case.procedure_version_id)
+    workflow = spiff.load_state(case.state, rt.spec, rt.subprocess_specs)
+    org = session.get(Organization, case.org_id)
+    assert org is not None
+    ctx = CaseContext(session, case, rt, workflow, org, [o.id for o in ancestors(session, org)])
+    if case.status == RUNNING and _has_due_timer(session, case.id):
+        ctx.run_engine()
+        if ctx.pending or ctx.end:
+            _save(ctx, None)
+    return ctx
+
+
+def _has_due_timer(session: Session, case_id: int) -> bool:
+    now = audit.db_time()
+    return session.scalar(select(TimerDue.id).where(TimerDue.case_id == case_id, TimerDue.due_at <= now).limit(1)) is not None
+
+
+def start_case(session: Session, procedure_id: str, org_code: str, username: str,
+               data: Mapping[str, Any] | None = None) -> Case:
+    """Start a case of the current published version for a village or community."""
+    actor = load_actor(session, username)
+    org = get_org(session, org_code)
+    version = current_version(session, procedure_id)
+    rt = runtime(session, version.id)
+    d = rt.definition
+    _check_edition(d, org)
+    chain = ancestors(session, org)
+    chain_ids = [o.id for o in chain]
+    data = dict(data or {})
+    title = str(data.pop("title", "") or "").strip()[:200]
+    initial = _initial_values(d, data)
+    params = effective_params(session, d, org)
+    workflow = spiff.new_workflow(rt.spec, rt.subprocess_specs, {k: v["value"] for k, v in params.items()})
+    workflow.data[INITIAL_KEY] = initial
+    start_tasks = workflow.get_tasks(state=spiff.TaskState.READY)
+    for task in start_tasks:
+        task.data.update(initial)
+    case = Case(procedure_id=d.id, procedure_version_id=version.id, org_id=org.id, status=RUNNING,
+                title=title or _default_title(d, initial), tracking_code=_unique_code(session),
+                state="", serializer_version=spiff.SERIALIZER_VERSION, started_by=actor.username,
+                created_at=audit.db_time(), updated_at=audit.db_time(), audit_seq=0, audit_head="")
+    ctx = CaseContext(session, case, rt, workflow, org, chain_ids)
+    ctx.run_engine()
+    ready = spiff.ready_user_tasks(workflow)
+    role = _starting_role(actor, d, ready, chain_ids)
+    case.state = spiff.dump_state(workflow)
+    session.add(case)
+    session.flush()
+    started = {
+        "procedure_id": d.id, "procedure_name": d.name, "procedure_version": version.version,
+        "definition_hash": version.content_hash, "org": org.code, "org_name": org.name,
+        "tracking_code": case.tracking_code, "title": case.title,
+        "params": {k: {"value": str(v["value"]), "source": v["source"]} for k, v in params.items()},
+        "initial": initial,
+    }
+    _save(ctx, ("case_started", actor.username, role, started))
+    return case
+
+
+def _check_edition(d: ProcedureDefinition, org: Organization) -> None:
+    if org.kind not in ("village", "community"):
+        raise InvalidData(f"事项须在村或社区办理,“{org.name}”是{org.kind} / cases run in a village or community",
+                          {"org": org.code})
+    if d.edition == "village" and org.kind != "village" or d.edition == "community" and org.kind != "community":
+        raise InvalidData(f"“{d.name}”是{'村' if d.edition == 'village' else '社区'}版事项,不适用于{org.name} / "
+                          f"edition {d.edition} does not apply to a {org.kind}", {"org": org.code})
+
+
+def _initial_values(d: ProcedureDefinition, data: Mapping[str, Any]) -> dict[str, Any]:
+    fields = d.fields_by_name()
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name, raw in data.items():
+        f = fields.get(name)
+        if f is None:
+            errors[str(name)] = f"未知字段 / unknown field: {name}"
+            continue
+        if raw is None or raw == "":
+            continue
+        try:
+            values[name] = forms.coerce(f, raw)
+        except ValueError as exc:
+            errors[name] = str(exc)
+    if errors:
+        raise InvalidData("初始数据有误 / the initial data has errors", errors)
+    return values
+
+
+def _default_title(d: ProcedureDefinition, initial: Mapping[str, Any]) -> str:
+    for f in d.fields_by_name().values():
+        if f.type == "text" and initial.get(f.name):
+            return str(initial[f.name])[:200]
+    return d.name
+
+
+def _unique_code(session: Session) -> str:
+    while True:
+        code = new_tracking_code()
+        if session.scalar(select(Case.id).where(Case.tracking_code == code)) is None:
+            return code
+
+
+def _starting_role(actor: Actor, d: ProcedureDefinition, ready: list, chain_ids: list[int]) -> str:
+    held = actor.roles_at(chain_ids)
+    for task in ready:
+        step = d.steps.get(task.task_spec.bpmn_id)
+        if step is None:
+            continue
+        if step.role in held:
+            return step.role  # type: ignore[return-value]
+        if step.proxy and held & catalogue.PROXY_ROLES:
+            return sorted(held & catalogue.PROXY_ROLES)[0]
+    admin = held & catalogue.ADMIN_ROLES
+    if admin:
+        return sorted(admin)[0]
+    needed = "、".join(sorted({catalogue.roles()[s.role].zh for t in ready
+                               if (s := d.steps.get(t.task_spec.bpmn_id)) and s.role in catalogue.roles()}))
+    raise Forbidden(f"{actor.username} 无权发起“{d.name}”:需要{needed or '相应'}角色 / "
+                    f"{actor.username} may not start {d.id} here", action="start", procedure=d.id)
+
+
+def complete_step(session: Session, case_id: int, step_id: str, username: str, data: Mapping[str, Any] | None,
+                  *, on_behalf_of: str | None = None, proxy_reason: str | None = None) -> Case:
+    """Complete a ready step as ``username`` with form ``data``; route the gateways that follow."""
+    ctx = open_for_update(session, case_id)
+    assert ctx is not None
+    case, d, workflow = ctx.case, ctx.definition, ctx.workflow
+    if case.status != RUNNING:
+        raise Conflict(f"事项已{STATUS_ZH.get(case.status, case.status)},不能再办理 / the case is {case.status}")
+    step = d.steps.get(step_id)
+    if step is None:
+        raise NotFound(f"“{d.name}”没有步骤“{step_id}” / no step {step_id} in {d.id}")
+    task = next((t for t in spiff.ready_user_tasks(workflow) if t.task_spec.bpmn_id == step_id), None)
+    if task is None:
+        done = workflow.get_tasks(spec_name=step_id, state=spiff.TaskState.COMPLETED)
+        if done:
+            raise Conflict(f"步骤“{step.name}”已被办理,无需重复提交 / step {step_id} was already completed")
+        raise Conflict(f"步骤“{step.name}”尚未轮到办理 / step {step_id} is not ready")
+    actor = load_actor(session, username)
+    role, proxy = _authorize_step(actor, d, step, ctx.chain_ids, on_behalf_of, proxy_reason)
+    initial = workflow.data.get(INITIAL_KEY, {})
+    raw = dict(data or {})
+    for f in step.fields:
+        if f.name not in raw and f.name in initial:
+            raw[f.name] = initial[f.name]
+    clean = forms.validate(step.fields, step.constraints, raw, context=task.data,
+                           params=workflow.data.get(spiff.PARAMS_KEY, {}))
+    changes = [{"field": k, "label": next((f.label for f in step.fields if f.name == k), k),
+                "before": task.data.get(k), "after": v}
+               for k, v in clean.items() if task.data.get(k) != v]
+    task.data.update(clean)
+    if case.title == d.name:
+        case.title = next((str(clean[f.name])[:200] for f in step.fields if f.type == "text" and clean.get(f.name)),
+                          case.title)
+    task.run()
+    ctx.run_engine()
+    event = {"step": step.id, "name": step.name, "kind": step.kind, "task_id": str(task.id),
+             "data": clean, "changes": changes}
+    if proxy:
+        event["on_behalf_of"] = proxy
+    _save(ctx, ("step_completed", actor.username, role, event))
+    return case
+
+
+def _authorize_step(actor: Actor, d: ProcedureDefinition, step, chain_ids: list[int],
+                    on_behalf_of: str | None, reason: str | None) -> tuple[str, dict | None]:
+    held = actor.roles_at(chain_ids)
+    if step.role in held and not on_behalf_of:
+        return step.role, None
+    if step.proxy and held & catalogue.PROXY_ROLES:
+        if not (on_behalf_of or "").strip():
+            raise InvalidData("代办须填写被代办人姓名 / name the person you act for",
+                              {"on_behalf_of": "代办须填写被代办人姓名 / required"})
+        if not (reason or "").strip():
+            raise InvalidData("代办须填写代办原因 / give the reason for acting on their behalf",
+                              {"proxy_reason": "代办须填写代办原因 / required"})
+        role = sorted(held & catalogue.PROXY_ROLES)[0]
+        return role, {"name": on_behalf_of.strip()[:50], "reason": reason.strip()[:200]}  # type: ignore[union-attr]
+    if step.role in held:
+        raise InvalidData("本步骤不允许代办 / this step cannot be done on someone's behalf", {"on_behalf_of": "not allowed"})
+    role_name = catalogue.roles()[step.role].zh if step.role in catalogue.roles() else step.role
+    raise Forbidden(f"{actor.username} 不是本村(社区)的“{role_name}”,无权办理“{step.name}” / "
+                    f"{actor.username} lacks role {step.role} here", action="complete", step=step.id)
+
+
+def cancel_case(session: Session, case_id: int, username: str, reason: str) -> Case:
+    """Cancel a running case with a reason (an administrative action of township or district staff)."""
+    if not (reason or "").strip():
+        raise InvalidData("撤销须说明原因 / a reason is required", {"reason": "required"})
+    ctx = open_for_update(session, case_id)
+    assert ctx is not None
+    if ctx.case.status != RUNNING:
+        raise Conflict(f"事项已{STATUS_ZH.get(ctx.case.status, ctx.case.status)} / the case is {ctx.case.status}")
+    actor = load_actor(session, username)
+    admin = actor.roles_at(ctx.chain_ids) & catalogue.ADMIN_ROLES
+    if not admin:
+        raise Forbidden(f"{username} 无权撤销本事项(需镇街或区级管理角色) / {username} may not cancel this case",
+                        action="cancel")
+    ctx.workflow.cancel()
+    ctx.end = {"end": None, "name": "撤销", "outcome": "cancelled"}
+    _save(ctx, ("case_cancelled", actor.username, sorted(admin)[0], {"reason": reason.strip()[:500]}))
+    return ctx.case
+
+
+def record_denied(session: Session, case_id: int, username: str, action: str, message: str,
+                  details: Mapping[str, Any] | None = None) -> None:
+    """Record a refused attempt in the case's trail, for supervisors (its own transaction)."""
+    case = _lock_case(session, case_id)
+    if case is None:
+        return
+    audit.append_case_event(session, case, "access_denied", actor=username, role="",
+                            data={"action": action, "message": message, **(details or {})})
+
+
+def fire_due_timers(session: Session, case_id: int) -> int | None:
+    """Fire a case's due timers (used by `tick`): the number of audit events recorded, or None
+    when another process holds the case (it will fire them)."""
+    before = session.scalar(select(Case.audit_seq).where(Case.id == case_id)) or 0
+    ctx = open_for_update(session, case_id, skip_locked=True)
+    if ctx is None:
+        return None
+    return ctx.case.audit_seq - before
+
+
+def _save(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> None:
+    """Persist state, derived rows and audit events of one change."""
+    session, case, workflow = ctx.session, ctx.case, ctx.workflow
+    now = audit.db_time()
+    opened = _rebuild_work_items(ctx, now)
+    timers = _rebuild_timers(ctx)
+    if event is not None:
+        type_, actor, role, data = event
+        data = {**data, "opened": opened}
+        if timers:
+            data["timers"] = timers
+        audit.append_case_event(session, case, type_, actor=actor, role=role, data=data)
+    elif opened or timers:
+        ctx.pending.append(("steps_opened", {"opened": opened, "timers": timers}))
+    for type_, data in ctx.pending:
+        audit.append_case_event(session, case, type_, actor="system", role="", data=data)
+    ctx.pending.clear()
+    if ctx.end is not None and case.status == RUNNING:
+        case.status = ctx.end["outcome"] if ctx.end["outcome"] in CLOSED_STATUSES else "completed"
+        case.closed_at = now
+        if case.status != "cancelled":
+            audit.append_case_event(session, case, "case_closed", actor="system", role="",
+                                    data={**ctx.end, "status": case.status})
+    case.state = spiff.dump_state(workflow)
+    case.updated_at = now
+    session.flush()
+
+
+def _rebuild_work_items(ctx: CaseContext, now: datetime) -> list[dict]:
+    session, case = ctx.session, ctx.case
+    existing = {w.task_id: w for w in session.scalars(select(WorkItem).where(WorkItem.case_id == case.id))} \
+        if case.id is not None and case.audit_seq else {}
+    ready = spiff.ready_user_tasks(ctx.workflow) if case.status == RUNNING and ctx.end is None else []
+    keep = set()
+    opened = []
+    for task in ready:
+        tid = str(task.id)
+        keep.add(tid)
+        if tid in existing:
+            continue
+        step = ctx.definition.steps.get(task.task_spec.bpmn_id)
+        if step is None:
+            continue
+        due = step.time_limit.due_from(now) if step.time_limit else None
+        session.add(WorkItem(case_id=case.id, task_id=tid, step_id=step.id, step_name=step.name,
+                             role_key=step.role or "", org_id=case.org_id, procedure_id=case.procedure_id,
+                             ready_at=now, due_at=due))
+        opened.append({"step": step.id, "name": step.name, "role": step.role,
+                       "due_at": audit.iso(due) if due else None})
+    stale = [tid for tid in existing if tid not in keep]
+    if stale:
+        session.execute(delete(WorkItem).where(WorkItem.case_id == case.id, WorkItem.task_id.in_(stale)))
+    return opened
+
+
+def _rebuild_timers(ctx: CaseContext) -> list[dict]:
+    session, case = ctx.session, ctx.case
+    existing = {t.task_id: t for t in session.scalars(select(TimerDue).where(TimerDue.case_id == case.id))} \
+        if case.audit_seq else {}
+    waiting = spiff.waiting_timers(ctx.workflow) if case.status == RUNNING and ctx.end is None else []
+    keep = set()
+    started = []
+    for task, deadline in waiting:
+        tid = str(task.id)
+        keep.add(tid)
+        if tid in existing or deadline is None:
+            continue
+        due = audit.db_time(deadline)
+        node = ctx.definition.nodes.get(task.task_spec.bpmn_id)
+        session.add(TimerDue(case_id=case.id, task_id=tid, node_id=task.task_spec.bpmn_id, due_at=due))
+        started.append({"node": task.task_spec.bpmn_id, "name": node.name if node else "", "due_at": audit.iso(due)})
+    stale = [tid for tid in existing if tid not in keep]
+    if stale:
+        session.execute(delete(TimerDue).where(TimerDue.case_id == case.id, TimerDue.task_id.in_(stale)))
+    return started

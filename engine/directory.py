@@ -1,0 +1,221 @@
+"""Organizations, users and their role assignments; who may act where.
+
+Passwords are hashed with scrypt from the standard library. Every administrative change is an
+event in the 'system' audit chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import audit, catalogue
+from .errors import Conflict, Forbidden, InvalidData, NotFound
+from storage.models import Organization, RoleAssignment, User
+
+ORG_KINDS = ("district", "township", "village", "community")
+_PARENT_KINDS = {"district": (), "township": ("district",), "village": ("township",), "community": ("township",)}
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+_USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
+KIND_ZH = {"district": "区", "township": "镇(街道)", "village": "村", "community": "社区"}
+
+
+def hash_password(password: str) -> str:
+    """scrypt hash in the form ``scrypt$n$r$p$salt$hash``."""
+    salt = secrets.token_bytes(16)
+    n, r, p = 2**14, 8, 1
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=32)
+    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    candidate = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+                               dklen=len(digest) // 2)
+    return hmac.compare_digest(candidate.hex(), digest)
+
+
+def validate_password(password: str) -> None:
+    if len(password) < 8:
+        raise InvalidData("密码至少8位 / the password needs at least 8 characters",
+                          {"password": "密码至少8位 / at least 8 characters"})
+
+
+def add_org(session: Session, code: str, name: str, kind: str, parent_code: str | None, *, actor: str = "system") -> Organization:
+    """Create an organization under its parent; codes are stable and unique."""
+    if not _CODE.match(code or ""):
+        raise InvalidData(f"机构代码“{code}”无效(字母、数字、-、_) / invalid code", {"code": "invalid"})
+    if kind not in ORG_KINDS:
+        raise InvalidData(f"机构类型须为 {'、'.join(ORG_KINDS)} / kind must be one of {', '.join(ORG_KINDS)}",
+                          {"kind": "invalid"})
+    if not (name or "").strip():
+        raise InvalidData("机构名称不能为空 / name is required", {"name": "required"})
+    if session.scalar(select(Organization).where(Organization.code == code)) is not None:
+        raise Conflict(f"机构代码“{code}”已存在 / organization {code} already exists")
+    parent = None
+    if _PARENT_KINDS[kind]:
+        if not parent_code:
+            raise InvalidData(f"{KIND_ZH[kind]}须指定上级机构(--parent) / a {kind} needs a parent", {"parent": "required"})
+        parent = get_org(session, parent_code)
+        if parent.kind not in _PARENT_KINDS[kind]:
+            raise InvalidData(f"{KIND_ZH[kind]}的上级须为{'或'.join(KIND_ZH[k] for k in _PARENT_KINDS[kind])} / "
+                              f"a {kind} belongs under a {' or '.join(_PARENT_KINDS[kind])}", {"parent": "invalid"})
+    elif parent_code:
+        raise InvalidData("区没有上级机构 / a district has no parent", {"parent": "invalid"})
+    org = Organization(code=code, name=name.strip(), kind=kind, parent_id=parent.id if parent else None,
+                       created_at=audit.db_time())
+    session.add(org)
+    session.flush()
+    audit.append_system_event(session, "org_added", actor=actor,
+                              data={"code": code, "name": org.name, "kind": kind, "parent": parent_code})
+    return org
+
+
+def get_org(session: Session, code: str) -> Organization:
+    org = session.scalar(select(Organization).where(Organization.code == code))
+    if org is None:
+        raise NotFound(f"没有代码为“{code}”的机构 / no organization {code}")
+    return org
+
+
+def ancestors(session: Session, org: Organization) -> list[Organization]:
+    """The organization and every organization above it, nearest first."""
+    chain = [org]
+    while chain[-1].parent_id is not None:
+        parent = session.get(Organization, chain[-1].parent_id)
+        if parent is None or parent in chain:
+            break
+        chain.append(parent)
+    return chain
+
+
+def descendants(session: Session, org_ids: Iterable[int]) -> set[int]:
+    """The given organizations and every organization below them."""
+    rows = session.execute(select(Organization.id, Organization.parent_id)).all()
+    children: dict[int, list[int]] = {}
+    for oid, parent in rows:
+        if parent is not None:
+            children.setdefault(parent, []).append(oid)
+    result: set[int] = set()
+    stack = list(org_ids)
+    while stack:
+        current = stack.pop()
+        if current not in result:
+            result.add(current)
+            stack.extend(children.get(current, []))
+    return result
+
+
+def parse_role_spec(spec: str) -> tuple[str, str]:
+    if "@" not in spec:
+        raise InvalidData(f"角色须写作 ROLE@ORGCODE:{spec} / role must be ROLE@ORGCODE", {"role": spec})
+    role, org = spec.split("@", 1)
+    if role not in catalogue.roles():
+        raise InvalidData(f"未知角色“{role}”(见 xiaowei roles list) / unknown role {role}", {"role": role})
+    return role, org
+
+
+def add_user(session: Session, username: str, password: str, roles: Iterable[str] = (), *,
+             display_name: str = "", actor: str = "system") -> User:
+    """Create a user with role assignments given as ``role@orgcode``."""
+    if not _USERNAME.match(username or ""):
+        raise InvalidData(f"用户名“{username}”无效(2–64位字母、数字、_.-) / invalid username", {"username": "invalid"})
+    validate_password(password)
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        raise Conflict(f"用户“{username}”已存在 / user {username} already exists")
+    specs = [parse_role_spec(s) for s in roles]
+    user = User(username=username, display_name=display_name or username, password_hash=hash_password(password),
+                active=True, failed_logins=0, created_at=audit.db_time())
+    session.add(user)
+    session.flush()
+    for role, org_code in specs:
+        org = get_org(session, org_code)
+        session.add(RoleAssignment(user_id=user.id, role_key=role, org_id=org.id))
+    session.flush()
+    audit.append_system_event(session, "user_added", actor=actor,
+                              data={"username": username, "roles": [f"{r}@{o}" for r, o in specs]})
+    return user
+
+
+def grant(session: Session, username: str, spec: str, *, actor: str = "system") -> None:
+    role, org_code = parse_role_spec(spec)
+    user = get_user(session, username)
+    org = get_org(session, org_code)
+    exists = session.scalar(select(RoleAssignment).where(
+        RoleAssignment.user_id == user.id, RoleAssignment.role_key == role, RoleAssignment.org_id == org.id))
+    if exists is None:
+        session.add(RoleAssignment(user_id=user.id, role_key=role, org_id=org.id))
+        audit.append_system_event(session, "role_granted", actor=actor, data={"username": username, "role": spec})
+
+
+def set_password(session: Session, username: str, password: str, *, actor: str = "system") -> None:
+    validate_password(password)
+    user = get_user(session, username)
+    user.password_hash = hash_password(password)
+    user.password_changed_at = audit.db_time()
+    user.failed_logins = 0
+    user.locked_until = None
+    audit.append_system_event(session, "password_set", actor=actor, data={"username": username})
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"没有用户“{username}” / no user {username}")
+    return user
+
+
+@dataclass
+class Actor:
+    """A user acting now, with the roles they hold and where."""
+
+    user: User
+    assignments: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def username(self) -> str:
+        return self.user.username
+
+    def roles_at(self, org_chain_ids: Iterable[int]) -> set[str]:
+        """Roles that apply to an organization, given it and its ancestors' ids."""
+        ids = set(org_chain_ids)
+        return {role for role, oid in self.assignments if oid in ids}
+
+
+def load_actor(session: Session, username: str) -> Actor:
+    user = get_user(session, username)
+    if not user.active:
+        raise Forbidden(f"用户“{username}”已停用 / user {username} is disabled")
+    rows = session.execute(select(RoleAssignment.role_key, RoleAssignment.org_id)
+                           .where(RoleAssignment.user_id == user.id)).all()
+    return Actor(user, [(r, o) for r, o in rows])
+
+
+def visible_org_ids(session: Session, actor: Actor) -> set[int]:
+    """Organizations whose cases the actor may see: the subtrees of every assignment."""
+    return descendants(session, {oid for _, oid in actor.assignments})
+
+
+def list_users(session: Session) -> list[dict]:
+    users = session.scalars(select(User).order_by(User.username)).all()
+    codes = dict(session.execute(select(Organization.id, Organization.code)).all())
+    return [{"username": u.username, "display_name": u.display_name, "active": u.active,
+             "roles": sorted(f"{a.role_key}@{codes.get(a.org_id)}" for a in u.assignments)} for u in users]
+
+
+def list_orgs(session: Session) -> list[dict]:
+    orgs = session.scalars(select(Organization).order_by(Organization.id)).all()
+    codes = {o.id: o.code for o in orgs}
+    return [{"code": o.code, "name": o.name, "kind": o.kind, "parent": codes.get(o.parent_id)} for o in orgs]

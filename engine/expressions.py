@@ -1,0 +1,264 @@
+"""The safe expression language of gateway conditions, form constraints and timer durations.
+
+BPMN files are data that township staff edit; nothing in them may run arbitrary Python.
+Expressions are parsed with :mod:`ast` and evaluated by walking a whitelist of node types:
+names, literals, comparisons, boolean logic, arithmetic, conditional expressions, list and
+tuple literals, and calls of a few named functions. Anything else is rejected when a BPMN
+file is validated (:func:`check`) and again, defensively, when evaluated.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any, Callable, Mapping
+
+MAX_LENGTH = 500
+MAX_NODES = 200
+
+
+class ExpressionError(ValueError):
+    """An expression that is not part of the safe language, or that failed to evaluate."""
+
+
+_BINARY: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+}
+_UNARY: dict[type, Callable[[Any], Any]] = {
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+    ast.Not: operator.not_,
+}
+_COMPARE: dict[type, Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+
+
+def duration_days(n: Any) -> str:
+    """An ISO 8601 duration of ``n`` whole days, as timers expect (``"P7D"``)."""
+    days = int(_number(n))
+    if days < 0:
+        raise ExpressionError(f"negative duration: {n}")
+    return f"P{days}D"
+
+
+def duration_hours(n: Any) -> str:
+    """An ISO 8601 duration of ``n`` whole hours (``"PT48H"``)."""
+    hours = int(_number(n))
+    if hours < 0:
+        raise ExpressionError(f"negative duration: {n}")
+    return f"PT{hours}H"
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, Fraction)):
+        raise ExpressionError(f"not a number: {value!r}")
+    return value
+
+
+_SAFE_LEN_TYPES = (str, list, tuple)
+
+
+def _safe_len(value: Any) -> int:
+    if not isinstance(value, _SAFE_LEN_TYPES):
+        raise ExpressionError("len() takes text or a list")
+    return len(value)
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "duration_days": duration_days,
+    "duration_hours": duration_hours,
+    "len": _safe_len,
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "round": round,
+    "int": int,
+    "float": float,
+    "str": str,
+}
+# `param` is resolved per evaluation from the case's local parameters.
+FUNCTION_NAMES = frozenset(FUNCTIONS) | {"param"}
+CONSTANTS = {"True": True, "False": False, "None": None}
+
+_ALLOWED_NODES = (
+    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.BinOp, ast.UnaryOp, ast.Compare,
+    ast.IfExp, ast.Call, ast.Name, ast.Load, ast.Constant, ast.List, ast.Tuple,
+    *_BINARY, *_UNARY, *_COMPARE,
+)
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A checked expression: its source text, parsed tree and the names it reads."""
+
+    source: str
+    tree: ast.Expression
+    names: frozenset[str]
+    params: frozenset[str]
+
+    def evaluate(self, variables: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> Any:
+        """Evaluate with ``variables`` (form data) and ``params`` (local parameters)."""
+        return _Evaluator(variables, params or {}).visit(self.tree.body)
+
+
+@lru_cache(maxsize=4096)
+def compile_expression(source: str) -> Expression:
+    """Parse and check ``source``; raise :class:`ExpressionError` naming what is not allowed."""
+    if not isinstance(source, str) or not source.strip():
+        raise ExpressionError("empty expression")
+    if len(source) > MAX_LENGTH:
+        raise ExpressionError(f"expression longer than {MAX_LENGTH} characters")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"syntax error: {exc.msg}") from None
+    names: set[str] = set()
+    params: set[str] = set()
+    count = 0
+    for node in ast.walk(tree):
+        count += 1
+        if count > MAX_NODES:
+            raise ExpressionError("expression too complex")
+        if not isinstance(node, _ALLOWED_NODES):
+            raise ExpressionError(f"not allowed: {type(node).__name__}")
+        if isinstance(node, ast.Call):
+            _check_call(node, params)
+        elif isinstance(node, ast.Name):
+            if node.id.startswith("_"):
+                raise ExpressionError(f"name not allowed: {node.id}")
+            if node.id not in CONSTANTS and node.id not in FUNCTION_NAMES:
+                names.add(node.id)
+        elif isinstance(node, ast.Constant) and not isinstance(
+            node.value, (int, float, str, bool, type(None))
+        ):
+            raise ExpressionError(f"literal not allowed: {node.value!r}")
+    return Expression(source, tree, frozenset(names), frozenset(params))
+
+
+def _check_call(node: ast.Call, params: set[str]) -> None:
+    if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTION_NAMES:
+        raise ExpressionError(f"call not allowed: {ast.unparse(node.func)}")
+    if node.keywords:
+        raise ExpressionError("keyword arguments not allowed")
+    if node.func.id == "param":
+        if len(node.args) != 1 or not (
+            isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+        ):
+            raise ExpressionError('param() takes one quoted key, e.g. param("major_amount")')
+        params.add(node.args[0].value)
+
+
+def check(source: str) -> Expression:
+    """Alias of :func:`compile_expression` for validators."""
+    return compile_expression(source)
+
+
+def evaluate(source: str, variables: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> Any:
+    """Check and evaluate ``source`` in one call."""
+    return compile_expression(source).evaluate(variables, params)
+
+
+class _Evaluator:
+    def __init__(self, variables: Mapping[str, Any], params: Mapping[str, Any]):
+        self.variables = variables
+        self.params = params
+
+    def visit(self, node: ast.AST) -> Any:
+        method = getattr(self, "visit_" + type(node).__name__, None)
+        if method is None:
+            raise ExpressionError(f"not allowed: {type(node).__name__}")
+        return method(node)
+
+    def visit_Constant(self, node: ast.Constant) -> Any:
+        return node.value
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
+        if node.id not in self.variables:
+            raise ExpressionError(f"unknown name: {node.id}")
+        return self.variables[node.id]
+
+    def visit_List(self, node: ast.List) -> list:
+        return [self.visit(e) for e in node.elts]
+
+    def visit_Tuple(self, node: ast.Tuple) -> tuple:
+        return tuple(self.visit(e) for e in node.elts)
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> Any:
+        is_and = isinstance(node.op, ast.And)
+        value: Any = is_and
+        for operand in node.values:
+            value = self.visit(operand)
+            if bool(value) != is_and:
+                return value
+        return value
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
+        return _UNARY[type(node.op)](self.visit(node.operand))
+
+    def visit_BinOp(self, node: ast.BinOp) -> Any:
+        left, right = _align(self.visit(node.left), self.visit(node.right))
+        if isinstance(node.op, ast.Mult) and (isinstance(left, (str, list)) or isinstance(right, (str, list))):
+            raise ExpressionError("repetition of text or lists is not allowed")
+        try:
+            return _BINARY[type(node.op)](left, right)
+        except (TypeError, ZeroDivisionError, ArithmeticError) as exc:
+            raise ExpressionError(str(exc)) from None
+
+    def visit_Compare(self, node: ast.Compare) -> bool:
+        left = self.visit(node.left)
+        for op, comparator in zip(node.ops, node.comparators):
+            right = self.visit(comparator)
+            a, b = _align(left, right)
+            try:
+                if not _COMPARE[type(op)](a, b):
+                    return False
+            except TypeError as exc:
+                raise ExpressionError(str(exc)) from None
+            left = right
+        return True
+
+    def visit_IfExp(self, node: ast.IfExp) -> Any:
+        return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
+
+    def visit_Call(self, node: ast.Call) -> Any:
+        name = node.func.id  # type: ignore[attr-defined]  # checked at compile time
+        args = [self.visit(a) for a in node.args]
+        if name == "param":
+            key = args[0]
+            if key not in self.params:
+                raise ExpressionError(f"unknown parameter: {key}")
+            return self.params[key]
+        try:
+            return FUNCTIONS[name](*args)
+        except ExpressionError:
+            raise
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise ExpressionError(f"{name}(): {exc}") from None
+
+
+def _align(a: Any, b: Any) -> tuple[Any, Any]:
+    """Let Decimal money, Fraction ratios, ints and floats meet in exact arithmetic."""
+    if isinstance(a, Decimal) and isinstance(b, (Fraction, float)) and not isinstance(b, bool):
+        return Fraction(a), Fraction(b)
+    if isinstance(b, Decimal) and isinstance(a, (Fraction, float)) and not isinstance(a, bool):
+        return Fraction(a), Fraction(b)
+    return a, b

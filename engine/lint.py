@@ -1,0 +1,456 @@
+"""Validation of procedure BPMN documents: the BPMN XSD plus Xiaowei's conventions.
+
+Every problem names the element and says what is wrong in Chinese and English. Errors make a
+document unpublishable; warnings are advice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Iterable
+
+from lxml import etree
+
+from . import catalogue, spiff
+from .definitions import (
+    BPMN, BPMNDI, NS, OUTCOMES, PARAM_TYPES, STEP_KINDS, ProcedureDefinition, parse_param_value,
+    read_definition,
+)
+from .expressions import ExpressionError, compile_expression
+from .forms import check_field_definition
+from .xmlsafe import UnsafeXml, parse_xml
+
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+UNSUPPORTED = {
+    "scriptTask": "脚本任务", "serviceTask": "服务任务", "businessRuleTask": "业务规则任务",
+    "sendTask": "发送任务", "receiveTask": "接收任务", "callActivity": "调用活动",
+    "subProcess": "子流程", "inclusiveGateway": "包容网关", "eventBasedGateway": "事件网关",
+    "complexGateway": "复杂网关", "boundaryEvent": "边界事件", "intermediateThrowEvent": "中间抛出事件",
+    "task": "无类型任务", "manualTask": "手工任务",
+}
+ALLOWED_EVENT_DEFINITIONS = {"timerEventDefinition", "terminateEventDefinition"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of the linter."""
+
+    code: str
+    element: str
+    zh: str
+    en: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = f"[{self.element}] " if self.element else ""
+        return f"{self.severity}: {where}{self.zh} / {self.en} ({self.code})"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "element": self.element, "zh": self.zh, "en": self.en, "severity": self.severity}
+
+
+@dataclass
+class LintResult:
+    definition: ProcedureDefinition | None
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+_cache: dict[tuple[str, bool], LintResult] = {}
+
+
+def lint_bytes(xml: bytes, filename: str = "<bpmn>", *, require_di: bool = True) -> LintResult:
+    """Parse safely, validate against the XSD and Xiaowei's rules; never raises on bad input.
+
+    Results are cached by content hash (documents are immutable once written).
+    """
+    key = (hashlib.sha256(xml).hexdigest(), require_di)
+    cached = _cache.get(key)
+    if cached is None:
+        cached = _lint_uncached(xml, filename, require_di=require_di)
+        if len(_cache) > 512:
+            _cache.clear()
+        _cache[key] = cached
+    return cached
+
+
+def _lint_uncached(xml: bytes, filename: str, *, require_di: bool) -> LintResult:
+    try:
+        root = parse_xml(xml)
+    except UnsafeXml as exc:
+        return LintResult(None, [Problem("xml", "", str(exc).split(" / ")[0], _en(str(exc)))])
+    try:
+        spiff.validate_xsd(root, filename)
+    except Exception as exc:  # SpiffWorkflow raises ValidationException with the XSD's message
+        return LintResult(None, [Problem("xsd", "", f"不符合 BPMN 2.0 XSD:{_first_line(exc)}",
+                                         f"not valid against the BPMN 2.0 XSD: {_first_line(exc)}")])
+    try:
+        d = read_definition(root, xml)
+    except ValueError as exc:
+        return LintResult(None, [Problem("process", "", str(exc).split(" / ")[0], _en(str(exc)))])
+    problems = list(check_definition(d, require_di=require_di))
+    if not any(p.severity == "error" for p in problems):
+        try:
+            spiff.parse_process(root, d.id, filename)
+        except Exception as exc:
+            problems.append(Problem("spiff", d.id, f"流程引擎无法解析:{_first_line(exc)}",
+                                    f"the engine cannot parse it: {_first_line(exc)}"))
+    return LintResult(d, problems)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _en(message: str) -> str:
+    parts = message.split(" / ", 1)
+    return parts[1] if len(parts) == 2 else message
+
+
+def check_definition(d: ProcedureDefinition, *, require_di: bool = True) -> Iterable[Problem]:
+    """All convention checks over a read definition."""
+    yield from _check_process(d)
+    yield from _check_unsupported(d)
+    yield from _check_lanes_and_steps(d)
+    yield from _check_parameters(d)
+    yield from _check_flows_and_expressions(d)
+    yield from _check_gateways(d)
+    yield from _check_graph(d)
+    yield from _check_checkpoints(d)
+    if require_di:
+        yield from _check_di(d)
+
+
+def _check_process(d: ProcedureDefinition) -> Iterable[Problem]:
+    process = d.process_element
+    if process is None or (process.get("isExecutable") or "").lower() != "true":
+        yield Problem("executable", d.id, "流程须标记为可执行(isExecutable=\"true\")", "process must be isExecutable=\"true\"")
+    if process is not None and process.find("bpmn:extensionElements/xw:procedure", NS) is None:
+        yield Problem("procedure-meta", d.id, "缺少事项信息(xw:procedure)", "missing xw:procedure metadata", "warning")
+    elif d.category and d.category not in catalogue.categories():
+        yield Problem("category", d.id, f"类别“{d.category}”不在九大类中", f"unknown category {d.category}")
+    if d.edition and d.edition not in ("village", "community", "both"):
+        yield Problem("edition", d.id, f"版本“{d.edition}”须为 village、community 或 both", f"unknown edition {d.edition}")
+    if len(d.start_ids) != 1:
+        yield Problem("start", d.id, f"须有且只有一个开始事件(现有{len(d.start_ids)}个)",
+                      f"exactly one start event required (found {len(d.start_ids)})")
+
+
+def _check_unsupported(d: ProcedureDefinition) -> Iterable[Problem]:
+    for node in d.nodes.values():
+        if node.type in UNSUPPORTED:
+            yield Problem("unsupported", node.id, f"{UNSUPPORTED[node.type]}({node.type})无法在小微中执行",
+                          f"{node.type} cannot be executed by Xiaowei")
+    assert d.process_element is not None
+    for el in d.process_element.iter():
+        if not isinstance(el.tag, str):
+            continue
+        q = etree.QName(el.tag)
+        if q.namespace == SPIFF_NS and q.localname in ("preScript", "postScript", "script", "serviceTaskOperator"):
+            owner = _owner_id(el)
+            yield Problem("script", owner, "不允许在流程中写脚本", f"scripts are not allowed (spiffworkflow:{q.localname})")
+        if q.namespace == BPMN and q.localname.endswith("EventDefinition") and q.localname not in ALLOWED_EVENT_DEFINITIONS:
+            yield Problem("unsupported-event", _owner_id(el), f"不支持的事件类型 {q.localname}",
+                          f"unsupported event definition {q.localname}")
+
+
+def _owner_id(el: etree._Element) -> str:
+    while el is not None and el.get("id") is None:
+        el = el.getparent()
+    return el.get("id", "") if el is not None else ""
+
+
+def _check_lanes_and_steps(d: ProcedureDefinition) -> Iterable[Problem]:
+    known = catalogue.roles()
+    for lane in d.lanes.values():
+        if not lane.role:
+            yield Problem("lane-role", lane.id, f"泳道“{lane.name}”未指定角色(xw:role)", "lane without xw:role key")
+        elif lane.role not in known:
+            yield Problem("lane-role", lane.id, f"泳道“{lane.name}”的角色“{lane.role}”未定义", f"unknown role {lane.role}")
+    all_fields = d.fields_by_name()
+    for step in d.steps.values():
+        if step.lane is None:
+            yield Problem("no-lane", step.id, f"任务“{step.name}”不在任何泳道中", "user task outside any lane")
+        if step.kind not in STEP_KINDS:
+            yield Problem("step-kind", step.id, f"任务“{step.name}”的类型“{step.kind}”未知", f"unknown step kind {step.kind}")
+        if step.time_limit_text and step.time_limit is None:
+            yield Problem("time-limit", step.id, f"时限“{step.time_limit_text}”格式错误(如 3d、5wd、48h)",
+                          "time limit must look like 3d, 5wd or 48h")
+        if not step.name:
+            yield Problem("step-name", step.id, "任务没有名称", "user task without a name")
+        names = [f.name for f in step.fields]
+        for dup in {n for n in names if names.count(n) > 1}:
+            yield Problem("field-dup", step.id, f"字段“{dup}”重复", f"duplicate field {dup}")
+        for f in step.fields:
+            for message in check_field_definition(f):
+                yield Problem("field", step.id, message.split(" / ")[0], _en(message))
+        for c in step.constraints:
+            try:
+                expr = compile_expression(c.test)
+            except ExpressionError as exc:
+                yield Problem("unsafe-expression", step.id, f"校验规则“{c.test}”不安全或有误:{exc}",
+                              f"constraint {c.test!r} rejected: {exc}")
+                continue
+            for name in expr.names - set(all_fields):
+                yield Problem("unknown-field", step.id, f"校验规则引用了不存在的字段“{name}”", f"constraint reads unknown field {name}")
+            for key in expr.params - set(d.parameters):
+                yield Problem("unknown-param", step.id, f"未声明的参数“{key}”", f"undeclared parameter {key}")
+        if step.disclosure is not None:
+            key = step.disclosure.get("minDaysParam")
+            if key and key not in d.parameters:
+                yield Problem("unknown-param", step.id, f"未声明的参数“{key}”", f"undeclared parameter {key}")
+
+
+def _check_parameters(d: ProcedureDefinition) -> Iterable[Problem]:
+    assert d.process_element is not None
+    for el in d.process_element.findall("bpmn:extensionElements/xw:parameter", NS):
+        key, ptype = el.get("key", ""), el.get("type", "text")
+        if ptype not in PARAM_TYPES:
+            yield Problem("param-type", d.id, f"参数“{key}”的类型“{ptype}”未知", f"unknown parameter type {ptype}")
+            continue
+        try:
+            parse_param_value(ptype, el.get("default"))
+        except ValueError:
+            yield Problem("param-default", d.id, f"参数“{key}”的默认值“{el.get('default')}”无效",
+                          f"invalid default for parameter {key}")
+
+
+def _check_flows_and_expressions(d: ProcedureDefinition) -> Iterable[Problem]:
+    fields = d.fields_by_name()
+    for flow in d.flows.values():
+        for end in (flow.source, flow.target):
+            if end not in d.nodes:
+                yield Problem("flow-ref", flow.id, f"连线指向不存在的元素“{end}”", f"flow refers to unknown element {end}")
+        if flow.condition is None:
+            continue
+        source = d.nodes.get(flow.source)
+        if source is not None and source.type != "exclusiveGateway":
+            yield Problem("condition-placement", flow.id, "条件只能写在排他网关的出口连线上",
+                          "conditions belong on flows leaving an exclusive gateway")
+        yield from _check_expression(d, flow.id, flow.condition, fields)
+    for node in d.nodes.values():
+        if node.timer is not None:
+            if not node.timer:
+                yield Problem("timer", node.id, "定时事件缺少时长表达式", "timer without an expression")
+            else:
+                yield from _check_expression(d, node.id, node.timer, fields)
+        if node.type == "endEvent" and node.outcome not in OUTCOMES:
+            yield Problem("outcome", node.id, f"结束事件的结果“{node.outcome}”须为 completed、rejected 或 terminated",
+                          f"unknown end outcome {node.outcome}")
+
+
+def _check_expression(d: ProcedureDefinition, element: str, text: str, fields: dict) -> Iterable[Problem]:
+    try:
+        expr = compile_expression(text)
+    except ExpressionError as exc:
+        yield Problem("unsafe-expression", element, f"表达式“{text}”不安全或有误:{exc}", f"expression {text!r} rejected: {exc}")
+        return
+    for name in sorted(expr.names - set(fields)):
+        yield Problem("unknown-field", element, f"表达式“{text}”引用了不存在的表单字段“{name}”",
+                      f"expression {text!r} reads unknown form field {name}")
+    for key in sorted(expr.params - set(d.parameters)):
+        yield Problem("unknown-param", element, f"表达式引用了未声明的参数“{key}”", f"undeclared parameter {key}")
+
+
+def _check_gateways(d: ProcedureDefinition) -> Iterable[Problem]:
+    fields = d.fields_by_name()
+    params = {k: p.default for k, p in d.parameters.items()}
+    for node in d.nodes.values():
+        if node.type != "exclusiveGateway" or len(node.outgoing) < 2:
+            continue
+        if node.default_flow:
+            if node.default_flow not in node.outgoing:
+                yield Problem("gateway-default", node.id, "默认出口不是本网关的出口连线", "default flow is not an outgoing flow")
+            continue
+        conditions = [d.flows[f].condition for f in node.outgoing if f in d.flows]
+        if any(c is None for c in conditions):
+            yield Problem("gateway-condition", node.id, f"网关“{node.name or node.id}”有出口既无条件也非默认",
+                          "a gateway exit has neither a condition nor is the default")
+            continue
+        gap = _find_uncovered(conditions, fields, params)  # type: ignore[arg-type]
+        if gap is not None:
+            shown = ", ".join(f"{k}={v}" for k, v in gap.items())
+            yield Problem("gateway-incomplete", node.id,
+                          f"网关“{node.name or node.id}”没有默认出口,且条件未覆盖所有情况(例如 {shown})",
+                          f"no default flow and the conditions miss a case (e.g. {shown})")
+
+
+def _find_uncovered(conditions: list[str], fields: dict, params: dict) -> dict[str, Any] | None:
+    """Sample boundary values of the fields the conditions read; return a case none matches."""
+    try:
+        exprs = [compile_expression(c) for c in conditions]
+    except ExpressionError:
+        return None  # reported elsewhere
+    names = sorted(set().union(*(e.names for e in exprs)))
+    candidates = {n: sample_values(fields.get(n), conditions, params) for n in names}
+    space = 1
+    for values in candidates.values():
+        space *= len(values)
+    if space > 200_000:
+        return None
+    for combo in itertools.product(*(candidates[n] for n in names)):
+        scope = dict(zip(names, combo))
+        if not any(_true(e, scope, params) for e in exprs):
+            return scope
+    return None
+
+
+def _true(expr, scope, params) -> bool:
+    try:
+        return bool(expr.evaluate(scope, params))
+    except ExpressionError:
+        return False
+
+
+def sample_values(field, conditions: list[str], params: dict) -> list[Any]:
+    """Representative values of a field for coverage checks and scenario steering."""
+    if field is None:
+        return [None]
+    if field.type == "boolean":
+        return [True, False]
+    if field.type == "choice":
+        return [o.value for o in field.options]
+    if field.type in ("integer", "decimal", "money"):
+        points: set[Fraction] = {Fraction(0), Fraction(1), Fraction(2), Fraction(3), Fraction(10), Fraction(100)}
+        for value in params.values():
+            if isinstance(value, (int, Decimal, Fraction)) and not isinstance(value, bool):
+                v = Fraction(value)
+                points.update({v, v - 1, v + 1, v * 100})
+        for text in conditions:
+            for node in _numeric_constants(text):
+                points.update({node, node - 1, node + 1})
+        as_type = int if field.type == "integer" else (lambda x: Decimal(x.numerator) / Decimal(x.denominator))
+        values = sorted({as_type(p) if field.type != "integer" else int(p) for p in points if p >= 0})
+        return values[:40]
+    return ["", "x"]
+
+
+def _numeric_constants(text: str) -> list[Fraction]:
+    import ast
+
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return []
+    return [Fraction(n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)]
+
+
+def _check_graph(d: ProcedureDefinition) -> Iterable[Problem]:
+    if len(d.start_ids) != 1:
+        return
+    succ = _successors(d)
+    reached = _reach(d.start_ids[0], succ)
+    for node in d.nodes.values():
+        if node.id not in reached:
+            yield Problem("unreachable", node.id, f"“{node.name or node.id}”从开始事件无法到达", "not reachable from the start")
+    ends = {n.id for n in d.nodes.values() if n.type == "endEvent"}
+    if not any(d.nodes[e].outcome == "completed" for e in ends):
+        yield Problem("no-completed-end", d.id, "没有“办结”(completed)结束事件", "no end event with outcome completed")
+    pred: dict[str, list[str]] = {n: [] for n in d.nodes}
+    for src, targets in succ.items():
+        for t in targets:
+            pred.setdefault(t, []).append(src)
+    can_end: set[str] = set()
+    for e in ends:
+        can_end |= _reach(e, pred)
+    for node in d.nodes.values():
+        if node.id in reached and node.id not in can_end:
+            yield Problem("dead-end", node.id, f"“{node.name or node.id}”之后无法到达任何结束事件", "no end event can be reached from here")
+        if node.type != "endEvent" and not node.outgoing and node.id in d.nodes:
+            yield Problem("no-outgoing", node.id, f"“{node.name or node.id}”没有出口连线", "flow node without outgoing flow")
+
+
+def _successors(d: ProcedureDefinition) -> dict[str, list[str]]:
+    succ: dict[str, list[str]] = {n: [] for n in d.nodes}
+    for flow in d.flows.values():
+        if flow.source in succ and flow.target in d.nodes:
+            succ[flow.source].append(flow.target)
+    return succ
+
+
+def _reach(start: str, edges: dict[str, list[str]], blocked: set[str] = frozenset()) -> set[str]:  # type: ignore[assignment]
+    seen = {start}
+    queue = deque([start])
+    while queue:
+        for nxt in edges.get(queue.popleft(), []):
+            if nxt not in seen and nxt not in blocked:
+                seen.add(nxt)
+                queue.append(nxt)
+    return seen
+
+
+def bypass_path(d: ProcedureDefinition, kind: str) -> list[str] | None:
+    """A path from the start to a completed end that passes no step of ``kind``, if one exists."""
+    if len(d.start_ids) != 1:
+        return None
+    blocked = {s.id for s in d.steps.values() if s.kind == kind}
+    succ = _successors(d)
+    start = d.start_ids[0]
+    parent: dict[str, str | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        current = queue.popleft()
+        node = d.nodes[current]
+        if node.type == "endEvent" and node.outcome == "completed":
+            path = []
+            at: str | None = current
+            while at is not None:
+                path.append(at)
+                at = parent[at]
+            return list(reversed(path))
+        for nxt in succ.get(current, []):
+            if nxt not in parent and nxt not in blocked:
+                parent[nxt] = current
+                queue.append(nxt)
+    return None
+
+
+def _check_checkpoints(d: ProcedureDefinition) -> Iterable[Problem]:
+    labels = {"disclosure": ("公开公示", "disclosure"), "supervision": ("监督", "supervision")}
+    for kind, required in d.requires.items():
+        if not required:
+            continue
+        path = bypass_path(d, kind)
+        if path is not None:
+            zh, en = labels[kind]
+            names = " → ".join(d.nodes[n].name or n for n in path)
+            yield Problem("checkpoint-bypass", path[-1],
+                          f"存在绕过{zh}环节直达办结的路径:{names}",
+                          f"a path reaches a completed end without a {en} checkpoint: {' -> '.join(path)}")
+
+
+def _check_di(d: ProcedureDefinition) -> Iterable[Problem]:
+    plane_refs = {el.get("bpmnElement") for el in d.root.iter(f"{{{BPMNDI}}}BPMNShape")}
+    edge_refs = {el.get("bpmnElement") for el in d.root.iter(f"{{{BPMNDI}}}BPMNEdge")}
+    for node in d.nodes.values():
+        if node.id not in plane_refs:
+            yield Problem("di-shape", node.id, f"“{node.name or node.id}”没有图形(BPMNShape)", "flow node without a diagram shape")
+    for flow in d.flows.values():
+        if flow.id not in edge_refs:
+            yield Problem("di-edge", flow.id, "连线没有图形(BPMNEdge)", "sequence flow without a diagram edge")
+    for lane in d.lanes.values():
+        if lane.id not in plane_refs:
+            yield Problem("di-lane", lane.id, f"泳道“{lane.name}”没有图形", "lane without a diagram shape")
+
+
+def lint_file(path) -> LintResult:
+    """Lint one file on disk."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return lint_bytes(data, str(path))
+
+
+__all__ = ["Problem", "LintResult", "lint_bytes", "lint_file", "check_definition", "bypass_path", "sample_values"]

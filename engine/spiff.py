@@ -1,0 +1,209 @@
+"""The one module that talks to SpiffWorkflow (3.2.0).
+
+It gives SpiffWorkflow three things it lacks for Xiaowei:
+- a script engine that evaluates only the safe expression language (no `eval`, no scripts);
+- the engine's injectable clock for timers (SpiffWorkflow reads `datetime.now` directly);
+- a serializer that stores a case's state without its process spec, which is re-attached from
+  the cached published version (the spec is about half of a serialized case).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Callable, Iterable
+
+import SpiffWorkflow.bpmn.workflow as _bpmn_workflow_module
+from lxml import etree
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
+from SpiffWorkflow.bpmn.specs.event_definitions import timer as _timer_module
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.util.task import TaskState
+
+from . import clock
+from .expressions import ExpressionError, compile_expression
+
+SERIALIZER_VERSION = "spiff-3.2.0/xw-1"
+PARAMS_KEY = "xw_params"
+
+__all__ = [
+    "BpmnWorkflow", "TaskState", "SafeScriptEngine", "SAFE_ENGINE", "parse_process",
+    "new_workflow", "dump_state", "load_state", "ready_user_tasks", "waiting_timers",
+    "run_engine", "SERIALIZER_VERSION", "PARAMS_KEY", "validate_xsd",
+]
+
+
+class _ClockedDatetime(datetime):
+    """`datetime` whose `now()` asks the engine's clock; installed into SpiffWorkflow's timers."""
+
+    @classmethod
+    def now(cls, tz=None):  # type: ignore[override]
+        current = clock.now()
+        return current.astimezone(tz) if tz is not None else current.astimezone().replace(tzinfo=None)
+
+
+_timer_module.datetime = _ClockedDatetime  # type: ignore[attr-defined]
+
+
+class _NoScriptEnvironment:
+    """Environment that refuses everything: Xiaowei runs no scripts from BPMN files."""
+
+    globals: dict[str, Any] = {}
+
+    def evaluate(self, expression, context, external_context=None):
+        raise ExpressionError("scripts are not allowed")
+
+    def execute(self, script, context, external_context=None):
+        raise ExpressionError("scripts are not allowed")
+
+    def call_service(self, context, **kwargs):
+        raise ExpressionError("service calls are not allowed")
+
+
+class SafeScriptEngine(PythonScriptEngine):
+    """Evaluates gateway conditions and timer expressions with the safe expression language."""
+
+    def __init__(self, environment=None):
+        super().__init__(environment=_NoScriptEnvironment())
+
+    def validate(self, expression: str) -> None:
+        compile_expression(expression)
+
+    def evaluate(self, task, expression, external_context=None):
+        try:
+            params = task.workflow.top_workflow.data.get(PARAMS_KEY, {})
+            return compile_expression(expression).evaluate(task.data, params)
+        except ExpressionError as exc:
+            raise WorkflowTaskException(
+                f"表达式无法求值 / cannot evaluate {expression!r}: {exc}", task=task, exception=exc
+            ) from None
+
+    def execute(self, task, script, external_context=None):
+        raise WorkflowTaskException("不允许执行脚本 / scripts are not allowed", task=task)
+
+    def call_service(self, task, **kwargs):
+        raise WorkflowTaskException("不允许调用服务 / service calls are not allowed", task=task)
+
+
+SAFE_ENGINE = SafeScriptEngine()
+# A workflow created anywhere without an explicit engine gets the safe one, never plain eval.
+_bpmn_workflow_module.PythonScriptEngine = SafeScriptEngine  # type: ignore[attr-defined]
+
+
+class _SpeclessWorkflowConverter(BpmnWorkflowConverter):
+    """Serializes a workflow without its spec and restores it onto a spec object we pass in."""
+
+    def to_dict(self, workflow):
+        dct = super(BpmnWorkflowConverter, self).to_dict(workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct):
+        spec = dct.pop("spec")
+        subprocess_specs = dct.pop("subprocess_specs", {})
+        workflow = self.target_class(spec, subprocess_specs, script_engine=SAFE_ENGINE, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], _uuid, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(_uuid(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _uuid(value: str):
+    from uuid import UUID
+
+    return UUID(value)
+
+
+def _make_serializer() -> BpmnWorkflowSerializer:
+    config = dict(SPIFF_CONFIG)
+    config[BpmnWorkflow] = _SpeclessWorkflowConverter
+    registry = BpmnWorkflowSerializer.configure(config)
+    registry.register(Decimal, lambda v: {"value": str(v)}, lambda d: Decimal(d["value"]), "Decimal")
+    registry.register(Fraction, lambda v: {"value": str(v)}, lambda d: Fraction(d["value"]), "Fraction")
+    return BpmnWorkflowSerializer(registry, version=SERIALIZER_VERSION)
+
+
+_SERIALIZER = _make_serializer()
+
+
+def validate_xsd(root: etree._Element, filename: str | None = None) -> None:
+    """Validate a parsed BPMN document against the BPMN 2.0 XSD (raises on failure)."""
+    VALIDATOR.validate(root, filename)
+
+
+def parse_process(root: etree._Element, process_id: str, filename: str = "<bpmn>"):
+    """Build SpiffWorkflow's spec (and subprocess specs) for ``process_id`` from a parsed document."""
+    parser = SpiffBpmnParser(validator=VALIDATOR)
+    parser.add_bpmn_xml(root, filename)
+    spec = parser.get_spec(process_id)
+    return spec, parser.get_subprocess_specs(process_id)
+
+
+def new_workflow(spec, subprocess_specs, params: dict[str, Any]) -> BpmnWorkflow:
+    """A new workflow with the safe engine and the case's frozen local parameters."""
+    workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SAFE_ENGINE)
+    workflow.data[PARAMS_KEY] = dict(params)
+    return workflow
+
+
+def dump_state(workflow: BpmnWorkflow) -> str:
+    """The workflow's state as JSON, without the spec."""
+    _SERIALIZER.registry._encoder_mode = True
+    try:
+        dct = _SERIALIZER.to_dict(workflow)
+        return json.dumps(dct, cls=_SERIALIZER._encoder_cls, separators=(",", ":"), ensure_ascii=False)
+    finally:
+        _SERIALIZER.registry._encoder_mode = False
+
+
+def load_state(state: str, spec, subprocess_specs) -> BpmnWorkflow:
+    """Restore a workflow from :func:`dump_state` output onto its (cached) spec."""
+    dct = json.loads(state, cls=_SERIALIZER.json_decoder_cls)
+    dct["spec"] = spec
+    dct["subprocess_specs"] = subprocess_specs
+    return _SERIALIZER.from_dict(dct)
+
+
+def ready_user_tasks(workflow: BpmnWorkflow) -> list:
+    """READY tasks that need a person."""
+    return workflow.get_tasks(state=TaskState.READY, manual=True)
+
+
+def waiting_timers(workflow: BpmnWorkflow) -> list[tuple[Any, datetime | None]]:
+    """WAITING timer tasks with their deadlines (None when not yet computed)."""
+    result = []
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        event = getattr(task.task_spec, "event_definition", None)
+        if isinstance(event, TimerEventDefinition):
+            value = task._get_internal_data("event_value")
+            deadline = None
+            if isinstance(value, str):
+                try:
+                    deadline = TimerEventDefinition.get_datetime(value)
+                except ValueError:
+                    deadline = None
+            result.append((task, deadline))
+    return result
+
+
+def run_engine(workflow: BpmnWorkflow, on_task: Callable[[Any], None] | None = None) -> None:
+    """Run engine steps (gateways, events, timers that are due) until people must act."""
+    workflow.do_engine_steps(did_complete_task=on_task)
+    # Timers that became due on refresh make more engine work ready.
+    while workflow.get_tasks(state=TaskState.READY, manual=False):
+        workflow.do_engine_steps(did_complete_task=on_task)
+
+
+def task_spec_names(tasks: Iterable) -> list[str]:
+    return [t.task_spec.bpmn_id or t.task_spec.name for t in tasks]

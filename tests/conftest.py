@@ -1,0 +1,137 @@
+"""Shared fixtures: a fresh real database per test (SQLite file, or a PostgreSQL schema when
+DATABASE_URL points at PostgreSQL), the procedure library published, and small helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from engine import clock, directory
+from engine.scenarios import plan_step_data
+from engine.service import Xiaowei
+from storage import Database
+from storage.db import normalize_url
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("DATABASE_URL", "")
+USING_PG = PG_URL.startswith("postgres")
+
+_template_sqlite: dict[str, Path] = {}
+
+
+def _pg_schema_url(schema: str) -> str:
+    base = normalize_url(PG_URL)
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new, empty database URL for this test."""
+    if USING_PG:
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            yield _pg_schema_url(schema)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+    else:
+        yield f"sqlite:///{tmp_path / 'xiaowei.db'}"
+
+
+@pytest.fixture
+def frozen() -> Iterator[clock.FixedClock]:
+    """The engine clock, fixed at a Monday morning (China time) and movable by the test."""
+    fixed = clock.FixedClock("2026-03-02T01:00:00+00:00")
+    with clock.using(fixed):
+        yield fixed
+
+
+@pytest.fixture
+def xw(db_url: str, frozen: clock.FixedClock, tmp_path: Path) -> Iterator[Xiaowei]:
+    """Xiaowei on a fresh database with the library published and a small organization tree."""
+    if USING_PG:
+        db = Database(db_url)
+        app = Xiaowei(db)
+        app.init()
+    else:
+        template = _template_sqlite.get("lib")
+        if template is None:
+            template = Path(os.environ.get("PYTEST_TMPDIR_BASE", str(tmp_path.parent))) / f"template-{uuid.uuid4().hex}.db"
+            tdb = Database(f"sqlite:///{template}")
+            Xiaowei(tdb).init()
+            tdb.dispose()
+            _template_sqlite["lib"] = template
+        target = tmp_path / "xiaowei.db"
+        shutil.copyfile(template, target)
+        db = Database(f"sqlite:///{target}")
+        app = Xiaowei(db)
+    with db.write() as s:
+        directory.add_org(s, "SFQ", "示范区", "district", None)
+        directory.add_org(s, "SFZ", "示范镇", "township", "SFQ")
+        directory.add_org(s, "DONGAO", "东岙村", "village", "SFZ")
+        directory.add_org(s, "NANXI", "南溪村", "village", "SFZ")
+        directory.add_org(s, "HEPING", "和平社区", "community", "SFZ")
+    yield app
+    db.dispose()
+
+
+def add_user(app: Xiaowei, username: str, *roles: str) -> str:
+    with app.db.write() as s:
+        directory.add_user(s, username, "password123", roles)
+    return username
+
+
+@pytest.fixture
+def people(xw: Xiaowei) -> dict[str, str]:
+    """One user per village role at 东岙村 (and a few elsewhere), by role key."""
+    from engine import catalogue
+
+    users = {}
+    for key, role in catalogue.roles().items():
+        org = {"village": "DONGAO", "township": "SFZ", "district": "SFQ"}[role.level]
+        users[key] = add_user(xw, f"dongao_{key}" if role.level == "village" else key, f"{key}@{org}")
+    users["heping_committee"] = add_user(xw, "heping_committee", "committee@HEPING")
+    users["heping_applicant"] = add_user(xw, "heping_applicant", "applicant@HEPING")
+    users["nanxi_all"] = add_user(xw, "nanxi_all", *[f"{k}@NANXI" for k, r in catalogue.roles().items()
+                                                     if r.level == "village"])
+    return users
+
+
+def case_context(app: Xiaowei, case_id: int) -> tuple[Any, dict, dict]:
+    """(definition, params, data so far) of a case, read through the engine."""
+    from engine import cases, procedures, spiff
+    from storage.models import Case
+
+    with app.db.read() as s:
+        case = s.get(Case, case_id)
+        rt = procedures.runtime(s, case.procedure_version_id)
+        wf = spiff.load_state(case.state, rt.spec, rt.subprocess_specs)
+        ready = spiff.ready_user_tasks(wf)
+        data = dict(ready[0].data) if ready else {}
+        return rt.definition, dict(wf.data.get(spiff.PARAMS_KEY, {})), data
+    _ = cases
+
+
+def do_step(app: Xiaowei, case_id: int, step_id: str, users: dict[str, str], *, take: str | None = None,
+            overrides: dict | None = None, as_user: str | None = None, **kwargs) -> dict:
+    """Complete ``step_id`` with planned valid data taking exit ``take``, as the role's user."""
+    d, params, data = case_context(app, case_id)
+    step = d.steps[step_id]
+    payload = plan_step_data(d, step_id, params, data, take=take, overrides=overrides)
+    user = as_user or users[step.role]
+    return app.complete(case_id, step_id, user, payload, **kwargs)
+
+
+def ready_steps(app: Xiaowei, case_id: int) -> list[str]:
+    return [t["step_id"] for t in app.tasks(case_id)]
