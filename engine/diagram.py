@@ -329,16 +329,23 @@ def wrap_text(text: str, width: float, size: float, max_lines: int,
     (``村务联席/会议商议`` rather than ``村务联席会议商/议``) without adding a line.
     """
     lines, split_word = _wrap(text, width, size, max_lines)
-    if balance and 1 < len(lines) <= max_lines and not lines[-1].endswith("…"):
+    bracket_break = any(line[:1] in _OPENING for line in lines[1:])  # a natural break: keep it
+    if balance and not bracket_break and 1 < len(lines) <= max_lines \
+            and not lines[-1].endswith("…"):
         narrower = width - size / 2
         while narrower >= size:
             attempt, split = _wrap(text, narrower, size, max_lines)
             if len(attempt) != len(lines) or attempt[-1].endswith("…") or \
                     (split and not split_word):
                 break
-            lines = attempt
+            if _widest(attempt, size) < _widest(lines, size):
+                lines = attempt
             narrower -= size / 2
     return lines
+
+
+def _widest(lines: list[str], size: float) -> float:
+    return max((_text_width(line, size) for line in lines), default=0.0)
 
 
 def _wrap(text: str, width: float, size: float, max_lines: int) -> tuple[list[str], bool]:
@@ -974,7 +981,7 @@ class _Renderer:
         size, line_height = 11.5, 14.0
         label = _label_bounds(shape.di)
         if label is not None:
-            width = max(label.w, 60.0)
+            width = max(label.w, 90.0)
             max_lines = max(2, int(label.h // line_height) + 1)
             lines = wrap_text(name, width, size, min(max_lines, 4))
             top = label.cy - len(lines) * line_height / 2

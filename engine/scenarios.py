@@ -104,17 +104,24 @@ def plan_step_data(d: ProcedureDefinition, step_id: str, params: Mapping[str, An
     default). ``context`` is the case data so far (conditions may read earlier fields).
     """
     step: Step = d.steps[step_id]
+    own = {f.name: f for f in step.fields}
     exits = exits_after(d, step_id)
+    if take is not None and take not in {e.flow.id for e in exits}:
+        exits = _exits_of_gateway(d, take)  # a gateway further on that reads this step's fields
     base = {f.name: default_value(f) for f in step.fields}
     base.update(overrides or {})
     wanted, unwanted = _targets(exits, take)
-    own = {f.name: f for f in step.fields}
-    names = sorted({n for e in exits if e.flow.condition for n in compile_expression(e.flow.condition).names} & set(own))
+    if take is None:
+        # Straight on: no exception exit anywhere downstream may fire on this step's fields.
+        unwanted = unwanted + _exception_conditions(d)
+    controllable = [c for c in unwanted if compile_expression(c).names & set(own)]
     conditions = [e.flow.condition for e in exits if e.flow.condition]
+    checks = conditions + controllable + [c.test for c in step.constraints]
+    names = sorted({n for c in checks for n in compile_expression(c).names} & set(own))
     candidates = []
     for n in names:
-        values = sample_values(own[n], conditions, dict(params))
-        values = sorted(values, key=lambda v: v != base.get(n))  # try the plausible value first
+        values = sample_values(own[n], checks, dict(params))
+        values = [base[n]] + [v for v in values if v != base[n]]  # try the plausible value first
         candidates.append(values)
     tried = 0
     for combo in itertools.product(*candidates) if names else [()]:
@@ -125,7 +132,7 @@ def plan_step_data(d: ProcedureDefinition, step_id: str, params: Mapping[str, An
         scope = {**context, **data}
         if wanted is not None and not _holds(wanted, scope, params):
             continue
-        if any(_holds(c, scope, params) for c in unwanted):
+        if any(_holds(c, scope, params) for c in controllable):
             continue
         try:
             validate(step.fields, step.constraints, data, context=context, params=params)
@@ -133,6 +140,19 @@ def plan_step_data(d: ProcedureDefinition, step_id: str, params: Mapping[str, An
             continue
         return data
     raise ValueError(f"no data for step {step_id} takes exit {take}")
+
+
+def _exception_conditions(d: ProcedureDefinition) -> list[str]:
+    """Conditions of every non-default exit of every exclusive gateway of the procedure."""
+    return [d.flows[f].condition for n in d.nodes.values() if n.type == "exclusiveGateway"
+            for f in n.outgoing if f != n.default_flow and d.flows[f].condition]  # type: ignore[misc]
+
+
+def _exits_of_gateway(d: ProcedureDefinition, flow_id: str) -> list[Exit]:
+    if flow_id not in d.flows:
+        raise ValueError(f"unknown flow {flow_id}")
+    gateway = d.nodes[d.flows[flow_id].source]
+    return [Exit(gateway.id, d.flows[f], f == gateway.default_flow) for f in gateway.outgoing]
 
 
 def _targets(exits: list[Exit], take: str | None) -> tuple[str | None, list[str]]:

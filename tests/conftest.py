@@ -19,6 +19,7 @@ from storage import Database
 from storage.db import normalize_url
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("XIAOWEI_SCRYPT_N", "16")  # cheap hashes for test users; production keeps 2**14
 PG_URL = os.environ.get("DATABASE_URL", "")
 USING_PG = PG_URL.startswith("postgres")
 
@@ -106,6 +107,17 @@ def people(xw: Xiaowei) -> dict[str, str]:
     users["nanxi_all"] = add_user(xw, "nanxi_all", *[f"{k}@NANXI" for k, r in catalogue.roles().items()
                                                      if r.level == "village"])
     return users
+
+
+def staff_at(app: Xiaowei, org_code: str, people: dict[str, str]) -> dict[str, str]:
+    """Users for every village-level role at ``org_code``, plus the township and district users."""
+    from engine import catalogue
+
+    result = dict(people)
+    for key, role in catalogue.roles().items():
+        if role.level == "village":
+            result[key] = add_user(app, f"{org_code.lower()}_{key}_x", f"{key}@{org_code}")
+    return result
 
 
 def case_context(app: Xiaowei, case_id: int) -> tuple[Any, dict, dict]:
