@@ -210,10 +210,11 @@ class WalkResult:
 
 
 def walk(app, case_id: int, users: Mapping[str, str], *, choices: Mapping[str, str] | None = None,
-         max_steps: int = 80, tick: Any = None) -> WalkResult:
+         max_steps: int = 80, tick: Any = None, stop_at: str | None = None, between: Any = None) -> WalkResult:
     """Drive a case to its end: each ready step gets planned data; ``choices`` maps a step to the
     exit to take the first time it is done (later visits go straight on). When only timers are
-    left, ``tick()`` is called (it should move the clock past them and fire them)."""
+    left, ``tick()`` is called (it should move the clock past them and fire them). The walk stops
+    early when ``stop_at`` is ready; ``between()`` runs before each step (e.g. to move a clock)."""
     from .definitions import ProcedureDefinition as _PD  # noqa: F401  (documentation aid)
 
     pending = dict(choices or {})
@@ -229,6 +230,10 @@ def walk(app, case_id: int, users: Mapping[str, str], *, choices: Mapping[str, s
             tick()
             continue
         step_id = ready[0]["step_id"]
+        if step_id == stop_at:
+            return WalkResult(case["status"], visited)
+        if between is not None:
+            between()
         d, params, data = _context(app, case_id)
         take = pending.pop(step_id, None)
         payload = plan_step_data(d, step_id, params, data, take=take)

@@ -1,0 +1,134 @@
+"""The `xiaowei` command line, run as a real process: its forms are a contract."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+XIAOWEI = shutil.which("xiaowei", path=os.path.dirname(sys.executable)) or shutil.which("xiaowei")
+
+
+def run(db_url, *args, ok=True, env=None):
+    cmd = [XIAOWEI or sys.executable, *([] if XIAOWEI else ["-m", "engine.cli"]), *args, "--db", db_url]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "XIAOWEI_SCRYPT_N": "16", **(env or {})}, timeout=120)
+    if ok:
+        assert result.returncode == 0, f"{args}: {result.stderr}"
+    return result
+
+
+def test_console_script_is_installed():
+    assert XIAOWEI, "pip install -e . provides the xiaowei command"
+
+
+@pytest.fixture
+def cli_db(db_url):
+    run(db_url, "init")
+    for args in (["SFQ", "--name", "示范区", "--kind", "district"],
+                 ["SFZ", "--name", "示范镇", "--kind", "township", "--parent", "SFQ"],
+                 ["DONGAO", "--name", "东岙村", "--kind", "village", "--parent", "SFZ"],
+                 ["XITANG", "--name", "西塘村", "--kind", "village", "--parent", "SFZ"]):
+        run(db_url, "org", "add", *args)
+    run(db_url, "user", "add", "wang", "--password", "s3cret-pass", "--role", "party_branch@DONGAO",
+        "--role", "joint_meeting@DONGAO")
+    run(db_url, "user", "add", "li", "--password", "s3cret-pass", "--role", "party_branch@XITANG")
+    return db_url
+
+
+def test_catalogue_commands(cli_db):
+    procs = json.loads(run(cli_db, "procedures", "list", "--json").stdout)
+    ids = {p["id"] for p in procs}
+    assert {"V-DEC-01", "B-PUR-02", "B-SVC-01"} <= ids
+    assert all({"id", "name", "category", "edition", "version"} <= set(p) for p in procs)
+    village = {p["id"] for p in json.loads(run(cli_db, "procedures", "list", "--edition", "village", "--json").stdout)}
+    assert "V-DEC-01" in village and not any(i.startswith("C-") for i in village)
+    dec = json.loads(run(cli_db, "procedures", "list", "--category", "DEC", "--json").stdout)
+    assert dec and all(p["category"] == "DEC" for p in dec)
+    shown = json.loads(run(cli_db, "procedures", "show", "V-DEC-01", "--json").stdout)
+    assert shown["steps"][0]["id"] == "collect" and shown["legal_basis"]
+    roles = json.loads(run(cli_db, "roles", "list", "--json").stdout)
+    assert {"key": "supervision_committee", "name": "村(居)务监督委员会"}.items() <= next(
+        r for r in roles if r["key"] == "supervision_committee").items()
+    users = json.loads(run(cli_db, "user", "list", "--json").stdout)
+    assert {"username": "wang", "roles": ["joint_meeting@DONGAO", "party_branch@DONGAO"]}.items() <= next(
+        u for u in users if u["username"] == "wang").items()
+
+
+def test_case_lifecycle_through_the_cli(cli_db):
+    case_id = run(cli_db, "case", "start", "V-DEC-01", "--org", "DONGAO", "--as", "wang").stdout.strip()
+    assert case_id.isdigit()
+    tasks = json.loads(run(cli_db, "case", "tasks", case_id, "--json").stdout)
+    assert [t["step_id"] for t in tasks] == ["collect"] and tasks[0]["role"] == "party_branch" and tasks[0]["due_at"]
+    data = {"matter_title": "村道硬化", "matter_type": "project", "source": "villagers", "amount": 120000,
+            "opinions_summary": "多数村民赞成"}
+    run(cli_db, "case", "complete", case_id, "collect", "--as", "wang", "--data", json.dumps(data, ensure_ascii=False))
+    shown = json.loads(run(cli_db, "case", "show", case_id, "--json").stdout)
+    assert shown["status"] == "running" and shown["title"] == "村道硬化"
+    assert [t["step_id"] for t in shown["current_steps"]] == ["propose"]
+    assert [e["type"] for e in shown["history"]] == ["case_started", "step_completed"]
+    listed = json.loads(run(cli_db, "case", "list", "--org", "DONGAO", "--status", "running", "--json").stdout)
+    assert [c["id"] for c in listed] == [int(case_id)]
+    assert json.loads(run(cli_db, "case", "list", "--org", "XITANG", "--json").stdout) == []
+    assert "办理中" in run(cli_db, "case", "show", case_id).stdout
+    tick = json.loads(run(cli_db, "tick", "--now", "2030-01-01T00:00:00Z", "--json").stdout)
+    assert tick["due_cases"] == 0
+    assert run(cli_db, "audit", "verify").returncode == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["case", "start", "NOPE-01", "--org", "DONGAO", "--as", "wang"], "NOPE-01"),
+    (["case", "start", "V-DEC-01", "--org", "NOWHERE", "--as", "wang"], "NOWHERE"),
+    (["case", "start", "V-DEC-01", "--org", "DONGAO", "--as", "nobody"], "nobody"),
+    (["case", "start", "V-DEC-01", "--org", "DONGAO", "--as", "wang", "--data", "{oops"], "JSON"),
+    (["case", "show", "424242"], "424242"),
+    (["case", "complete", "424242", "collect", "--as", "wang"], "424242"),
+    (["org", "add", "BAD CODE", "--name", "x", "--kind", "village", "--parent", "SFZ"], "BAD CODE"),
+    (["user", "add", "zhao", "--password", "s3cret-pass", "--role", "emperor@DONGAO"], "emperor"),
+    (["user", "add", "zhao", "--password", "short"], "8"),
+    (["tick", "--now", "yesterday"], "ISO"),
+])
+def test_bad_input_is_one_clear_line_and_non_zero(cli_db, args, message):
+    result = run(cli_db, *args, ok=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    first = result.stderr.strip().splitlines()[0]
+    assert message in first
+
+
+def test_other_village_and_wrong_role_are_refused(cli_db):
+    case_id = run(cli_db, "case", "start", "V-DEC-01", "--org", "DONGAO", "--as", "wang").stdout.strip()
+    data = json.dumps({"matter_title": "x", "matter_type": "project", "source": "villagers", "amount": 1,
+                       "opinions_summary": "y"})
+    refused = run(cli_db, "case", "complete", case_id, "collect", "--as", "li", "--data", data, ok=False)
+    assert refused.returncode == 1 and "li" in refused.stderr
+    invalid = run(cli_db, "case", "complete", case_id, "collect", "--as", "wang", "--data", '{"amount": "lots"}',
+                  ok=False)
+    assert invalid.returncode == 1 and "amount" in invalid.stderr
+    history = json.loads(run(cli_db, "case", "show", case_id, "--json").stdout)["history"]
+    assert [e["type"] for e in history] == ["case_started", "access_denied"]
+
+
+def test_lint_command(tmp_path, db_url):
+    assert run(db_url, "lint", str(ROOT / "processes")).returncode == 0
+    bad = tmp_path / "bad.bpmn"
+    bad.write_text('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>')
+    result = run(db_url, "lint", str(bad), ok=False)
+    assert result.returncode == 1 and "DOCTYPE" in result.stdout
+
+
+def test_demo_is_idempotent_and_prints_passwords_once(db_url):
+    first = run(db_url, "demo", "--json")
+    data = json.loads(first.stdout)
+    assert data["created"] and len(data["users"]) >= 10 and data["cases"]
+    roles = {r.split("@")[0] for u in data["users"] for r in u["roles"]}
+    from engine import catalogue
+    assert set(catalogue.roles()) <= roles
+    second = json.loads(run(db_url, "demo", "--json").stdout)
+    assert second["created"] is False and not second.get("users")
+    statuses = {c["status"] for c in json.loads(run(db_url, "case", "list", "--json").stdout)}
+    assert {"running", "completed"} <= statuses
