@@ -1,0 +1,169 @@
+"""Task completion through Xiaowei vs. the bare SpiffWorkflow loop, on the same procedure.
+
+    python bench/bench_engine.py [--rounds N] [--pg URL]
+
+Xiaowei's path per completion: lock and load the case, authorize the user's role in the village,
+validate the form, complete the step in SpiffWorkflow, store the state (without the spec), rebuild
+the work-item and timer rows, append hash-chained audit events, commit — and return the next tasks.
+The bare loop: deserialize the workflow JSON (with its spec, as SpiffWorkflow stores it), complete
+the same step with the same data, run the engine, serialize. The step is V-DEC-01's party vote with
+no quorum, which loops back to itself, so every completion does the same work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("XIAOWEI_SCRYPT_N", "1024")
+
+from lxml import etree  # noqa: E402
+from SpiffWorkflow.bpmn import BpmnWorkflow  # noqa: E402
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer  # noqa: E402
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from engine import directory, spiff  # noqa: E402
+from engine.service import Xiaowei  # noqa: E402
+from storage import Database  # noqa: E402
+from storage.db import normalize_url  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+NO_QUORUM = {"meeting_date": "2026-03-02", "members_total": 30, "present": 10, "in_favour": 8, "against": 1,
+             "abstain": 1}
+PREP = {
+    "collect": {"matter_title": "村道硬化", "matter_type": "project", "source": "villagers", "amount": "80000",
+                "opinions_summary": "同意"},
+    "propose": {"meeting_date": "2026-03-02", "is_major": True, "proposal": "方案"},
+    "consult": {"meeting_date": "2026-03-02", "consult_opinion": "同意", "supervisors_attended": True,
+                "needs_township_review": False},
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def setup(url: str) -> Xiaowei:
+    app = Xiaowei(Database(url))
+    app.init()
+    with app.db.write() as s:
+        directory.add_org(s, "SFQ", "示范区", "district", None)
+        directory.add_org(s, "SFZ", "示范镇", "township", "SFQ")
+        directory.add_org(s, "DONGAO", "东岙村", "village", "SFZ")
+        directory.add_user(s, "cadre", "password123", ["party_branch@DONGAO", "joint_meeting@DONGAO",
+                                                         "party_members_meeting@DONGAO"])
+    return app
+
+
+def prepared_case(app: Xiaowei) -> int:
+    case_id = app.start_case("V-DEC-01", "DONGAO", "cadre")
+    for step, data in PREP.items():
+        app.complete(case_id, step, "cadre", data)
+    return case_id
+
+
+def bench_xiaowei(app: Xiaowei, cases: int, loops: int) -> list[float]:
+    timings = []
+    for _ in range(cases):
+        case_id = prepared_case(app)
+        for _ in range(loops):
+            started = time.perf_counter()
+            app.complete(case_id, "party_review", "cadre", NO_QUORUM)
+            timings.append(time.perf_counter() - started)
+    return timings
+
+
+def bare_serializer() -> BpmnWorkflowSerializer:
+    registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
+    registry.register(Decimal, lambda v: {"value": str(v)}, lambda d: Decimal(d["value"]), "Decimal")
+    registry.register(Fraction, lambda v: {"value": str(v)}, lambda d: Fraction(d["value"]), "Fraction")
+    return BpmnWorkflowSerializer(registry)
+
+
+def bench_bare(cases: int, loops: int) -> list[float]:
+    root = etree.fromstring((ROOT / "processes" / "V-DEC-01.bpmn").read_bytes())
+    spec, subs = spiff.parse_process(root, "V-DEC-01")
+    serializer = bare_serializer()
+    params = {"major_amount": Decimal("50000"), "party_quorum": Fraction(2, 3), "party_pass": Fraction(1, 2),
+              "vrep_quorum": Fraction(2, 3), "vrep_pass": Fraction(1, 2), "decision_disclosure_days": 7}
+    typed = {**NO_QUORUM}
+    timings = []
+    for _ in range(cases):
+        wf = BpmnWorkflow(spec, subs, script_engine=spiff.SAFE_ENGINE)
+        wf.data[spiff.PARAMS_KEY] = params
+        wf.do_engine_steps()
+        for step, data in PREP.items():
+            task = next(t for t in spiff.ready_user_tasks(wf) if t.task_spec.bpmn_id == step)
+            task.data.update({k: Decimal(v) if k == "amount" else v for k, v in data.items()})
+            task.run()
+            wf.do_engine_steps()
+        blob = serializer.serialize_json(wf)
+        for _ in range(loops):
+            started = time.perf_counter()
+            wf = serializer.deserialize_json(blob)
+            wf.script_engine = spiff.SAFE_ENGINE
+            task = next(t for t in spiff.ready_user_tasks(wf) if t.task_spec.bpmn_id == "party_review")
+            task.data.update(typed)
+            task.run()
+            wf.do_engine_steps()
+            blob = serializer.serialize_json(wf)
+            timings.append(time.perf_counter() - started)
+    return timings
+
+
+def fresh_pg(url: str) -> str:
+    admin = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS bench CASCADE"))
+        conn.execute(text("CREATE SCHEMA bench"))
+    admin.dispose()
+    base = normalize_url(url)
+    return base + ("&" if "?" in base else "?") + "options=-csearch_path%3Dbench"
+
+
+def report(name: str, timings: list[float]) -> tuple[float, float]:
+    median, p95 = statistics.median(timings) * 1000, percentile(timings, 0.95) * 1000
+    print(f"{name:<34} median {median:7.2f} ms   p95 {p95:7.2f} ms   (n={len(timings)})")
+    return median, p95
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--loops", type=int, default=15)
+    parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test"))
+    args = parser.parse_args()
+    print(f"task completion, V-DEC-01 party vote loop, {args.cases} cases x {args.loops} completions")
+    bare = bench_bare(args.cases, args.loops)
+    bare_median, _ = report("bare SpiffWorkflow loop", bare)
+    with tempfile.TemporaryDirectory() as tmp:
+        app = setup(f"sqlite:///{tmp}/bench.db")
+        bench_xiaowei(app, 2, 3)  # warm-up: parse and cache the published version
+        sqlite = bench_xiaowei(app, args.cases, args.loops)
+        median, _ = report("Xiaowei on SQLite (WAL)", sqlite)
+        print(f"{'ratio Xiaowei/bare on SQLite':<34} {median / bare_median:.2f}   (target <= 1.5)")
+        app.db.dispose()
+    try:
+        app = setup(fresh_pg(args.pg))
+    except Exception as exc:  # PostgreSQL is optional for this script
+        print(f"PostgreSQL not measured: {type(exc).__name__}: {exc}")
+        return
+    bench_xiaowei(app, 2, 3)
+    pg = bench_xiaowei(app, args.cases, args.loops)
+    median, _ = report("Xiaowei on PostgreSQL", pg)
+    print(f"{'ratio Xiaowei/bare on PostgreSQL':<34} {median / bare_median:.2f}")
+    app.db.dispose()
+
+
+if __name__ == "__main__":
+    main()
