@@ -13,7 +13,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Iterator
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from . import clock
@@ -58,20 +58,20 @@ def case_chain(case_id: int) -> str:
 
 
 def append_case_event(session: Session, case: Case, type_: str, *, actor: str = "", role: str = "",
-                      data: dict[str, Any] | None = None, at: datetime | None = None) -> AuditEvent:
+                      data: dict[str, Any] | None = None, at: datetime | None = None) -> dict[str, Any]:
     """Append an event to a case's chain; the caller holds the case row locked."""
     chain = case_chain(case.id)
     prev = case.audit_head or genesis(chain)
     event = _make_event(chain, case.audit_seq + 1, type_, actor, role, data or {}, prev, at)
-    event.case_id = case.id
-    case.audit_seq = event.seq
-    case.audit_head = event.hash
-    session.add(event)
+    event["case_id"] = case.id
+    case.audit_seq = event["seq"]
+    case.audit_head = event["hash"]
+    session.execute(insert(AuditEvent), [event])
     return event
 
 
 def append_system_event(session: Session, type_: str, *, actor: str = "", role: str = "",
-                        data: dict[str, Any] | None = None, at: datetime | None = None) -> AuditEvent:
+                        data: dict[str, Any] | None = None, at: datetime | None = None) -> dict[str, Any]:
     """Append an administrative event to the 'system' chain."""
     query = select(AuditHead).where(AuditHead.chain == SYSTEM_CHAIN)
     if session.get_bind().dialect.name == "postgresql":
@@ -81,18 +81,19 @@ def append_system_event(session: Session, type_: str, *, actor: str = "", role: 
         head = AuditHead(chain=SYSTEM_CHAIN, seq=0, hash="")
         session.add(head)
     event = _make_event(SYSTEM_CHAIN, head.seq + 1, type_, actor, role, data or {}, head.hash or genesis(SYSTEM_CHAIN), at)
-    head.seq, head.hash = event.seq, event.hash
-    session.add(event)
+    event["case_id"] = None
+    head.seq, head.hash = event["seq"], event["hash"]
+    session.execute(insert(AuditEvent), [event])
     return event
 
 
 def _make_event(chain: str, seq: int, type_: str, actor: str, role: str, data: dict, prev: str,
-                at: datetime | None) -> AuditEvent:
+                at: datetime | None) -> dict[str, Any]:
     when = db_time(at)
     text = to_json(data)
     digest = event_hash(chain, seq, type_, iso(when), actor, role, json.loads(text), prev)
-    return AuditEvent(chain=chain, seq=seq, type=type_, at=when, actor=actor, role=role, data=text,
-                      prev_hash=prev, hash=digest)
+    return {"chain": chain, "seq": seq, "type": type_, "at": when, "actor": actor, "role": role, "data": text,
+            "prev_hash": prev, "hash": digest}
 
 
 @dataclass

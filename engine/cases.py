@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from . import audit, catalogue, forms, spiff
+from . import audit, catalogue, clock, forms, spiff
 from .definitions import ProcedureDefinition
-from .directory import Actor, ancestors, get_org, load_actor
+from .directory import Actor, chain_ids, get_org, load_actor
 from .errors import Conflict, Forbidden, InvalidData, NotFound
 from .procedures import Runtime, current_version, effective_params, runtime
 from storage.models import Case, Organization, TimerDue, WorkItem
@@ -50,10 +50,23 @@ class CaseContext:
     case: Case
     rt: Runtime
     workflow: Any
-    org: Organization
     chain_ids: list[int]
     pending: list[tuple[str, dict]] = field(default_factory=list)
     end: dict | None = None
+    # What the derived rows held when the case was loaded (they are derived from this state).
+    ready_before: set[str] = field(default_factory=set)
+    timers_before: set[str] = field(default_factory=set)
+    new_case: bool = False
+
+    ready_tasks: list = field(default_factory=list)
+    timer_deadlines: list = field(default_factory=list)
+
+    def remember_derived(self) -> None:
+        self.ready_tasks = spiff.ready_user_tasks(self.workflow)
+        timers = spiff.waiting_timers(self.workflow)
+        self.ready_before = {str(t.id) for t in self.ready_tasks}
+        self.timers_before = {str(t.id) for t, _ in timers}
+        self.timer_deadlines = [deadline for _, deadline in timers]
 
     @property
     def definition(self) -> ProcedureDefinition:
@@ -113,19 +126,15 @@ def open_for_update(session: Session, case_id: int, *, skip_locked: bool = False
         raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
     rt = runtime(session, case.procedure_version_id)
     workflow = spiff.load_state(case.state, rt.spec, rt.subprocess_specs)
-    org = session.get(Organization, case.org_id)
-    assert org is not None
-    ctx = CaseContext(session, case, rt, workflow, org, [o.id for o in ancestors(session, org)])
-    if case.status == RUNNING and _has_due_timer(session, case.id):
+    ctx = CaseContext(session, case, rt, workflow, list(chain_ids(session, case.org_id)))
+    ctx.remember_derived()
+    now = clock.now()
+    if case.status == RUNNING and any(d is not None and d <= now for d in ctx.timer_deadlines):
         ctx.run_engine()
         if ctx.pending or ctx.end:
             _save(ctx, None)
+            ctx.remember_derived()
     return ctx
-
-
-def _has_due_timer(session: Session, case_id: int) -> bool:
-    now = audit.db_time()
-    return session.scalar(select(TimerDue.id).where(TimerDue.case_id == case_id, TimerDue.due_at <= now).limit(1)) is not None
 
 
 def start_case(session: Session, procedure_id: str, org_code: str, username: str,
@@ -137,8 +146,7 @@ def start_case(session: Session, procedure_id: str, org_code: str, username: str
     rt = runtime(session, version.id)
     d = rt.definition
     _check_edition(d, org)
-    chain = ancestors(session, org)
-    chain_ids = [o.id for o in chain]
+    chain = list(chain_ids(session, org.id))
     data = dict(data or {})
     title = str(data.pop("title", "") or "").strip()[:200]
     initial = _initial_values(d, data)
@@ -152,10 +160,10 @@ def start_case(session: Session, procedure_id: str, org_code: str, username: str
                 title=title or _default_title(d, initial), tracking_code=_unique_code(session),
                 state="", serializer_version=spiff.SERIALIZER_VERSION, started_by=actor.username,
                 created_at=audit.db_time(), updated_at=audit.db_time(), audit_seq=0, audit_head="")
-    ctx = CaseContext(session, case, rt, workflow, org, chain_ids)
+    ctx = CaseContext(session, case, rt, workflow, chain, new_case=True)
     ctx.run_engine()
     ready = spiff.ready_user_tasks(workflow)
-    role = _starting_role(actor, d, ready, chain_ids)
+    role = _starting_role(actor, d, ready, chain)
     case.state = spiff.dump_state(workflow)
     session.add(case)
     session.flush()
@@ -243,7 +251,7 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
     step = d.steps.get(step_id)
     if step is None:
         raise NotFound(f"“{d.name}”没有步骤“{step_id}” / no step {step_id} in {d.id}")
-    task = next((t for t in spiff.ready_user_tasks(workflow) if t.task_spec.bpmn_id == step_id), None)
+    task = next((t for t in ctx.ready_tasks if t.task_spec.bpmn_id == step_id), None)
     if task is None:
         done = workflow.get_tasks(spec_name=step_id, state=spiff.TaskState.COMPLETED)
         if done:
@@ -364,49 +372,53 @@ def _save(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> None:
 
 
 def _rebuild_work_items(ctx: CaseContext, now: datetime) -> list[dict]:
+    """Insert rows for newly ready steps, delete rows of steps no longer ready (diffed in memory)."""
     session, case = ctx.session, ctx.case
-    existing = {w.task_id: w for w in session.scalars(select(WorkItem).where(WorkItem.case_id == case.id))} \
-        if case.id is not None and case.audit_seq else {}
     ready = spiff.ready_user_tasks(ctx.workflow) if case.status == RUNNING and ctx.end is None else []
-    keep = set()
+    now_ids = set()
     opened = []
+    rows: list[dict] = []
     for task in ready:
         tid = str(task.id)
-        keep.add(tid)
-        if tid in existing:
+        now_ids.add(tid)
+        if tid in ctx.ready_before:
             continue
         step = ctx.definition.steps.get(task.task_spec.bpmn_id)
         if step is None:
             continue
         due = step.time_limit.due_from(now) if step.time_limit else None
-        session.add(WorkItem(case_id=case.id, task_id=tid, step_id=step.id, step_name=step.name,
-                             role_key=step.role or "", org_id=case.org_id, procedure_id=case.procedure_id,
-                             ready_at=now, due_at=due))
+        rows.append({"case_id": case.id, "task_id": tid, "step_id": step.id, "step_name": step.name,
+                     "role_key": step.role or "", "org_id": case.org_id, "procedure_id": case.procedure_id,
+                     "ready_at": now, "due_at": due})
         opened.append({"step": step.id, "name": step.name, "role": step.role,
                        "due_at": audit.iso(due) if due else None})
-    stale = [tid for tid in existing if tid not in keep]
-    if stale:
-        session.execute(delete(WorkItem).where(WorkItem.case_id == case.id, WorkItem.task_id.in_(stale)))
+    stale = ctx.ready_before - now_ids
+    if stale and not ctx.new_case:
+        session.execute(delete(WorkItem).where(WorkItem.case_id == case.id, WorkItem.task_id.in_(sorted(stale))))
+    if rows:
+        session.execute(insert(WorkItem), rows)
     return opened
 
 
 def _rebuild_timers(ctx: CaseContext) -> list[dict]:
+    """Insert rows for timers that started waiting, delete rows of timers that fired or were cancelled."""
     session, case = ctx.session, ctx.case
-    existing = {t.task_id: t for t in session.scalars(select(TimerDue).where(TimerDue.case_id == case.id))} \
-        if case.audit_seq else {}
     waiting = spiff.waiting_timers(ctx.workflow) if case.status == RUNNING and ctx.end is None else []
-    keep = set()
+    now_ids = set()
     started = []
+    rows: list[dict] = []
     for task, deadline in waiting:
         tid = str(task.id)
-        keep.add(tid)
-        if tid in existing or deadline is None:
+        now_ids.add(tid)
+        if tid in ctx.timers_before or deadline is None:
             continue
         due = audit.db_time(deadline)
         node = ctx.definition.nodes.get(task.task_spec.bpmn_id)
-        session.add(TimerDue(case_id=case.id, task_id=tid, node_id=task.task_spec.bpmn_id, due_at=due))
+        rows.append({"case_id": case.id, "task_id": tid, "node_id": task.task_spec.bpmn_id, "due_at": due})
         started.append({"node": task.task_spec.bpmn_id, "name": node.name if node else "", "due_at": audit.iso(due)})
-    stale = [tid for tid in existing if tid not in keep]
-    if stale:
-        session.execute(delete(TimerDue).where(TimerDue.case_id == case.id, TimerDue.task_id.in_(stale)))
+    stale = ctx.timers_before - now_ids
+    if stale and not ctx.new_case:
+        session.execute(delete(TimerDue).where(TimerDue.case_id == case.id, TimerDue.task_id.in_(sorted(stale))))
+    if rows:
+        session.execute(insert(TimerDue), rows)
     return started

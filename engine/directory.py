@@ -103,6 +103,24 @@ def ancestors(session: Session, org: Organization) -> list[Organization]:
     return chain
 
 
+_chain_cache: dict[tuple[str, int], tuple[int, ...]] = {}
+
+
+def chain_ids(session: Session, org_id: int) -> tuple[int, ...]:
+    """Ids of an organization and its ancestors, nearest first (cached: parents never change)."""
+    key = (str(session.get_bind().url), org_id)
+    found = _chain_cache.get(key)
+    if found is None:
+        org = session.get(Organization, org_id)
+        if org is None:
+            raise NotFound(f"没有编号为 {org_id} 的机构 / no organization {org_id}")
+        found = tuple(o.id for o in ancestors(session, org))
+        if len(_chain_cache) > 100_000:
+            _chain_cache.clear()
+        _chain_cache[key] = found
+    return found
+
+
 def descendants(session: Session, org_ids: Iterable[int]) -> set[int]:
     """The given organizations and every organization below them."""
     rows = session.execute(select(Organization.id, Organization.parent_id)).all()
@@ -197,12 +215,17 @@ class Actor:
 
 
 def load_actor(session: Session, username: str) -> Actor:
-    user = get_user(session, username)
+    """The user with their role assignments, read in one query (never cached: revocations bite at once)."""
+    rows = session.execute(
+        select(User, RoleAssignment.role_key, RoleAssignment.org_id)
+        .outerjoin(RoleAssignment, RoleAssignment.user_id == User.id)
+        .where(User.username == username)).all()
+    if not rows:
+        raise NotFound(f"没有用户“{username}” / no user {username}")
+    user = rows[0][0]
     if not user.active:
         raise Forbidden(f"用户“{username}”已停用 / user {username} is disabled")
-    rows = session.execute(select(RoleAssignment.role_key, RoleAssignment.org_id)
-                           .where(RoleAssignment.user_id == user.id)).all()
-    return Actor(user, [(r, o) for r, o in rows])
+    return Actor(user, [(role, org) for _, role, org in rows if role is not None])
 
 
 def visible_org_ids(session: Session, actor: Actor) -> set[int]:

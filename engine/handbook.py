@@ -19,6 +19,7 @@ Public API: :class:`HandbookEntry`, :func:`collect_entries`, :func:`render_handb
 from __future__ import annotations
 
 import copy
+import math
 import re
 import time
 import unicodedata
@@ -70,7 +71,8 @@ CHART_AREA_WIDTH = 1030.0
 CHART_AREA_HEIGHT = 610.0
 # Below this scale the 12-unit node text prints smaller than ~1.9 mm: cut the chart into sheets.
 MIN_READABLE_SCALE = 0.6
-MAX_SCALE = 1.0
+MAX_SCALE = 1.0  # never print a chart larger than drawn
+MAX_SHEET_SCALE = 0.8  # sheets need not be larger than this (12-unit text ≈ 2.5 mm)
 LANE_BAND = 34.0  # width of the lane-name band added to sheets that do not start at the left edge
 CUT_PAD = 6.0  # keep this far from any node or label when cutting
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -218,11 +220,9 @@ def _view_box(root: etree._Element) -> _Box:
 def _row_cuts(view: _Box, lanes: list[_Lane], max_height: float) -> list[tuple[float, float]]:
     """Horizontal bands of the chart, cut at lane boundaries, each at most ``max_height`` tall."""
     if not lanes:
-        rows, y = [], view.y0
-        while y < view.y1 - 1:
-            rows.append((y, min(view.y1, y + max_height)))
-            y += max_height
-        return rows
+        count = max(1, math.ceil(view.height / max_height))
+        step = view.height / count
+        return [(view.y0 + i * step, view.y0 + (i + 1) * step) for i in range(count)]
     bounds = sorted({lane.box.y0 for lane in lanes} | {lanes[-1].box.y1})
     bounds[0], bounds[-1] = view.y0, view.y1  # include the margins at top and bottom
     rows: list[tuple[float, float]] = []
@@ -267,6 +267,20 @@ def _strip_for_copy(svg: etree._Element) -> None:
             del el.attrib["id"]
 
 
+def _crop(svg: etree._Element, box: _Box) -> None:
+    """Drop the nodes, flows and labels of a sheet copy that lie wholly outside ``box``."""
+    margin = 4.0
+    area = _Box(box.x0 - margin, box.y0 - margin, box.x1 + margin, box.y1 + margin)
+    for layer in ("layer-flows", "layer-nodes", "layer-labels"):
+        group = svg.find(f".//{_S}g[@class='{layer}']")
+        if group is None:
+            continue
+        for child in list(group):
+            bounds = _union([b for b in (_element_box(e) for e in child.iter()) if b is not None])
+            if bounds is None or not bounds.meets(area):
+                group.remove(child)
+
+
 def _lane_band(parent: etree._Element, lanes: list[_Lane], x: float, y0: float, y1: float) -> None:
     """Lane names on the left edge of a sheet cut from the middle of the chart."""
     group = etree.SubElement(parent, f"{_S}g", {"class": "hb-lane-band"})
@@ -301,22 +315,25 @@ def chart_pages(definition: ProcedureDefinition) -> ChartPages:
     if fit < MIN_READABLE_SCALE:
         items, lanes = _chart_items(svg)
         lane_end = max((lane.content_x for lane in lanes), default=view.x0)
-        max_w, max_h = CHART_AREA_WIDTH / MIN_READABLE_SCALE, CHART_AREA_HEIGHT / MIN_READABLE_SCALE
+        rows = _row_cuts(view, lanes, CHART_AREA_HEIGHT / MIN_READABLE_SCALE)
+        # sheets print as large as the tallest band allows (at most MAX_SHEET_SCALE); columns follow
+        row_scale = min(MAX_SHEET_SCALE, CHART_AREA_HEIGHT / max(y1 - y0 for y0, y1 in rows))
         planned: list[tuple[_Box, bool]] = []
-        for y0, y1 in _row_cuts(view, lanes, max_h):
+        for y0, y1 in rows:
             band = _Box(view.x0, y0, view.x1, y1)
             row_items = [b for b in items if b.meets(band)]
-            for x0, x1 in _column_cuts(view, row_items, lane_end, max_w):
+            for x0, x1 in _column_cuts(view, row_items, lane_end, CHART_AREA_WIDTH / row_scale):
                 box = _Box(x0, y0, x1, y1)
                 if any(b.meets(box) for b in row_items):
                     planned.append((box, x0 > lane_end))
         sheet_scale = min(min(CHART_AREA_WIDTH / (b.width + (LANE_BAND if band else 0)),
                               CHART_AREA_HEIGHT / b.height) for b, band in planned)
-        sheet_scale = min(sheet_scale, MAX_SCALE)
+        sheet_scale = min(sheet_scale, MAX_SHEET_SCALE)
         template = copy.deepcopy(svg)
         _strip_for_copy(template)
         for number, (box, with_band) in enumerate(planned, start=1):
             sheet = copy.deepcopy(template)
+            _crop(sheet, box)
             left = box.x0 - (LANE_BAND if with_band else 0.0)
             width = box.x1 - left
             sheet.set("viewBox", f"{left:g} {box.y0:g} {width:g} {box.height:g}")
@@ -347,7 +364,7 @@ def chart_pages(definition: ProcedureDefinition) -> ChartPages:
                 "height": f"{box.height - 6:g}", "class": "hb-grid-box", "style": f"stroke-width:{2.0 / fit:.1f}px"})
             label = etree.SubElement(grid, f"{_S}text", {
                 "x": f"{box.x0 + 3 + size * 0.4:g}", "y": f"{box.y0 + 3 + size * 1.1:g}", "class": "hb-grid-label",
-                "style": f"font-size:{size:.1f}px;stroke-width:{4.0 / fit:.1f}px"})
+                "style": f"font-size:{size:.1f}px"})
             label.text = str(number)
     return ChartPages(Markup(etree.tostring(overview, encoding="unicode")), tuple(sheets), fit, sheet_scale)
 

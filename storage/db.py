@@ -52,7 +52,8 @@ class Database:
         self.engine = self._make_engine(echo, immediate=False)
         self.write_engine = self._make_engine(echo, immediate=True) if self.is_sqlite else self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(self.write_engine, expire_on_commit=False)
+        # Writes flush once, explicitly: no autoflush before every statement (one UPDATE of the case per change).
+        self._write = sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
 
     def _make_engine(self, echo: bool, *, immediate: bool) -> Engine:
         if not self.is_sqlite:
