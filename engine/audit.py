@@ -60,14 +60,24 @@ def case_chain(case_id: int) -> str:
 def append_case_event(session: Session, case: Case, type_: str, *, actor: str = "", role: str = "",
                       data: dict[str, Any] | None = None, at: datetime | None = None) -> dict[str, Any]:
     """Append an event to a case's chain; the caller holds the case row locked."""
+    return append_case_events(session, case, [(type_, actor, role, data or {})], at=at)[0]
+
+
+def append_case_events(session: Session, case: Case, events: list[tuple[str, str, str, dict[str, Any]]],
+                       *, at: datetime | None = None) -> list[dict[str, Any]]:
+    """Append several events (type, actor, role, data) to a case's chain in one statement."""
     chain = case_chain(case.id)
-    prev = case.audit_head or genesis(chain)
-    event = _make_event(chain, case.audit_seq + 1, type_, actor, role, data or {}, prev, at)
-    event["case_id"] = case.id
-    case.audit_seq = event["seq"]
-    case.audit_head = event["hash"]
-    session.execute(insert(AuditEvent), [event])
-    return event
+    rows = []
+    for type_, actor, role, data in events:
+        prev = case.audit_head or genesis(chain)
+        event = _make_event(chain, case.audit_seq + 1, type_, actor, role, data, prev, at)
+        event["case_id"] = case.id
+        case.audit_seq = event["seq"]
+        case.audit_head = event["hash"]
+        rows.append(event)
+    if rows:
+        session.execute(insert(AuditEvent), rows)
+    return rows
 
 
 def append_system_event(session: Session, type_: str, *, actor: str = "", role: str = "",

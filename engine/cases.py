@@ -349,23 +349,23 @@ def _save(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> None:
     now = audit.db_time()
     opened = _rebuild_work_items(ctx, now)
     timers = _rebuild_timers(ctx)
+    events: list[tuple[str, str, str, dict]] = []
     if event is not None:
         type_, actor, role, data = event
         data = {**data, "opened": opened}
         if timers:
             data["timers"] = timers
-        audit.append_case_event(session, case, type_, actor=actor, role=role, data=data)
+        events.append((type_, actor, role, data))
     elif opened or timers:
         ctx.pending.append(("steps_opened", {"opened": opened, "timers": timers}))
-    for type_, data in ctx.pending:
-        audit.append_case_event(session, case, type_, actor="system", role="", data=data)
+    events.extend((type_, "system", "", data) for type_, data in ctx.pending)
     ctx.pending.clear()
     if ctx.end is not None and case.status == RUNNING:
         case.status = ctx.end["outcome"] if ctx.end["outcome"] in CLOSED_STATUSES else "completed"
         case.closed_at = now
         if case.status != "cancelled":
-            audit.append_case_event(session, case, "case_closed", actor="system", role="",
-                                    data={**ctx.end, "status": case.status})
+            events.append(("case_closed", "system", "", {**ctx.end, "status": case.status}))
+    audit.append_case_events(session, case, events, at=now)
     case.state = spiff.dump_state(workflow)
     case.updated_at = now
     session.flush()

@@ -201,12 +201,9 @@ def get_user(session: Session, username: str) -> User:
 class Actor:
     """A user acting now, with the roles they hold and where."""
 
-    user: User
+    user_id: int
+    username: str
     assignments: list[tuple[str, int]] = field(default_factory=list)
-
-    @property
-    def username(self) -> str:
-        return self.user.username
 
     def roles_at(self, org_chain_ids: Iterable[int]) -> set[str]:
         """Roles that apply to an organization, given it and its ancestors' ids."""
@@ -217,15 +214,14 @@ class Actor:
 def load_actor(session: Session, username: str) -> Actor:
     """The user with their role assignments, read in one query (never cached: revocations bite at once)."""
     rows = session.execute(
-        select(User, RoleAssignment.role_key, RoleAssignment.org_id)
+        select(User.id, User.active, RoleAssignment.role_key, RoleAssignment.org_id)
         .outerjoin(RoleAssignment, RoleAssignment.user_id == User.id)
         .where(User.username == username)).all()
     if not rows:
         raise NotFound(f"没有用户“{username}” / no user {username}")
-    user = rows[0][0]
-    if not user.active:
+    if not rows[0][1]:
         raise Forbidden(f"用户“{username}”已停用 / user {username} is disabled")
-    return Actor(user, [(role, org) for _, role, org in rows if role is not None])
+    return Actor(rows[0][0], username, [(role, org) for _, _, role, org in rows if role is not None])
 
 
 def visible_org_ids(session: Session, actor: Actor) -> set[int]:

@@ -72,7 +72,8 @@ CHART_AREA_HEIGHT = 610.0
 # Below this scale the 12-unit node text prints smaller than ~1.9 mm: cut the chart into sheets.
 MIN_READABLE_SCALE = 0.6
 MAX_SCALE = 1.0  # never print a chart larger than drawn
-MAX_SHEET_SCALE = 0.8  # sheets need not be larger than this (12-unit text ≈ 2.5 mm)
+SHEET_SCALE = 0.7  # sheets are cut to print at least this large (12-unit text ≈ 2.2 mm)
+MAX_SHEET_SCALE = 0.8  # and at most this large
 LANE_BAND = 34.0  # width of the lane-name band added to sheets that do not start at the left edge
 CUT_PAD = 6.0  # keep this far from any node or label when cutting
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -236,25 +237,60 @@ def _row_cuts(view: _Box, lanes: list[_Lane], max_height: float) -> list[tuple[f
 
 
 def _column_cuts(view: _Box, items: list[_Box], lane_end: float, max_width: float) -> list[tuple[float, float]]:
-    """Vertical cuts of one band that avoid cutting through nodes and labels."""
+    """Vertical cuts of one band into columns of about equal width that avoid nodes and labels.
+
+    Only the band's drawn extent is covered: a band whose first node lies far to the right starts
+    there (its sheets get a lane-name band instead of the chart's own lane labels).
+    """
+    if not items:
+        return []
     blocked = sorted((b.x0 - CUT_PAD, b.x1 + CUT_PAD) for b in items)
+    first, last = min(b.x0 for b in items), max(b.x1 for b in items)
+    start = view.x0 if first - lane_end < max_width / 4 else first - 2 * CUT_PAD
+    end = min(view.x1, last + 2 * CUT_PAD)
 
     def free(x: float) -> bool:
         return not any(a < x < b for a, b in blocked)
 
-    columns: list[tuple[float, float]] = []
-    x0 = view.x0
-    while x0 < view.x1 - 1:
-        room = max_width - (LANE_BAND if x0 > lane_end else 0.0)
-        limit = x0 + room
-        if limit >= view.x1:
-            columns.append((x0, view.x1))
-            break
-        candidates = [limit] + [b for _, b in blocked if x0 + room / 2 < b < limit]
-        cut = max((c for c in candidates if free(c)), default=limit)
-        columns.append((x0, cut))
-        x0 = cut
-    return columns
+    def room(x0: float) -> float:
+        return max_width - (LANE_BAND if x0 > lane_end else 0.0)
+
+    def cuts(balanced: int | None) -> list[tuple[float, float]]:
+        columns: list[tuple[float, float]] = []
+        x0 = start
+        while x0 < end - 1:
+            limit = x0 + room(x0)
+            if limit >= end:
+                columns.append((x0, end))
+                break
+            left = (balanced - len(columns)) if balanced else 0
+            ideal = x0 + (end - x0) / left if left > 1 else limit
+            ideal = min(ideal, limit)
+            candidates = [c for c in [limit, ideal] + [b for _, b in blocked] + [a for a, _ in blocked]
+                          if x0 + room(x0) / 3 < c <= limit and free(c)]
+            cut = min(candidates, key=lambda c: abs(c - ideal)) if candidates else limit
+            columns.append((x0, cut))
+            x0 = cut
+        return columns
+
+    greedy = cuts(None)
+    balanced = cuts(len(greedy))
+    return balanced if len(balanced) <= len(greedy) else greedy
+
+
+def _trim_rows(box: _Box, items: list[_Box], lanes: list[_Lane], view: _Box) -> _Box:
+    """Shrink a sheet vertically to the lanes that hold something inside it."""
+    inside = [b for b in items if b.meets(box)]
+    if not inside or not lanes:
+        return box
+    top, bottom = min(b.y0 for b in inside), max(b.y1 for b in inside)
+    y0 = max((lane.box.y0 for lane in lanes if lane.box.y0 <= top), default=box.y0)
+    y1 = min((lane.box.y1 for lane in lanes if lane.box.y1 >= bottom), default=box.y1)
+    if y0 <= lanes[0].box.y0:
+        y0 = view.y0
+    if y1 >= lanes[-1].box.y1:
+        y1 = view.y1
+    return _Box(box.x0, max(box.y0, y0), box.x1, min(box.y1, y1))
 
 
 def _strip_for_copy(svg: etree._Element) -> None:
@@ -315,17 +351,17 @@ def chart_pages(definition: ProcedureDefinition) -> ChartPages:
     if fit < MIN_READABLE_SCALE:
         items, lanes = _chart_items(svg)
         lane_end = max((lane.content_x for lane in lanes), default=view.x0)
-        rows = _row_cuts(view, lanes, CHART_AREA_HEIGHT / MIN_READABLE_SCALE)
-        # sheets print as large as the tallest band allows (at most MAX_SHEET_SCALE); columns follow
-        row_scale = min(MAX_SHEET_SCALE, CHART_AREA_HEIGHT / max(y1 - y0 for y0, y1 in rows))
+        max_w, max_h = CHART_AREA_WIDTH / SHEET_SCALE, CHART_AREA_HEIGHT / SHEET_SCALE
         planned: list[tuple[_Box, bool]] = []
-        for y0, y1 in rows:
-            band = _Box(view.x0, y0, view.x1, y1)
-            row_items = [b for b in items if b.meets(band)]
-            for x0, x1 in _column_cuts(view, row_items, lane_end, CHART_AREA_WIDTH / row_scale):
+        # columns first: the charts run from top left to bottom right, so a column holds few lanes
+        for x0, x1 in _column_cuts(view, items, lane_end, max_w):
+            column = _Box(x0, view.y0, x1, view.y1)
+            column_items = [b for b in items if b.meets(column)]
+            trimmed = _trim_rows(column, column_items, lanes, view)
+            for y0, y1 in _row_cuts(trimmed, [lane for lane in lanes if lane.box.meets(trimmed)], max_h):
                 box = _Box(x0, y0, x1, y1)
-                if any(b.meets(box) for b in row_items):
-                    planned.append((box, x0 > lane_end))
+                if any(b.meets(box) for b in column_items):
+                    planned.append((_trim_rows(box, column_items, lanes, view), x0 > lane_end))
         sheet_scale = min(min(CHART_AREA_WIDTH / (b.width + (LANE_BAND if band else 0)),
                               CHART_AREA_HEIGHT / b.height) for b, band in planned)
         sheet_scale = min(sheet_scale, MAX_SHEET_SCALE)

@@ -44,7 +44,7 @@ def default_value(f: Field) -> Any:
     if t == "integer":
         return int(f.min) if f.min is not None and f.min > 1 else 1 if f.max is None or f.max >= 1 else int(f.max)
     if t in ("decimal", "money"):
-        value = Decimal("1000.00")
+        value = Decimal("1000.00") if t == "money" else Decimal("10")
         if f.min is not None and value < f.min:
             value = Decimal(f.min)
         if f.max is not None and value > f.max:
@@ -104,24 +104,48 @@ def plan_step_data(d: ProcedureDefinition, step_id: str, params: Mapping[str, An
     default). ``context`` is the case data so far (conditions may read earlier fields).
     """
     step: Step = d.steps[step_id]
-    own = {f.name: f for f in step.fields}
     exits = exits_after(d, step_id)
     if take is not None and take not in {e.flow.id for e in exits}:
         exits = _exits_of_gateway(d, take)  # a gateway further on that reads this step's fields
-    base = {f.name: default_value(f) for f in step.fields}
-    base.update(overrides or {})
     wanted, unwanted = _targets(exits, take)
     if take is None:
         # Straight on: no exception exit anywhere downstream may fire on this step's fields.
         unwanted = unwanted + _exception_conditions(d)
+    else:
+        # Only the chosen exit: no other exception exit on the way may fire on this step's fields.
+        later = _later_in_gateway(d, take)
+        strict = [c for c in _exception_conditions(d) if c != wanted and c not in later]
+        try:
+            return _solve(d, step, wanted, unwanted + strict, exits, params, context, overrides)
+        except ValueError:
+            pass
+    return _solve(d, step, wanted, unwanted, exits, params, context, overrides)
+
+
+def _later_in_gateway(d: ProcedureDefinition, flow_id: str) -> list[str]:
+    gateway = d.nodes[d.flows[flow_id].source]
+    after = gateway.outgoing[gateway.outgoing.index(flow_id) + 1:]
+    return [d.flows[f].condition for f in after if d.flows[f].condition]  # type: ignore[misc]
+
+
+def _solve(d: ProcedureDefinition, step: Step, wanted: str | None, unwanted: list[str], exits: list[Exit],
+           params: Mapping[str, Any], context: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict:
+    own = {f.name: f for f in step.fields}
+    base = {f.name: default_value(f) for f in step.fields}
+    base.update(overrides or {})
     controllable = [c for c in unwanted if compile_expression(c).names & set(own)]
-    conditions = [e.flow.condition for e in exits if e.flow.condition]
+    conditions = [e.flow.condition for e in exits if e.flow.condition] + ([wanted] if wanted else [])
     checks = conditions + controllable + [c.test for c in step.constraints]
     names = sorted({n for c in checks for n in compile_expression(c).names} & set(own))
     candidates = []
     for n in names:
-        values = sample_values(own[n], checks, dict(params))
-        values = [base[n]] + [v for v in values if v != base[n]]  # try the plausible value first
+        values = sample_values(own[n], checks, dict(params)) + _related_values(own[n], checks, {**context, **base},
+                                                                              params)
+        seen_values: list = []
+        for v in [base[n], *values]:
+            if v not in seen_values:
+                seen_values.append(v)
+        values = seen_values  # the plausible value first
         candidates.append(values)
     tried = 0
     for combo in itertools.product(*candidates) if names else [()]:
@@ -139,7 +163,51 @@ def plan_step_data(d: ProcedureDefinition, step_id: str, params: Mapping[str, An
         except InvalidData:
             continue
         return data
-    raise ValueError(f"no data for step {step_id} takes exit {take}")
+    raise ValueError(f"no data for step {step.id} takes exit {wanted or 'straight on'}")
+
+
+def _related_values(f: Field, checks: list[str], scope: Mapping[str, Any], params: Mapping[str, Any]) -> list[Any]:
+    """Values suggested by comparisons of the field with other expressions (``a == b * c``, ``end > start``)."""
+    import ast
+
+    found: list[Any] = []
+    for text in checks:
+        tree = compile_expression(text).tree
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Compare) or len(node.comparators) != 1:
+                continue
+            sides = [node.left, node.comparators[0]]
+            for mine, other in (sides, sides[::-1]):
+                if isinstance(mine, ast.Name) and mine.id == f.name:
+                    try:
+                        value = compile_expression(ast.unparse(other)).evaluate(scope, params)
+                    except ExpressionError:
+                        continue
+                    found.extend(_around(f, value))
+    if f.type == "date":
+        today = (clock.now() + timedelta(hours=8)).date()
+        found.extend((today + timedelta(days=n)).isoformat() for n in (0, 30, 365, -30))
+    return found
+
+
+def _around(f: Field, value: Any) -> list[Any]:
+    from datetime import date
+    from fractions import Fraction
+
+    if f.type == "date" and isinstance(value, str):
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            return []
+        return [value, (day + timedelta(days=1)).isoformat(), (day - timedelta(days=1)).isoformat()]
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, Fraction, float)):
+        return [value] if f.type in ("text", "choice") else []
+    if f.type == "integer":
+        whole = int(value)
+        return [whole, whole + 1, max(whole - 1, 0)]
+    exact = Decimal(value.numerator) / Decimal(value.denominator) if isinstance(value, Fraction) else Decimal(value)
+    exact = exact.quantize(Decimal("0.01"))
+    return [exact, exact + 1, max(exact - 1, Decimal(0))]
 
 
 def _exception_conditions(d: ProcedureDefinition) -> list[str]:
@@ -175,32 +243,104 @@ def _holds(condition: str, scope: Mapping[str, Any], params: Mapping[str, Any]) 
         return False
 
 
-def routes(d: ProcedureDefinition) -> dict[str, dict[str, str]]:
-    """For every step, the exits to take (step → flow) so that a case reaches it, shortest first."""
+def routes(d: ProcedureDefinition) -> dict[str, tuple[dict[str, str], tuple[str, ...]]]:
+    """For every step, the exits to take (deciding step → flow) so that a case reaches it, and the
+    steps done on the way.
+
+    A conditional exit is keyed by the step whose form fields its condition reads (the latest
+    such step on the way), since that is where the data that takes it is entered.
+    """
     from collections import deque
 
     start = d.start_ids[0]
-    found: dict[str, dict[str, str]] = {}
-    queue: deque[tuple[str, dict[str, str], str | None]] = deque([(start, {}, None)])
-    seen: set[tuple[str, str | None]] = set()
+    found: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {}
+    queue: deque[tuple[str, dict[str, str], tuple[str, ...]]] = deque([(start, {}, ())])
+    seen: set[tuple[str, tuple[str, ...]]] = set()
     while queue:
-        node_id, choices, last_step = queue.popleft()
-        if (node_id, last_step) in seen:
+        node_id, choices, path = queue.popleft()
+        if (node_id, path[-1:]) in seen:
             continue
-        seen.add((node_id, last_step))
+        seen.add((node_id, path[-1:]))
         node = d.nodes[node_id]
         if node.type == "userTask":
-            found.setdefault(node_id, choices)
-            last_step = node_id
+            found.setdefault(node_id, (choices, path))
+            path = path + (node_id,)
         for fid in node.outgoing:
             flow = d.flows[fid]
             nxt = dict(choices)
-            if node.type == "exclusiveGateway" and fid != node.default_flow and last_step is not None:
-                if last_step in nxt:
+            if node.type == "exclusiveGateway" and fid != node.default_flow:
+                decider = deciding_step(d, flow, path)
+                if decider is None or decider in nxt:
                     continue  # one choice per step visit keeps routes simple
-                nxt[last_step] = fid
-            queue.append((flow.target, nxt, last_step))
+                nxt[decider] = fid
+            queue.append((flow.target, nxt, path))
     return found
+
+
+def choices_for_exit(d: ProcedureDefinition, flow_id: str) -> dict[str, str] | None:
+    """Exits to take so that a case reaches the gateway of ``flow_id`` and leaves it by that flow."""
+    gateway = d.flows[flow_id].source
+    reach = routes(d)
+    for step_id, (choices, path) in reach.items():
+        between = _steps_between(d, step_id, gateway)
+        if between is None:
+            continue
+        decider = deciding_step(d, d.flows[flow_id], path + (step_id,) + between)
+        if decider is None or decider in choices:
+            continue
+        return {**choices, decider: flow_id}
+    return None
+
+
+def _steps_between(d: ProcedureDefinition, step_id: str, gateway_id: str) -> tuple[str, ...] | None:
+    """Supervision steps passed going straight on from a step to a gateway, or None if it is not reached."""
+    passed: list[str] = []
+    node = d.nodes[step_id]
+    seen: set[str] = set()
+    while len(node.outgoing) >= 1 and node.id not in seen:
+        seen.add(node.id)
+        nxt_id = d.flows[node.default_flow].target if node.default_flow else d.flows[node.outgoing[0]].target
+        if node.type == "exclusiveGateway" and gateway_id in {d.flows[f].target for f in node.outgoing}:
+            nxt_id = gateway_id
+        if nxt_id == gateway_id:
+            return tuple(passed)
+        node = d.nodes[nxt_id]
+        if node.type == "userTask":
+            if node.id.endswith("_supervision") or node.id.endswith("_objections"):
+                passed.append(node.id)
+            else:
+                return None
+        elif node.type != "exclusiveGateway" and node.timer is None:
+            return None
+    return None
+
+
+def deciding_step(d: ProcedureDefinition, flow: Flow, path: tuple[str, ...]) -> str | None:
+    """The latest step on ``path`` whose fields the flow's condition reads."""
+    if not flow.condition:
+        return path[-1] if path else None
+    names = compile_expression(flow.condition).names
+    for step_id in reversed(path):
+        if {f.name for f in d.steps[step_id].fields} & names:
+            return step_id
+    return None
+
+
+def default_outcome(d: ProcedureDefinition, node_id: str) -> str | None:
+    """The outcome of the end reached from a node by going straight on (None if it loops)."""
+    seen: set[str] = set()
+    while node_id not in seen:
+        seen.add(node_id)
+        node = d.nodes[node_id]
+        if node.type == "endEvent":
+            return node.outcome
+        if node.type == "exclusiveGateway" and node.default_flow:
+            node_id = d.flows[node.default_flow].target
+        elif node.outgoing:
+            node_id = d.flows[node.outgoing[0]].target
+        else:
+            return None
+    return None
 
 
 @dataclass

@@ -44,8 +44,7 @@ class Xiaowei:
                 case = cases.complete_step(s, case_id, step_id, username, data,
                                            on_behalf_of=on_behalf_of, proxy_reason=proxy_reason)
                 status = case.status
-                items = s.scalars(select(WorkItem).where(WorkItem.case_id == case_id).order_by(WorkItem.id)).all()
-                tasks = [_work_item_dict(w) for w in items]
+                tasks = _tasks(s, case_id)
         except Forbidden as exc:
             self._record_denied(case_id, username, exc)
             raise
@@ -98,8 +97,7 @@ class Xiaowei:
         with self.db.read() as s:
             if s.get(Case, case_id) is None:
                 raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
-            rows = s.scalars(select(WorkItem).where(WorkItem.case_id == case_id).order_by(WorkItem.id)).all()
-            return [_work_item_dict(w) for w in rows]
+            return _tasks(s, case_id)
 
     def show_case(self, case_id: int) -> dict:
         self.fire_due(case_id)
@@ -159,7 +157,17 @@ class Xiaowei:
             return s.scalar(select(func.count()).select_from(AuditEvent)) or 0
 
 
-def _work_item_dict(w: WorkItem) -> dict:
+_TASK_COLUMNS = (WorkItem.case_id, WorkItem.step_id, WorkItem.step_name, WorkItem.role_key, WorkItem.task_id,
+                 WorkItem.ready_at, WorkItem.due_at)
+
+
+def _tasks(session, case_id: int) -> list[dict]:
+    """Open steps of a case from the derived table (plain rows, no ORM objects)."""
+    rows = session.execute(select(*_TASK_COLUMNS).where(WorkItem.case_id == case_id).order_by(WorkItem.id)).all()
+    return [_work_item_dict(r) for r in rows]
+
+
+def _work_item_dict(w) -> dict:
     now = audit.db_time()
     return {"case_id": w.case_id, "step_id": w.step_id, "name": w.step_name, "role": w.role_key,
             "task_id": w.task_id, "ready_at": audit.iso(w.ready_at),
