@@ -521,6 +521,25 @@ def lint(as_json: bool, paths: tuple[Path, ...]) -> None:
         sys.exit(1)
 
 
+@main.command()
+@_db_option
+@_json_option
+@click.option("--edition", required=True, type=click.Choice(["village", "community"]))
+@click.option("--format", "fmt", required=True, type=click.Choice(["html", "pdf"]))
+@click.option("-o", "output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@_errors
+def handbook(as_json: bool, edition: str, fmt: str, output: Path) -> None:
+    """Print the handbook (一本两库) of an edition from the live published versions."""
+    from .handbook import build_handbook
+
+    result = build_handbook(_app(), edition, fmt, output)
+    if as_json:
+        click.echo(dumps({**result, "file": str(output)}))
+    else:
+        click.echo(f"已生成 {output}:{result['procedures']} 个事项,{result['bytes'] / 1024:.0f} KB,"
+                   f"用时 {result['seconds']:.1f} 秒 / handbook written")
+
+
 @main.group()
 def params() -> None:
     """Local parameters (thresholds, notice days, quorum ratios): district → township → village."""
