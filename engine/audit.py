@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from . import clock
-from .trailcheck import FORMAT, event_hash, genesis, render
+from .trailcheck import FORMAT, event_hash, event_hash_text, genesis, render
 from storage.models import AuditEvent, AuditHead, Case, Organization, ProcedureVersion
 
 SYSTEM_CHAIN = "system"
@@ -101,7 +101,7 @@ def _make_event(chain: str, seq: int, type_: str, actor: str, role: str, data: d
                 at: datetime | None) -> dict[str, Any]:
     when = db_time(at)
     text = to_json(data)
-    digest = event_hash(chain, seq, type_, iso(when), actor, role, json.loads(text), prev)
+    digest = event_hash_text(chain, seq, type_, iso(when), actor, role, text, prev)
     return {"chain": chain, "seq": seq, "type": type_, "at": when, "actor": actor, "role": role, "data": text,
             "prev_hash": prev, "hash": digest}
 

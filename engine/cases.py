@@ -62,8 +62,7 @@ class CaseContext:
     timer_deadlines: list = field(default_factory=list)
 
     def remember_derived(self) -> None:
-        self.ready_tasks = spiff.ready_user_tasks(self.workflow)
-        timers = spiff.waiting_timers(self.workflow)
+        self.ready_tasks, timers = spiff.open_tasks(self.workflow)
         self.ready_before = {str(t.id) for t in self.ready_tasks}
         self.timers_before = {str(t.id) for t, _ in timers}
         self.timer_deadlines = [deadline for _, deadline in timers]
@@ -347,8 +346,10 @@ def _save(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> None:
     """Persist state, derived rows and audit events of one change."""
     session, case, workflow = ctx.session, ctx.case, ctx.workflow
     now = audit.db_time()
-    opened = _rebuild_work_items(ctx, now)
-    timers = _rebuild_timers(ctx)
+    active = case.status == RUNNING and ctx.end is None
+    ready, waiting = spiff.open_tasks(workflow) if active else ([], [])
+    opened = _rebuild_work_items(ctx, now, ready)
+    timers = _rebuild_timers(ctx, waiting)
     events: list[tuple[str, str, str, dict]] = []
     if event is not None:
         type_, actor, role, data = event
@@ -371,10 +372,9 @@ def _save(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> None:
     session.flush()
 
 
-def _rebuild_work_items(ctx: CaseContext, now: datetime) -> list[dict]:
+def _rebuild_work_items(ctx: CaseContext, now: datetime, ready: list) -> list[dict]:
     """Insert rows for newly ready steps, delete rows of steps no longer ready (diffed in memory)."""
     session, case = ctx.session, ctx.case
-    ready = spiff.ready_user_tasks(ctx.workflow) if case.status == RUNNING and ctx.end is None else []
     now_ids = set()
     opened = []
     rows: list[dict] = []
@@ -400,10 +400,9 @@ def _rebuild_work_items(ctx: CaseContext, now: datetime) -> list[dict]:
     return opened
 
 
-def _rebuild_timers(ctx: CaseContext) -> list[dict]:
+def _rebuild_timers(ctx: CaseContext, waiting: list) -> list[dict]:
     """Insert rows for timers that started waiting, delete rows of timers that fired or were cancelled."""
     session, case = ctx.session, ctx.case
-    waiting = spiff.waiting_timers(ctx.workflow) if case.status == RUNNING and ctx.end is None else []
     now_ids = set()
     started = []
     rows: list[dict] = []

@@ -180,10 +180,26 @@ def ready_user_tasks(workflow: BpmnWorkflow) -> list:
     return workflow.get_tasks(state=TaskState.READY, manual=True)
 
 
+def open_tasks(workflow: BpmnWorkflow) -> tuple[list, list[tuple[Any, datetime | None]]]:
+    """READY user tasks and WAITING timers with deadlines, in one walk of the task tree."""
+    ready, waiting = [], []
+    for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING):
+        if task.state == TaskState.READY:
+            if task.task_spec.manual:
+                ready.append(task)
+        else:
+            waiting.append(task)
+    return ready, _timers(waiting)
+
+
 def waiting_timers(workflow: BpmnWorkflow) -> list[tuple[Any, datetime | None]]:
     """WAITING timer tasks with their deadlines (None when not yet computed)."""
+    return _timers(workflow.get_tasks(state=TaskState.WAITING))
+
+
+def _timers(tasks) -> list[tuple[Any, datetime | None]]:
     result = []
-    for task in workflow.get_tasks(state=TaskState.WAITING):
+    for task in tasks:
         event = getattr(task.task_spec, "event_definition", None)
         if isinstance(event, TimerEventDefinition):
             value = task._get_internal_data("event_value")

@@ -35,6 +35,16 @@ def event_hash(chain: str, seq: int, type_: str, at: str, actor: str, role: str,
     return hashlib.sha256(canonical(envelope).encode("utf-8")).hexdigest()
 
 
+def event_hash_text(chain: str, seq: int, type_: str, at: str, actor: str, role: str, data_text: str,
+                    prev: str) -> str:
+    """:func:`event_hash` for data already in canonical JSON text (same result, no re-encoding)."""
+    d = json.dumps
+    envelope = (f'{{"actor":{d(actor, ensure_ascii=False)},"at":{d(at)},"chain":{d(chain, ensure_ascii=False)},'
+                f'"data":{data_text},"prev":{d(prev)},"role":{d(role, ensure_ascii=False)},"seq":{d(seq)},'
+                f'"type":{d(type_, ensure_ascii=False)}}}')
+    return hashlib.sha256(envelope.encode("utf-8")).hexdigest()
+
+
 def render(trail: dict) -> str:
     """The exact text of an exported trail file."""
     return json.dumps(trail, ensure_ascii=False, sort_keys=True, indent=2) + "\n"

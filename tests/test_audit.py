@@ -148,3 +148,14 @@ def test_trail_checks_header_against_chain(xw, finished_case):
     trail = json.loads(xw.export_trail(finished_case))
     trail["events"] = trail["events"][:-1]  # truncation, re-rendered canonically
     assert any("head" in p for p in verify_trail(render(trail)))
+
+
+def test_fast_hash_matches_the_reference_hash():
+    from engine.audit import to_json
+    from engine.trailcheck import event_hash, event_hash_text
+
+    data = {"名称": "村道\"硬化\"", "amount": "1.50", "nested": [1, {"b": True, "a": None}]}
+    text = to_json(data)
+    assert event_hash_text("case:1", 3, "step_completed", "2026-01-01T00:00:00.000000Z", "张三", "committee", text,
+                           "ab" * 32) == event_hash("case:1", 3, "step_completed", "2026-01-01T00:00:00.000000Z",
+                                                    "张三", "committee", json.loads(text), "ab" * 32)
