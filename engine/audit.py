@@ -21,6 +21,7 @@ from .trailcheck import FORMAT, event_hash, event_hash_text, genesis, render
 from storage.models import AuditEvent, AuditHead, Case, Organization, ProcedureVersion
 
 SYSTEM_CHAIN = "system"
+_INSERT_EVENT = insert(AuditEvent)
 
 
 def _plain(value: Any) -> Any:
@@ -76,7 +77,7 @@ def append_case_events(session: Session, case: Case, events: list[tuple[str, str
         case.audit_head = event["hash"]
         rows.append(event)
     if rows:
-        session.execute(insert(AuditEvent), rows)
+        session.connection().execute(_INSERT_EVENT, rows)
     return rows
 
 
@@ -93,7 +94,7 @@ def append_system_event(session: Session, type_: str, *, actor: str = "", role: 
     event = _make_event(SYSTEM_CHAIN, head.seq + 1, type_, actor, role, data or {}, head.hash or genesis(SYSTEM_CHAIN), at)
     event["case_id"] = None
     head.seq, head.hash = event["seq"], event["hash"]
-    session.execute(insert(AuditEvent), [event])
+    session.connection().execute(_INSERT_EVENT, [event])
     return event
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from . import audit, catalogue, clock, forms, spiff
@@ -109,11 +109,15 @@ class CaseContext:
         }
 
 
+_LOCK = select(Case).where(Case.id == bindparam("case_id")).execution_options(populate_existing=True)
+_LOCK_PG = {False: _LOCK.with_for_update(), True: _LOCK.with_for_update(skip_locked=True)}
+
+
 def _lock_case(session: Session, case_id: int, *, skip_locked: bool = False) -> Case | None:
-    query = select(Case).where(Case.id == case_id).execution_options(populate_existing=True)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=skip_locked)
-    return session.scalars(query).first()
+    """Load the case row for change. PostgreSQL: row lock (FOR UPDATE [SKIP LOCKED]); SQLite: the
+    write transaction already holds the database's write lock (BEGIN IMMEDIATE)."""
+    query = _LOCK_PG[skip_locked] if session.get_bind().dialect.name == "postgresql" else _LOCK
+    return session.scalars(query, {"case_id": case_id}).first()
 
 
 def open_for_update(session: Session, case_id: int, *, skip_locked: bool = False) -> CaseContext | None:
@@ -372,6 +376,15 @@ def _save(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> None:
     session.flush()
 
 
+# Statements built once: building a statement costs more than running it on SQLite.
+_INSERT_ITEM = insert(WorkItem)
+_INSERT_TIMER = insert(TimerDue)
+_DELETE_ITEMS = delete(WorkItem).where(WorkItem.case_id == bindparam("case_id"),
+                                       WorkItem.task_id.in_(bindparam("task_ids", expanding=True)))
+_DELETE_TIMERS = delete(TimerDue).where(TimerDue.case_id == bindparam("case_id"),
+                                        TimerDue.task_id.in_(bindparam("task_ids", expanding=True)))
+
+
 def _rebuild_work_items(ctx: CaseContext, now: datetime, ready: list) -> list[dict]:
     """Insert rows for newly ready steps, delete rows of steps no longer ready (diffed in memory)."""
     session, case = ctx.session, ctx.case
@@ -394,9 +407,9 @@ def _rebuild_work_items(ctx: CaseContext, now: datetime, ready: list) -> list[di
                        "due_at": audit.iso(due) if due else None})
     stale = ctx.ready_before - now_ids
     if stale and not ctx.new_case:
-        session.execute(delete(WorkItem).where(WorkItem.case_id == case.id, WorkItem.task_id.in_(sorted(stale))))
+        session.connection().execute(_DELETE_ITEMS, {"case_id": case.id, "task_ids": sorted(stale)})
     if rows:
-        session.execute(insert(WorkItem), rows)
+        session.connection().execute(_INSERT_ITEM, rows)
     return opened
 
 
@@ -417,7 +430,7 @@ def _rebuild_timers(ctx: CaseContext, waiting: list) -> list[dict]:
         started.append({"node": task.task_spec.bpmn_id, "name": node.name if node else "", "due_at": audit.iso(due)})
     stale = ctx.timers_before - now_ids
     if stale and not ctx.new_case:
-        session.execute(delete(TimerDue).where(TimerDue.case_id == case.id, TimerDue.task_id.in_(sorted(stale))))
+        session.connection().execute(_DELETE_TIMERS, {"case_id": case.id, "task_ids": sorted(stale)})
     if rows:
-        session.execute(insert(TimerDue), rows)
+        session.connection().execute(_INSERT_TIMER, rows)
     return started

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from . import audit, catalogue
@@ -211,12 +211,14 @@ class Actor:
         return {role for role, oid in self.assignments if oid in ids}
 
 
+_ACTOR_QUERY = (select(User.id, User.active, RoleAssignment.role_key, RoleAssignment.org_id)
+                .outerjoin(RoleAssignment, RoleAssignment.user_id == User.id)
+                .where(User.username == bindparam("username")))
+
+
 def load_actor(session: Session, username: str) -> Actor:
     """The user with their role assignments, read in one query (never cached: revocations bite at once)."""
-    rows = session.execute(
-        select(User.id, User.active, RoleAssignment.role_key, RoleAssignment.org_id)
-        .outerjoin(RoleAssignment, RoleAssignment.user_id == User.id)
-        .where(User.username == username)).all()
+    rows = session.connection().execute(_ACTOR_QUERY, {"username": username}).all()
     if not rows:
         raise NotFound(f"没有用户“{username}” / no user {username}")
     if not rows[0][1]:

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from . import audit, cases, clock, directory, procedures
 from .errors import Forbidden, NotFound
@@ -161,9 +161,12 @@ _TASK_COLUMNS = (WorkItem.case_id, WorkItem.step_id, WorkItem.step_name, WorkIte
                  WorkItem.ready_at, WorkItem.due_at)
 
 
+_TASKS_QUERY = select(*_TASK_COLUMNS).where(WorkItem.case_id == bindparam("case_id")).order_by(WorkItem.id)
+
+
 def _tasks(session, case_id: int) -> list[dict]:
     """Open steps of a case from the derived table (plain rows, no ORM objects)."""
-    rows = session.execute(select(*_TASK_COLUMNS).where(WorkItem.case_id == case_id).order_by(WorkItem.id)).all()
+    rows = session.connection().execute(_TASKS_QUERY, {"case_id": case_id}).all()
     return [_work_item_dict(r) for r in rows]
 
 
