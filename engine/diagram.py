@@ -52,14 +52,11 @@ class DiagramError(ValueError):
 
 
 def safe_parser() -> etree.XMLParser:
-    """Return an XML parser that resolves no entities, loads no DTD and uses no network."""
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-    )
+    """An XML parser that resolves no entities, loads no DTD and uses no network (for tests and
+    callers that parse fragments themselves; whole documents go through :mod:`engine.xmlsafe`)."""
+    from .xmlsafe import _parser
+
+    return _parser()
 
 
 # --------------------------------------------------------------------------- vocabulary
@@ -1097,8 +1094,10 @@ def render_svg_bytes(xml: bytes, **kw: object) -> str:
 
     :raises DiagramError: when the XML cannot be parsed or has no diagram interchange.
     """
+    from .xmlsafe import UnsafeXml, parse_xml
+
     try:
-        root = etree.fromstring(xml, safe_parser())
-    except etree.XMLSyntaxError as exc:
+        root = parse_xml(xml)
+    except UnsafeXml as exc:
         raise DiagramError(f"BPMN 文件无法解析 / cannot parse BPMN XML: {exc}") from exc
     return render_svg(root, **kw)  # type: ignore[arg-type]
