@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from . import audit, catalogue, clock, directory, procedures
 from .errors import XiaoweiError
@@ -59,6 +60,17 @@ def _errors(func: Callable) -> Callable:
                 click.echo(f"  {key}: {value}", err=True)
             for problem in getattr(exc, "problems", None) or []:
                 click.echo(f"  {problem}", err=True)
+            sys.exit(1)
+        except DBAPIError as exc:
+            text = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+            if "no such table" in text or "does not exist" in text:
+                click.echo("错误 / error: 数据库尚未初始化,请先运行 xiaowei init / the database has no schema yet: "
+                           "run xiaowei init", err=True)
+            else:
+                click.echo(f"错误 / error: 数据库出错 / database error: {text}", err=True)
+            sys.exit(1)
+        except (OSError, ArgumentError) as exc:
+            click.echo(f"错误 / error: {exc}", err=True)
             sys.exit(1)
 
     return wrapper

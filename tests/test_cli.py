@@ -132,3 +132,11 @@ def test_demo_is_idempotent_and_prints_passwords_once(db_url):
     assert second["created"] is False and not second.get("users")
     statuses = {c["status"] for c in json.loads(run(db_url, "case", "list", "--json").stdout)}
     assert {"running", "completed"} <= statuses
+
+
+def test_database_problems_are_one_line(tmp_path):
+    fresh = f"sqlite:///{tmp_path / 'never-initialized.db'}"
+    result = run(fresh, "case", "list", ok=False)
+    assert result.returncode == 1 and "xiaowei init" in result.stderr and "Traceback" not in result.stderr
+    unreachable = run("postgresql://postgres@127.0.0.1:1/x", "case", "list", ok=False)
+    assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
