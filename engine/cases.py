@@ -18,6 +18,7 @@ from . import audit, catalogue, clock, forms, spiff
 from .definitions import ProcedureDefinition
 from .directory import Actor, chain_ids, get_org, load_actor
 from .errors import Conflict, Forbidden, InvalidData, NotFound
+from .expressions import ExpressionError, compile_expression
 from .procedures import Runtime, current_version, effective_params, runtime
 from storage.models import Case, Organization, TimerDue, WorkItem
 
@@ -88,16 +89,25 @@ class CaseContext:
             self.end = {"end": node.id, "name": node.name, "outcome": node.outcome or "completed"}
 
     def _gateway_event(self, task, node) -> dict:
-        targets = [child.task_spec.bpmn_id for child in task.children]
-        flow = next((self.definition.flows[f] for f in node.outgoing
-                     if self.definition.flows[f].target in targets), None)
+        targets = {child.task_spec.bpmn_id for child in task.children}
+        candidates = [self.definition.flows[f] for f in node.outgoing if self.definition.flows[f].target in targets]
+        params = self.workflow.data.get(spiff.PARAMS_KEY, {})
+
+        def holds(condition: str) -> bool:
+            try:
+                return bool(compile_expression(condition).evaluate(task.data, params))
+            except ExpressionError:
+                return False
+
+        # Two exits may lead to the same step: name the one whose condition held, in document order.
+        flow = (next((f for f in candidates if f.condition and holds(f.condition)), None)
+                or next((f for f in candidates if f.id == node.default_flow), None)
+                or (candidates[0] if candidates else None))
         inputs: dict[str, Any] = {}
         condition = flow.condition if flow else None
         for fid in node.outgoing:
             cond = self.definition.flows[fid].condition
             if cond:
-                from .expressions import compile_expression
-
                 for name in sorted(compile_expression(cond).names):
                     inputs[name] = task.data.get(name)
         target = self.definition.nodes.get(flow.target) if flow else None

@@ -45,6 +45,9 @@ def _parse(xml: bytes) -> tuple[ProcedureDefinition, Any, Any]:
         root = parse_xml(xml)
         definition = read_definition(root, xml)
         spec, subs = spiff.parse_process(root, definition.id, definition.id)
+        spiff.order_exits_as_written(spec, {
+            node.id: [(definition.flows[f].target, definition.flows[f].condition) for f in node.outgoing]
+            for node in definition.nodes.values() if node.type == "exclusiveGateway"})
         cached = (definition, spec, subs)
         with _lock:
             _parsed[digest] = cached

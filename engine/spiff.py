@@ -150,6 +150,27 @@ def parse_process(root: etree._Element, process_id: str, filename: str = "<bpmn>
     return spec, parser.get_subprocess_specs(process_id)
 
 
+def order_exits_as_written(spec, exits: dict[str, list[tuple[str, str | None]]]) -> None:
+    """Evaluate each exclusive gateway's conditions in document order.
+
+    SpiffWorkflow's parser sorts a gateway's exits by the y coordinate of their targets in the
+    diagram, so moving a shape would change which of two true conditions wins. ``exits`` maps a
+    gateway id to its outgoing (target id, condition) pairs in the order of the BPMN file.
+    """
+    for task_spec in spec.task_specs.values():
+        order = exits.get(getattr(task_spec, "bpmn_id", None) or "")
+        if not order or not getattr(task_spec, "cond_task_specs", None):
+            continue
+        rank = {pair: i for i, pair in enumerate(order)}
+
+        def key(entry, rank=rank):
+            condition, target = entry
+            text = condition.args[0] if condition is not None and getattr(condition, "args", None) else None
+            return rank.get((target, text), len(rank))
+
+        task_spec.cond_task_specs.sort(key=key)
+
+
 def new_workflow(spec, subprocess_specs, params: dict[str, Any]) -> BpmnWorkflow:
     """A new workflow with the safe engine and the case's frozen local parameters."""
     workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=SAFE_ENGINE)

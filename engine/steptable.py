@@ -17,6 +17,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import ast
 import math
 import re
 import sys
@@ -65,8 +66,12 @@ STEP_KEYS = {"id", "name", "role", "kind", "time_limit", "instructions", "basis"
 FIELD_KEYS = {"name", "label", "type", "required", "public", "unit", "min", "max", "maxLength",
               "help", "options"}
 PARAMETER_KEYS = {"key", "label", "type", "unit", "default", "source"}
+# Vote rules: "at_least" (以上, the number itself included) or "more_than" (过半数, strictly more):
+# the comparison of a count with the threshold that meets the rule, and the one that fails it.
+VOTE_RULES = {"at_least": (">=", "<"), "more_than": (">", "<=")}
+VOTE_RULE_DEFAULTS = {"quorum_rule": "at_least", "pass_rule": "more_than"}
 SUGAR_KEYS = {
-    "vote": ({"quorum_param", "pass_param", "on_no_quorum", "on_fail"}, {"pass_of"}),
+    "vote": ({"quorum_param", "pass_param", "on_no_quorum", "on_fail"}, {"pass_of", "quorum_rule", "pass_rule"}),
     "approval": ({"on_reject"}, set()),
     "disclosure": ({"what", "where", "min_days_param"}, {"objection"}),
     "supervision": ({"role", "action", "on_return"}, set()),
@@ -369,6 +374,9 @@ class _Validator:
             self.parameter(vote["pass_param"], f"{where}.vote.pass_param")
             self.choice(vote.get("pass_of", "present"), f"{where}.vote.pass_of",
                         ("present", "members"), "pass_of")
+            for rule in ("quorum_rule", "pass_rule"):
+                self.choice(vote.get(rule, VOTE_RULE_DEFAULTS[rule]), f"{where}.vote.{rule}",
+                            tuple(VOTE_RULES), rule)
             self.target(vote["on_no_quorum"], f"{where}.vote.on_no_quorum")
             self.target(vote["on_fail"], f"{where}.vote.on_fail")
         if step.get("approval"):
@@ -609,8 +617,11 @@ class _GraphBuilder:
         gateway = self.gateway(current, f"{step['id']}_vote_gw", "表决结果?")
         quorum = f'members_total * param("{spec["quorum_param"]}")'
         base = "members_total" if spec.get("pass_of") == "members" else "present"
-        fail = f'present >= {quorum} and in_favour <= {base} * param("{spec["pass_param"]}")'
-        self.connect(gateway, spec["on_no_quorum"], "到会不足法定人数", f"present < {quorum}")
+        # The comparison that holds when the rule is met, and its negation (the failing exit).
+        met, unmet = VOTE_RULES[spec.get("quorum_rule", VOTE_RULE_DEFAULTS["quorum_rule"])]
+        _, failed = VOTE_RULES[spec.get("pass_rule", VOTE_RULE_DEFAULTS["pass_rule"])]
+        fail = f'present {met} {quorum} and in_favour {failed} {base} * param("{spec["pass_param"]}")'
+        self.connect(gateway, spec["on_no_quorum"], "到会不足法定人数", f"present {unmet} {quorum}")
         self.connect(gateway, spec["on_fail"], "未通过", fail)
         self.default_labels[gateway] = "通过"
         return gateway
@@ -650,9 +661,67 @@ class _GraphBuilder:
         if not branches:
             return current
         gateway = self.gateway(current, f"{step['id']}_gw", None)
+        earlier: list[str] = []
         for branch in branches:
-            self.connect(gateway, branch["to"], branch.get("label"), branch["when"])
+            self.connect(gateway, branch["to"], branch.get("label"), first_match(branch["when"], earlier))
+            earlier.append(branch["when"])
         return gateway
+
+
+def first_match(when: str, earlier: list[str]) -> str:
+    """``when`` guarded by the negation of every earlier branch it could overlap with, so that at
+    most one exit of a gateway matches: "first match wins" then holds whatever order the engine
+    evaluates the exits in (SpiffWorkflow orders them by the diagram position of their targets).
+    Branches that are disjoint by their form (``kind == "a"`` / ``kind == "b"``, ``x < E`` /
+    ``x >= E``) need no guard."""
+    guards = [f"not ({c})" for c in earlier if not _disjoint(c, when)]
+    if not guards:
+        return when
+    return " and ".join(guards + [when if _binds_tighter_than_and(when) else f"({when})"])
+
+
+_RELATIONS = {ast.Lt: {"<"}, ast.LtE: {"<", "="}, ast.Eq: {"="}, ast.NotEq: {"<", ">"},
+              ast.GtE: {"=", ">"}, ast.Gt: {">"}}
+
+
+def _atoms(expression: str) -> list[tuple[str, str, type, Any]]:
+    """The ``name op expression`` conjuncts of a condition: (name, right side, operator, constant)."""
+    try:
+        tree = ast.parse(expression, mode="eval").body
+    except SyntaxError:
+        return []
+    parts = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And) else [tree]
+    atoms = []
+    for part in parts:
+        if (isinstance(part, ast.Compare) and len(part.ops) == 1 and isinstance(part.left, ast.Name)
+                and type(part.ops[0]) in _RELATIONS):
+            right = part.comparators[0]
+            constant = right.value if isinstance(right, ast.Constant) else None
+            atoms.append((part.left.id, ast.unparse(right), type(part.ops[0]), constant))
+    return atoms
+
+
+def _disjoint(a: str, b: str) -> bool:
+    """True when the two conditions can never hold together, judged by their conjuncts alone."""
+    for name, right, op, constant in _atoms(a):
+        for name2, right2, op2, constant2 in _atoms(b):
+            if name != name2:
+                continue
+            if right == right2 and not _RELATIONS[op] & _RELATIONS[op2]:
+                return True
+            if (op is op2 is ast.Eq and constant is not None and constant2 is not None
+                    and constant != constant2):
+                return True
+    return False
+
+
+def _binds_tighter_than_and(expression: str) -> bool:
+    try:
+        tree = ast.parse(expression, mode="eval").body
+    except SyntaxError:
+        return False
+    return not isinstance(tree, (ast.IfExp, ast.Lambda)) and not (
+        isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.Or))
 
 
 def _step_task(step: Mapping) -> dict:

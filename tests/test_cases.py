@@ -327,3 +327,28 @@ def test_user_without_roles_cannot_act(xw, people):
     stranger = add_user(xw, "stranger")
     with pytest.raises(Forbidden):
         xw.start_case("V-DEC-01", "DONGAO", stranger)
+
+
+def test_gateway_conditions_are_tried_in_document_order_not_diagram_position(xw, people):
+    """SpiffWorkflow sorts exits by the targets' y coordinate; Xiaowei restores the written order."""
+    from lxml import etree
+    from engine.definitions import NS
+    from conftest import ROOT
+
+    root = etree.fromstring((ROOT / "processes" / "B-PUR-02.bpmn").read_bytes())
+    flows = root.xpath("//bpmn:exclusiveGateway[@id='request_gw']/bpmn:outgoing/text()", namespaces=NS)
+    first, second = (root.xpath(f"//bpmn:sequenceFlow[@id='{f}']", namespaces=NS)[0] for f in flows[:2])
+    second.find("bpmn:conditionExpression", NS).text = 'budget_amount < param("daily_expense_limit")'  # overlaps
+    shape = root.xpath(f"//bpmndi:BPMNShape[@bpmnElement='{second.get('targetRef')}']/dc:Bounds",
+                       namespaces={**NS, "dc": "http://www.omg.org/spec/DD/20100524/DC"})[0]
+    shape.set("y", "-500")  # draw the second target above the first
+    with xw.db.write() as s:
+        procedures.publish(s, etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    case_id = xw.start_case("B-PUR-02", "DONGAO", people["handler"])
+    xw.complete(case_id, "request", people["handler"],
+                {"purpose": "修路材料", "item_name": "水泥", "quantity": 100, "budget_amount": "800",
+                 "cumulative_amount": "60000"})  # both conditions hold; the first written one wins
+    case = xw.show_case(case_id)
+    assert case["status"] == "terminated"
+    decided = [e["data"] for e in case["history"] if e["type"] == "gateway_decided"][0]
+    assert decided["flow"] == first.get("id") and decided["target"] == first.get("targetRef")

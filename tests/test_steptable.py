@@ -357,6 +357,70 @@ def test_vote_pass_of_present(sample_xml: bytes) -> None:
     assert 'in_favour <= present * param("pass_ratio")' in _out(root, "decide_vote_gw")[1][2]
 
 
+@pytest.mark.parametrize("quorum_rule, pass_rule, no_quorum, fail", [
+    (None, None, "present < Q", "present >= Q and in_favour <= B"),
+    ("at_least", "more_than", "present < Q", "present >= Q and in_favour <= B"),
+    ("more_than", "more_than", "present <= Q", "present > Q and in_favour <= B"),
+    ("at_least", "at_least", "present < Q", "present >= Q and in_favour < B"),
+    ("more_than", "at_least", "present <= Q", "present > Q and in_favour < B"),
+])
+def test_vote_rules(quorum_rule: str | None, pass_rule: str | None, no_quorum: str, fail: str) -> None:
+    """过半数 is strictly more than half; 三分之二以上 includes exactly two thirds (以上 includes the number)."""
+    table = sample()
+    vote = _step(table, "decide")["vote"]
+    for key, rule in (("quorum_rule", quorum_rule), ("pass_rule", pass_rule)):
+        if rule is not None:
+            vote[key] = rule
+    root = parse(build_bpmn(table))
+    spell = {"Q": 'members_total * param("quorum")', "B": 'members_total * param("pass_ratio")'}
+    exits = _out(root, "decide_vote_gw")
+    assert exits[0][2] == no_quorum.replace("Q", spell["Q"])
+    assert exits[1][2] == fail.replace("Q", spell["Q"]).replace("B", spell["B"])
+
+
+def test_vote_rules_decide_the_boundary() -> None:
+    """Exactly the threshold: passes an at_least rule, fails a more_than rule."""
+    from fractions import Fraction
+
+    from engine.expressions import compile_expression
+
+    params = {"quorum": Fraction(2, 3), "pass_ratio": Fraction(1, 2)}
+    exact = {"members_total": 30, "present": 20, "in_favour": 10}  # 20 = 2/3 of 30; 10 = 1/2 of 20
+    results = {}
+    for rule in ("at_least", "more_than"):
+        table = sample()
+        _step(table, "decide")["vote"].update(quorum_rule=rule, pass_rule=rule, pass_of="present")
+        exits = _out(parse(build_bpmn(table)), "decide_vote_gw")
+        results[rule] = [bool(compile_expression(c).evaluate(exact, params)) for _, _, c in exits[:2]]
+    assert results["at_least"] == [False, False]    # quorum met, vote passed
+    assert results["more_than"] == [True, False]    # no quorum (the failing exit is not reached)
+    table = sample()
+    _step(table, "decide")["vote"].update(quorum_rule="at_least", pass_rule="more_than", pass_of="present")
+    exits = _out(parse(build_bpmn(table)), "decide_vote_gw")
+    assert [bool(compile_expression(c).evaluate(exact, params)) for _, _, c in exits[:2]] == [False, True]
+
+
+def test_branches_are_exclusive_in_table_order() -> None:
+    """"First match wins": a later branch is guarded by the negation of the earlier ones it could
+    overlap with, since the engine does not evaluate a gateway's exits in document order."""
+    table = sample()
+    _step(table, "apply")["gateway"] = [
+        {"when": 'amount > param("limit")', "to": "end_withdrawn"},
+        {"when": "amount > 100", "to": "review"},
+        {"when": "withdraw == True and amount <= param(\"limit\")", "to": "end_withdrawn"},
+        {"when": "withdraw == False or amount > 5", "to": "review"},
+    ]
+    root = parse(build_bpmn(table))
+    assert [c for _, _, c in _out(root, "apply_gw")] == [
+        'amount > param("limit")',
+        'not (amount > param("limit")) and amount > 100',
+        'not (amount > 100) and withdraw == True and amount <= param("limit")',
+        'not (amount > param("limit")) and not (amount > 100) and not (withdraw == True and amount <= '
+        'param("limit")) and (withdraw == False or amount > 5)',
+        None,
+    ]
+
+
 def test_supervision_and_approval(sample_xml: bytes) -> None:
     root = parse(sample_xml)
     assert _out(root, "decide_supervision_gw")[0] == ("decide", "退回整改", "signed_off == False")
@@ -468,6 +532,8 @@ ERRORS: list[tuple[str, Callable[[dict], None], str]] = [
      "step 'review': a step of kind 'approval' needs a `approval` checkpoint"),
     ("sugar missing key", lambda t: _step(t, "decide")["vote"].pop("on_no_quorum"),
      "step 'decide'.vote: missing key 'on_no_quorum'"),
+    ("unknown vote rule", lambda t: _step(t, "decide")["vote"].update(pass_rule="half"),
+     "step 'decide'.vote.pass_rule: unknown pass_rule 'half' (allowed: at_least, more_than)"),
     ("undeclared parameter", lambda t: _step(t, "decide")["vote"].update(quorum_param="nope"),
      "step 'decide'.vote.quorum_param: undeclared parameter 'nope'"),
     ("parameter in condition", lambda t: _step(t, "decide")["gateway"][0].update(when='amount > param("nope")'),
