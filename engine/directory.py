@@ -242,3 +242,53 @@ def list_orgs(session: Session) -> list[dict]:
     orgs = session.scalars(select(Organization).order_by(Organization.id)).all()
     codes = {o.id: o.code for o in orgs}
     return [{"code": o.code, "name": o.name, "kind": o.kind, "parent": codes.get(o.parent_id)} for o in orgs]
+
+
+# --- sign-in: lock-out after repeated failures (the web app's login) -------------------------------
+LOGIN_MAX_FAILURES = 5
+LOGIN_LOCK_MINUTES = 15
+
+
+def login_lock(session: Session, username: str) -> "datetime | None":
+    """When the user's sign-in lock ends, if they are locked now (None: not locked or no such user)."""
+    locked = session.scalar(select(User.locked_until).where(User.username == username))
+    if locked is not None and locked > audit.db_time():
+        return locked
+    return None
+
+
+def record_login_failure(session: Session, username: str, *, reason: str = "bad_password",
+                         remote_addr: str = "") -> "datetime | None":
+    """Count a failed sign-in (in the 'system' audit chain); lock the user for LOGIN_LOCK_MINUTES after
+    LOGIN_MAX_FAILURES failures in a row. Returns the end of the lock when this failure locked the user."""
+    from datetime import timedelta
+
+    username = (username or "")[:64]
+    user = session.scalar(select(User).where(User.username == username)) if username else None
+    data: dict = {"username": username, "reason": reason if user is not None else "unknown_user"}
+    if remote_addr:
+        data["remote_addr"] = remote_addr[:64]
+    locked_until = None
+    if user is not None:
+        now = audit.db_time()
+        if user.locked_until is not None and user.locked_until <= now:
+            user.failed_logins = 0  # an expired lock starts a fresh count
+            user.locked_until = None
+        user.failed_logins = (user.failed_logins or 0) + 1
+        data["failures"] = user.failed_logins
+        if user.failed_logins >= LOGIN_MAX_FAILURES and (user.locked_until is None or user.locked_until <= now):
+            locked_until = now + timedelta(minutes=LOGIN_LOCK_MINUTES)
+            user.locked_until = locked_until
+            data["locked_until"] = audit.iso(locked_until)
+        session.flush()
+    audit.append_system_event(session, "login_failed", actor=username if user is not None else "", data=data)
+    return locked_until
+
+
+def record_login_success(session: Session, username: str) -> None:
+    """Reset the failure count after a successful sign-in."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is not None and (user.failed_logins or user.locked_until is not None):
+        user.failed_logins = 0
+        user.locked_until = None
+        session.flush()

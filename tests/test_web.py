@@ -1,36 +1,18 @@
-"""The web app over real HTTP: the health check (the pages come with the web app issue)."""
+"""The web app over real HTTP: the health check and unknown routes (pages: test_web_pages.py)."""
 
 import json
-import socket
-import threading
-import time
+import urllib.error
 import urllib.request
 
 import pytest
-from waitress.server import create_server
-
+from web_helpers import serve_in_thread
 from webui import create_app
 
 
 @pytest.fixture
 def server(xw):
-    app = create_app({"TESTING": True}, db=xw.db)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    srv = create_server(app, host="127.0.0.1", port=port, threads=2)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(50):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield base
-    srv.close()
+    with serve_in_thread(create_app({"TESTING": True}, db=xw.db), threads=2) as base:
+        yield base
 
 
 def test_healthz_reports_database_status(server):

@@ -1,0 +1,49 @@
+"""Jinja filters: China time, role and category names, values shown to people."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask
+
+from engine import catalogue, clock
+
+CHINA = timedelta(hours=8)
+
+
+def china_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A UTC timestamp (naive datetime or ISO text) in China time (UTC+8)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = clock.to_utc(value)
+        except ValueError:
+            return value
+    if not isinstance(value, datetime):
+        return str(value)
+    return (clock.to_utc(value) + CHINA).strftime(fmt)
+
+
+def role_zh(key: Any) -> str:
+    role = catalogue.roles().get(str(key or ""))
+    return role.zh if role else str(key or "")
+
+
+def category_zh(code: Any) -> str:
+    cat = catalogue.categories().get(str(code or ""))
+    return cat.zh if cat else str(code or "")
+
+
+def zh(message: Any) -> str:
+    """The Chinese half of an engine message written as “中文 / English”."""
+    text = str(message or "")
+    return text.split(" / ", 1)[0] if " / " in text else text
+
+
+def register(app: Flask) -> None:
+    app.jinja_env.filters.update(china_time=china_time, role_zh=role_zh, category_zh=category_zh, zh=zh)
+    app.jinja_env.globals.update(categories=catalogue.categories)
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True

@@ -1,0 +1,29 @@
+"""我的待办: the ready steps the signed-in user can act on, across their villages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, render_template, request
+
+from . import reads
+from .security import login_required, xw
+
+bp = Blueprint("tasks", __name__)
+
+
+def task_filters() -> dict:
+    return {"procedure": request.args.get("procedure") or None, "org": request.args.get("org") or None,
+            "overdue": request.args.get("overdue") in ("1", "on", "true")}
+
+
+@bp.get("/tasks")
+@login_required
+def index():
+    f = task_filters()
+    with xw().db.read() as s:
+        rows = reads.my_tasks(s, g.actor, procedure=f["procedure"], org_code=f["org"], overdue=f["overdue"])
+        everything = rows if not any(f.values()) else reads.my_tasks(s, g.actor)
+        orgs = reads.visible_orgs(s, g.actor)
+    procedures = sorted({(t.procedure_id, t.procedure_name) for t in everything})
+    return render_template("tasks/index.html", rows=rows, total=len(everything), filters=f,
+                           procedures=procedures, orgs=orgs,
+                           overdue_count=sum(1 for t in everything if t.overdue))
