@@ -147,3 +147,17 @@ def do_step(app: Xiaowei, case_id: int, step_id: str, users: dict[str, str], *, 
 
 def ready_steps(app: Xiaowei, case_id: int) -> list[str]:
     return [t["step_id"] for t in app.tasks(case_id)]
+
+
+@pytest.fixture
+def app(xw: Xiaowei):
+    """The Flask app on the test database (web tests)."""
+    from web_helpers import make_app
+
+    return make_app(xw)
+
+
+@pytest.fixture
+def case_id(xw: Xiaowei, people: dict[str, str]) -> int:
+    """A V-DEC-01 case at 东岙村, just started."""
+    return xw.start_case("V-DEC-01", "DONGAO", people["party_branch"])

@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from web_helpers import login, make_app
+from web_helpers import COLLECT, login
 
-COLLECT = {"matter_title": "村道硬化工程", "matter_type": "project", "source": "villagers",
-           "amount": "380000", "opinions_summary": "群众普遍支持"}
-
-
-@pytest.fixture
-def app(xw):
-    return make_app(xw)
-
-
-@pytest.fixture
-def case_id(xw, people):
-    return xw.start_case("V-DEC-01", "DONGAO", people["party_branch"])
 
 
 def api_client(app, username):

@@ -12,20 +12,8 @@ from conftest import add_user
 from engine import audit
 from engine.trailcheck import verify_trail
 from storage.models import AuditEvent, User
-from web_helpers import PASSWORD, login, make_app, token_of
+from web_helpers import COLLECT, PASSWORD, login, make_app, token_of
 
-COLLECT = {"matter_title": "村道硬化工程", "matter_type": "project", "source": "villagers",
-           "amount": "380000", "opinions_summary": "群众普遍支持硬化村东道路"}
-
-
-@pytest.fixture
-def app(xw):
-    return make_app(xw)
-
-
-@pytest.fixture
-def case_id(xw, people):
-    return xw.start_case("V-DEC-01", "DONGAO", people["party_branch"])
 
 
 def system_events(xw, type_):

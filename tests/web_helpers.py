@@ -12,6 +12,9 @@ import urllib.request
 from webui import create_app
 
 PASSWORD = "password123"  # the password conftest.add_user gives every test user
+# Valid data for V-DEC-01's first step (征求意见).
+COLLECT = {"matter_title": "村道硬化工程", "matter_type": "project", "source": "villagers",
+           "amount": "380000", "opinions_summary": "群众普遍支持硬化村东道路"}
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
