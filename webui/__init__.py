@@ -47,9 +47,10 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
     from .api import bp as api_bp
     from .auth import bp as auth_bp
     from .cases import bp as cases_bp
+    from .overview import bp as overview_bp
     from .tasks import bp as tasks_bp
 
-    for bp in (auth_bp, tasks_bp, cases_bp, api_bp):
+    for bp in (auth_bp, tasks_bp, cases_bp, overview_bp, api_bp):
         app.register_blueprint(bp)
 
     @app.before_request
