@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test install demo bench lint-bpmn tables clean
+.PHONY: run test install demo bench bench-pages lint-bpmn tables clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ test: install
 
 bench: install
 	$(PY) bench/bench_engine.py
+
+## make bench-pages: latency of /tasks, /cases and a case trail on 10,000 cases (SQLite, PostgreSQL)
+bench-pages: install
+	$(PY) bench/bench_pages.py
 
 lint-bpmn: install
 	$(VENV)/bin/xiaowei lint processes/
