@@ -17,16 +17,13 @@ form's CSRF token), warmed up, then ``--requests`` times each; median and p95 ar
 from __future__ import annotations
 
 import argparse
-import contextlib
 import heapq
 import http.cookiejar
 import os
 import random
 import re
-import socket
 import statistics
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -41,6 +38,7 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from engine import catalogue, clock, directory  # noqa: E402
 from engine.scenarios import _context, plan_step_data  # noqa: E402
 from engine.service import Xiaowei  # noqa: E402
+from webui.serving import serve_in_thread  # noqa: E402
 from storage import Database  # noqa: E402
 from storage.db import normalize_url  # noqa: E402
 from storage.models import AuditEvent, Case, TimerDue, WorkItem  # noqa: E402
@@ -190,32 +188,7 @@ def trail_case(app: Xiaowei, want: int = 20) -> tuple[int, int]:
 
 
 # --- HTTP -----------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def serve(wsgi_app, threads: int = 4):
-    """Serve with waitress on a free localhost port; yields the base URL."""
-    from waitress import wasyncore
-    from waitress.server import create_server
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    srv = create_server(wsgi_app, host="127.0.0.1", port=port, threads=threads)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.05)
-    try:
-        yield base
-    finally:
-        srv.trigger.pull_trigger(lambda: wasyncore.close_all(srv._map))
-        thread.join(timeout=10)
-        srv.task_dispatcher.shutdown()
+serve = serve_in_thread  # webui.serving: waitress on a free localhost port
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

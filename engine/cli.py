@@ -12,7 +12,7 @@ from typing import Any, Callable
 import click
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from . import audit, catalogue, clock, directory, procedures
+from . import catalogue, clock, directory, procedures
 from .errors import XiaoweiError
 from .lint import lint_bytes
 from .service import Xiaowei, dumps
@@ -590,8 +590,6 @@ def params_show(as_json: bool, procedure_id: str, org_code: str) -> None:
     for p in data:
         click.echo(f"{p['key']:<28} {p['value']:<10} {p['label']} ({p['source']})")
 
-
-_ = audit
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Iterable
 
 from sqlalchemy import bindparam, select
@@ -249,7 +250,7 @@ LOGIN_MAX_FAILURES = 5
 LOGIN_LOCK_MINUTES = 15
 
 
-def login_lock(session: Session, username: str) -> "datetime | None":
+def login_lock(session: Session, username: str) -> datetime | None:
     """When the user's sign-in lock ends, if they are locked now (None: not locked or no such user)."""
     locked = session.scalar(select(User.locked_until).where(User.username == username))
     if locked is not None and locked > audit.db_time():
@@ -258,7 +259,7 @@ def login_lock(session: Session, username: str) -> "datetime | None":
 
 
 def record_login_failure(session: Session, username: str, *, reason: str = "bad_password",
-                         remote_addr: str = "") -> "datetime | None":
+                         remote_addr: str = "") -> datetime | None:
     """Count a failed sign-in (in the 'system' audit chain); lock the user for LOGIN_LOCK_MINUTES after
     LOGIN_MAX_FAILURES failures in a row. Returns the end of the lock when this failure locked the user."""
     from datetime import timedelta

@@ -631,8 +631,6 @@ def walk(app, case_id: int, users: Mapping[str, str], *, choices: Mapping[str, s
     exit to take the first time it is done (later visits go straight on). When only timers are
     left, ``tick()`` is called (it should move the clock past them and fire them). The walk stops
     early when ``stop_at`` is ready; ``between()`` runs before each step (e.g. to move a clock)."""
-    from .definitions import ProcedureDefinition as _PD  # noqa: F401  (documentation aid)
-
     pending = dict(choices or {})
     visited: list[str] = []
     for _ in range(max_steps):

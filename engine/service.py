@@ -8,12 +8,11 @@ read, and answers lists from the derived tables.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any, Mapping
 
 from sqlalchemy import bindparam, func, select
 
-from . import audit, cases, clock, directory, procedures
+from . import audit, cases, directory, procedures
 from .errors import Forbidden, NotFound
 from storage import Database
 from storage.models import AuditEvent, Case, Organization, Procedure, ProcedureVersion, TimerDue, WorkItem
@@ -182,5 +181,3 @@ def dumps(data: Any) -> str:
     """JSON for the command line (Chinese kept readable)."""
     return json.dumps(data, ensure_ascii=False, indent=2, default=str)
 
-
-_ = (clock, datetime)

@@ -122,7 +122,7 @@ def staff_at(app: Xiaowei, org_code: str, people: dict[str, str]) -> dict[str, s
 
 def case_context(app: Xiaowei, case_id: int) -> tuple[Any, dict, dict]:
     """(definition, params, data so far) of a case, read through the engine."""
-    from engine import cases, procedures, spiff
+    from engine import procedures, spiff
     from storage.models import Case
 
     with app.db.read() as s:
@@ -132,7 +132,6 @@ def case_context(app: Xiaowei, case_id: int) -> tuple[Any, dict, dict]:
         ready = spiff.ready_user_tasks(wf)
         data = dict(ready[0].data) if ready else {}
         return rt.definition, dict(wf.data.get(spiff.PARAMS_KEY, {})), data
-    _ = cases
 
 
 def do_step(app: Xiaowei, case_id: int, step_id: str, users: dict[str, str], *, take: str | None = None,
