@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test install demo bench bench-pages lint-bpmn tables clean
+.PHONY: run test install demo bench bench-pages lint-bpmn tables messages clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,7 +13,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# bpmn-js for the flowchart modeler page: installed from npm (package.json / package-lock.json), never
+# committed; the dist files the page loads are copied into webui/static/vendor/ (gitignored).
+VENDOR := webui/static/vendor/bpmn-js
+$(VENDOR)/.stamp: package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: apt-get install nodejs npm" >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -rf $(VENDOR)
+	mkdir -p $(VENDOR)
+	cp node_modules/bpmn-js/dist/bpmn-modeler.production.min.js $(VENDOR)/
+	cp -R node_modules/bpmn-js/dist/assets $(VENDOR)/assets
+	touch $@
+
+install: $(STAMP) $(VENDOR)/.stamp
 
 ## make run: install, create the embedded SQLite database with demo data (once), serve the web app
 run: install
@@ -37,6 +49,15 @@ lint-bpmn: install
 ## regenerate processes/*.bpmn from the step tables in processes/tables/
 tables: install
 	$(PY) -m engine.steptable --all
+
+## update the English catalogue from the strings marked in webui/ (then translate the new empty entries)
+messages: install
+	$(VENV)/bin/pybabel extract -F babel.cfg --no-location --sort-output -o webui/translations/messages.pot .
+	test -f webui/translations/en/LC_MESSAGES/messages.po || \
+		$(VENV)/bin/pybabel init -i webui/translations/messages.pot -d webui/translations -l en
+	$(VENV)/bin/pybabel update -i webui/translations/messages.pot -d webui/translations -l en --no-fuzzy-matching \
+		--ignore-obsolete
+	rm webui/translations/messages.pot
 
 clean:
 	rm -rf $(VENV) xiaowei.db xiaowei.db-wal xiaowei.db-shm

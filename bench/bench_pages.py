@@ -7,8 +7,9 @@ The data is made through the engine (Xiaowei.start_case / Xiaowei.complete with 
 data), so every case has its real hash-chained trail, work items and timers: 1 district, 2 townships,
 20 villages, a user per role, a mix of procedures, the engine clock moved between steps so due
 times and overdue flags are realistic. The SQLite database is built once into bench/.data/ and
-reused (``--rebuild`` forces a new build); PostgreSQL is built each run in the schema
-``benchpages`` (created and dropped here), with ``--pg-cases`` cases.
+reused (``--rebuild`` forces a new build). PostgreSQL gets the same rows copied from that file into
+the schema ``benchpages`` (created and dropped here); ``--pg-build`` builds it through the engine
+instead (slow), with ``--pg-cases`` cases.
 
 Pages are requested over real HTTP from waitress with a signed-in session (POST /login with the
 form's CSRF token), warmed up, then ``--requests`` times each; median and p95 are printed.
@@ -33,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("XIAOWEI_SCRYPT_N", "1024")
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import Integer, create_engine, func, select, text  # noqa: E402
 
 from engine import catalogue, clock, directory  # noqa: E402
 from engine.scenarios import _context, plan_step_data  # noqa: E402
@@ -156,7 +157,7 @@ def build(app: Xiaowei, n_cases: int, seed: int = 7) -> None:
             if case_id is None:  # no starter role fits this procedure: leave it out of the mix
                 procs = [p for p in procs if p != proc]
                 continue
-            steps = 200 if rnd.random() < 0.7 else rnd.randint(0, 8)
+            steps = 200 if rnd.random() < 0.96 else rnd.randint(0, 8)
             advance(case_id, users, steps)
             if (i + 1) % 500 == 0:
                 print(f"  built {i + 1}/{n_cases} cases in {time.perf_counter() - started:.0f} s", flush=True)
@@ -179,9 +180,16 @@ def sizes(app: Xiaowei) -> dict[str, int]:
 
 
 def trail_case(app: Xiaowei, want: int = 20) -> tuple[int, int]:
-    """A case of the cadre's village with about ``want`` events (closest), and its event count."""
+    """A case of the first township's villages (the supervisor's) with about ``want`` events (closest),
+    and its event count."""
+    from storage.models import Organization
+
     with app.db.read() as s:
-        counts = s.execute(select(AuditEvent.case_id, func.count()).where(AuditEvent.case_id.is_not(None))
+        township = s.scalar(select(Organization.id).where(Organization.code == TOWNSHIPS[0]))
+        counts = s.execute(select(AuditEvent.case_id, func.count())
+                           .join(Case, Case.id == AuditEvent.case_id)
+                           .join(Organization, Organization.id == Case.org_id)
+                           .where(Organization.parent_id == township)
                            .group_by(AuditEvent.case_id)).all()
     best = min(counts, key=lambda r: (abs(r[1] - want), r[0]))
     return best[0], best[1]
@@ -233,17 +241,22 @@ def measure(opener, url: str, n: int, warmup: int = 10) -> tuple[list[float], in
 
 
 def bench_pages(app: Xiaowei, label: str, n: int) -> None:
-    from webui import create_app
+    from webui import create_app, warm_up
 
     data = sizes(app)
     case_id, n_events = trail_case(app)
     print(f"\n{label}: " + ", ".join(f"{v} {k}" for k, v in data.items()))
     web = create_app({"SECRET_KEY": "bench", "SESSION_COOKIE_SECURE": False}, db=app.db)
+    warm_up(web)  # as `xiaowei serve` does
     supervisor = f"{TOWNSHIPS[0].lower()}.township_discipline"
     pages = [("cadre", "/tasks", "/tasks"),
              (supervisor, "/cases?scope=all", "/cases?scope=all"),
              (supervisor, "/cases?scope=all&status=running&procedure=B-PUR-02",
               "/cases?scope=all&status=running&procedure=B-PUR-02"),
+             (supervisor, "/cases?scope=all&amount_min=50000&overdue=1",
+              "/cases?scope=all&amount_min=50000&overdue=1"),
+             (supervisor, "/cases?scope=all&person=张三明", "/cases?scope=all&person=%E5%BC%A0%E4%B8%89%E6%98%8E"),
+             (supervisor, "/cases?scope=all&page=100", "/cases?scope=all&page=100"),
              (supervisor, "/cases (mine)", "/cases"),
              (supervisor, f"/cases/{case_id}/trail ({n_events} ev)", f"/cases/{case_id}/trail")]
     with serve(web) as base:
@@ -268,6 +281,34 @@ def fresh_pg(url: str) -> str:
     return base + ("&" if "?" in base else "?") + f"options=-csearch_path%3D{SCHEMA}"
 
 
+def copy_database(source: Database, target: Database, chunk: int = 5000) -> None:
+    """Copy every table row by row (same ids, same hashes) and move PostgreSQL's id sequences on."""
+    from storage.models import Base
+
+    started = time.perf_counter()
+    source.upgrade()
+    target.upgrade()
+    with source.engine.connect() as src, target.engine.begin() as dst:
+        for table in Base.metadata.sorted_tables:
+            if table.name == "alembic_version":
+                continue
+            rows = src.execute(table.select()).mappings()
+            batch = []
+            for row in rows:
+                batch.append(dict(row))
+                if len(batch) >= chunk:
+                    dst.execute(table.insert(), batch)
+                    batch.clear()
+            if batch:
+                dst.execute(table.insert(), batch)
+            if "id" in table.c and isinstance(table.c.id.type, Integer) and target.engine.dialect.name == "postgresql":
+                dst.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                 f"COALESCE((SELECT MAX(id) FROM {table.name}), 1))"))
+        if target.engine.dialect.name == "postgresql":
+            dst.execute(text("ANALYZE"))
+    print(f"  copy took {time.perf_counter() - started:.0f} s", flush=True)
+
+
 def drop_pg(url: str) -> None:
     admin = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -284,6 +325,8 @@ def main() -> None:
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--keep-pg", action="store_true", help="leave the benchpages schema in place")
     parser.add_argument("--no-pg", action="store_true")
+    parser.add_argument("--pg-build", action="store_true",
+                        help="build the PostgreSQL data through the engine (slow) instead of copying the SQLite file")
     parser.add_argument("--no-sqlite", action="store_true")
     args = parser.parse_args()
 
@@ -300,6 +343,7 @@ def main() -> None:
             app.db.dispose()
             tmp.rename(path)
         app = Xiaowei(Database(f"sqlite:///{path}"))
+        app.db.upgrade()  # a database built before a later migration gets its new tables and indexes
         bench_pages(app, f"SQLite ({path.relative_to(ROOT)})", args.requests)
         app.db.dispose()
 
@@ -312,9 +356,15 @@ def main() -> None:
         print(f"PostgreSQL not measured: {type(exc).__name__}: {exc}")
         return
     try:
-        print(f"\nbuilding PostgreSQL schema {SCHEMA} with {n_pg} cases …", flush=True)
         app = Xiaowei(Database(url))
-        build(app, n_pg)
+        source = DATA / f"pages-{n_pg}.db"
+        if args.pg_build or not source.exists():
+            print(f"\nbuilding PostgreSQL schema {SCHEMA} with {n_pg} cases …", flush=True)
+            build(app, n_pg)
+        else:
+            print(f"\ncopying {source.relative_to(ROOT)} (built through the engine) to PostgreSQL schema {SCHEMA} …",
+                  flush=True)
+            copy_database(Database(f"sqlite:///{source}"), app.db)
         bench_pages(app, f"PostgreSQL (schema {SCHEMA})", args.requests)
         app.db.dispose()
     finally:

@@ -163,6 +163,12 @@ def verify(session: Session, case_id: int | None = None) -> list[ChainReport]:
     return reports
 
 
+def verify_system(session: Session) -> ChainReport:
+    """Verify the 'system' chain (administrative actions) alone."""
+    head = session.get(AuditHead, SYSTEM_CHAIN)
+    return _verify_stored(session, SYSTEM_CHAIN, head.seq if head else 0, head.hash if head else "")
+
+
 def _verify_stored(session: Session, chain: str, head_seq: int, head_hash: str) -> ChainReport:
     events = session.scalars(
         select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.seq, AuditEvent.id)

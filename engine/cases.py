@@ -6,6 +6,7 @@ Every change goes through SpiffWorkflow and leaves audit events; the derived `wo
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,13 +15,14 @@ from typing import Any, Mapping
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
+from . import attachments as evidence
 from . import audit, catalogue, clock, forms, spiff
 from .definitions import ProcedureDefinition
 from .directory import Actor, chain_ids, get_org, load_actor
 from .errors import Conflict, Forbidden, InvalidData, NotFound
 from .expressions import ExpressionError, compile_expression
 from .procedures import Runtime, current_version, effective_params, runtime
-from storage.models import Case, Organization, TimerDue, WorkItem
+from storage.models import AuditEvent, Case, CaseField, Organization, TimerDue, WorkItem
 
 RUNNING = "running"
 CLOSED_STATUSES = ("completed", "rejected", "terminated", "cancelled")
@@ -28,6 +30,7 @@ STATUS_ZH = {"running": "办理中", "completed": "已办结", "rejected": "未�
              "cancelled": "已撤销"}
 _CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 INITIAL_KEY = "xw_initial"
+PUBLIC_ACTOR = "public"  # the actor of what the public does without an account (objections, 码上举报)
 
 
 def new_tracking_code() -> str:
@@ -58,6 +61,9 @@ class CaseContext:
     ready_before: set[str] = field(default_factory=set)
     timers_before: set[str] = field(default_factory=set)
     new_case: bool = False
+    # Form values given in this change (name -> value) and the step that gave them: case_field rows.
+    field_values: dict = field(default_factory=dict)
+    field_step: str = ""
 
     ready_tasks: list = field(default_factory=list)
     timer_deadlines: list = field(default_factory=list)
@@ -151,9 +157,15 @@ def open_for_update(session: Session, case_id: int, *, skip_locked: bool = False
 
 
 def start_case(session: Session, procedure_id: str, org_code: str, username: str,
-               data: Mapping[str, Any] | None = None) -> Case:
-    """Start a case of the current published version for a village or community."""
-    actor = load_actor(session, username)
+               data: Mapping[str, Any] | None = None, *, public: Mapping[str, Any] | None = None,
+               scheduled: bool = False) -> Case:
+    """Start a case of the current published version for a village or community (or a township
+    procedure at a township). ``public``: started by a member of the public (码上举报) — ``username``
+    is then :data:`PUBLIC_ACTOR`, no role is checked, and ``public`` (channel, reporter, files) is
+    recorded in the ``case_started`` event."""
+    # ``scheduled``: started by Xiaowei itself (monthly checklists, grade notices): actor "system", no role.
+    actor = load_actor(session, username) if public is None and not scheduled else None
+    starter = actor.username if actor is not None else ("system" if scheduled else PUBLIC_ACTOR)
     org = get_org(session, org_code)
     version = current_version(session, procedure_id)
     rt = runtime(session, version.id)
@@ -171,12 +183,12 @@ def start_case(session: Session, procedure_id: str, org_code: str, username: str
         task.data.update(initial)
     case = Case(procedure_id=d.id, procedure_version_id=version.id, org_id=org.id, status=RUNNING,
                 title=title or _default_title(d, initial), tracking_code=_unique_code(session),
-                state="", serializer_version=spiff.SERIALIZER_VERSION, started_by=actor.username,
+                state="", serializer_version=spiff.SERIALIZER_VERSION, started_by=starter,
                 created_at=audit.db_time(), updated_at=audit.db_time(), audit_seq=0, audit_head="")
-    ctx = CaseContext(session, case, rt, workflow, chain, new_case=True)
+    ctx = CaseContext(session, case, rt, workflow, chain, new_case=True, field_values=dict(initial))
     ctx.run_engine()
     ready = spiff.ready_user_tasks(workflow)
-    role = _starting_role(actor, d, ready, chain)
+    role = _starting_role(actor, d, ready, chain) if actor is not None else ""
     case.state = spiff.dump_state(workflow)
     session.add(case)
     session.flush()
@@ -187,11 +199,19 @@ def start_case(session: Session, procedure_id: str, org_code: str, username: str
         "params": {k: {"value": str(v["value"]), "source": v["source"]} for k, v in params.items()},
         "initial": initial,
     }
-    _save(ctx, ("case_started", actor.username, role, started))
+    if public is not None:
+        started["public"] = dict(public)
+    _save(ctx, ("case_started", starter, role, started))
     return case
 
 
 def _check_edition(d: ProcedureDefinition, org: Organization) -> None:
+    if d.edition == "township" or org.kind == "township":  # the township's own procedures (e.g. T-SUP-01)
+        if d.edition != "township" or org.kind != "township":
+            raise InvalidData(f"“{d.name}”{'由镇(街道)办理' if d.edition == 'township' else '须在村或社区办理'},"
+                              f"不适用于{org.name} / edition {d.edition} does not apply to a {org.kind}",
+                              {"org": org.code})
+        return
     if org.kind not in ("village", "community"):
         raise InvalidData(f"事项须在村或社区办理,“{org.name}”是{org.kind} / cases run in a village or community",
                           {"org": org.code})
@@ -254,8 +274,10 @@ def _starting_role(actor: Actor, d: ProcedureDefinition, ready: list, chain_ids:
 
 
 def complete_step(session: Session, case_id: int, step_id: str, username: str, data: Mapping[str, Any] | None,
-                  *, on_behalf_of: str | None = None, proxy_reason: str | None = None) -> Case:
-    """Complete a ready step as ``username`` with form ``data``; route the gateways that follow."""
+                  *, on_behalf_of: str | None = None, proxy_reason: str | None = None,
+                  attachments: list[dict] | None = None) -> Case:
+    """Complete a ready step as ``username`` with form ``data``; route the gateways that follow.
+    ``attachments`` are references to stored evidence files ({sha256, name, size, type})."""
     ctx = open_for_update(session, case_id)
     assert ctx is not None
     case, d, workflow = ctx.case, ctx.definition, ctx.workflow
@@ -272,17 +294,26 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
         raise Conflict(f"步骤“{step.name}”尚未轮到办理 / step {step_id} is not ready")
     actor = load_actor(session, username)
     role, proxy = _authorize_step(actor, d, step, ctx.chain_ids, on_behalf_of, proxy_reason)
+    files = evidence.resolve(session, attachments)
     initial = workflow.data.get(INITIAL_KEY, {})
     raw = dict(data or {})
     for f in step.fields:
         if f.name not in raw and f.name in initial:
             raw[f.name] = initial[f.name]
+    objections = _objections_for(session, case.id, step)
+    if objections and "objection_count" not in raw:
+        raw["objection_count"] = len(objections)  # prefilled from the objections the public filed
     clean = forms.validate(step.fields, step.constraints, raw, context=task.data,
                            params=workflow.data.get(spiff.PARAMS_KEY, {}))
+    if objections and int(clean.get("objection_count") or 0) < len(objections):
+        raise InvalidData(f"公示期内收到{len(objections)}件异议,异议件数不能少于{len(objections)} / "
+                          f"{len(objections)} objections were filed",
+                          {"objection_count": f"公示期内收到{len(objections)}件异议"})
     changes = [{"field": k, "label": next((f.label for f in step.fields if f.name == k), k),
                 "before": task.data.get(k), "after": v}
                for k, v in clean.items() if task.data.get(k) != v]
     task.data.update(clean)
+    ctx.field_values, ctx.field_step = clean, step.id
     if case.title == d.name:
         case.title = next((str(clean[f.name])[:200] for f in step.fields if f.type == "text" and clean.get(f.name)),
                           case.title)
@@ -292,8 +323,20 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
              "data": clean, "changes": changes}
     if proxy:
         event["on_behalf_of"] = proxy
+    if files:
+        event["attachments"] = files
     _save(ctx, ("step_completed", actor.username, role, event))
     return case
+
+
+def _objections_for(session: Session, case_id: int, step) -> list[dict]:
+    """Objections filed for the disclosure step whose objections task ``step`` is (else none)."""
+    if not step.id.endswith(OBJECTIONS_SUFFIX) or not any(f.name == "objection_count" for f in step.fields):
+        return []
+    return filed_objections(session, case_id, step.id[: -len(OBJECTIONS_SUFFIX)])
+
+
+OBJECTIONS_SUFFIX = "_objections"
 
 
 def _authorize_step(actor: Actor, d: ProcedureDefinition, step, chain_ids: list[int],
@@ -336,6 +379,86 @@ def cancel_case(session: Session, case_id: int, username: str, reason: str) -> C
     return ctx.case
 
 
+OBJECTION_TEXT_MAX = 1000
+
+
+def file_objection(session: Session, tracking_code: str, text: str, *, name: str | None = None,
+                   phone: str | None = None) -> dict:
+    """A member of the public objects (异议) to what a case has on notice. Accepted only while a
+    notice-period timer of the case is waiting; recorded as an ``objection_filed`` event in the case's
+    chain (name and phone kept there for the responsible role, never shown publicly). The
+    ``<step>_objections`` task that follows the notice period then sees it."""
+    code = normalize_tracking_code(tracking_code)
+    case_id = session.scalar(select(Case.id).where(Case.tracking_code == code)) if code else None
+    if case_id is None:
+        raise NotFound("没有这个查询码的事项 / no case with this tracking code")
+    errors: dict[str, str] = {}
+    clean_text = str(text or "").strip()
+    if _has_control(text):
+        errors["text"] = "异议内容含有控制字符 / the text contains control characters"
+    elif len(clean_text) < 5:
+        errors["text"] = "请写明异议内容(至少5个字) / write at least 5 characters"
+    elif len(clean_text) > OBJECTION_TEXT_MAX:
+        errors["text"] = f"异议内容不能超过{OBJECTION_TEXT_MAX}字 / at most {OBJECTION_TEXT_MAX} characters"
+    clean_name = (name or "").strip()
+    if _has_control(clean_name) or len(clean_name) > 50:
+        errors["name"] = "姓名不能超过50字 / at most 50 characters"
+    clean_phone = (phone or "").strip().replace(" ", "")
+    if clean_phone:
+        try:
+            clean_phone = forms.coerce(forms.Field("phone", "联系电话", "phone"), clean_phone)
+        except ValueError as exc:
+            errors["phone"] = str(exc)
+    if errors:
+        raise InvalidData("异议有误 / the objection has errors", errors)
+    ctx = open_for_update(session, case_id)
+    assert ctx is not None
+    case = ctx.case
+    notices = []
+    if case.status == RUNNING:
+        _, waiting = spiff.open_tasks(ctx.workflow)
+        for task, deadline in waiting:
+            node = ctx.definition.nodes.get(task.task_spec.bpmn_id)
+            # A notice period that has run out is over even before `tick` fires its timer.
+            if node is not None and node.notice_for and (deadline is None or audit.db_time(deadline) > audit.db_time()):
+                notices.append((node, deadline))
+    if not notices:
+        raise Conflict("本事项当前不在公示期内,不能提出异议 / the case has nothing on notice now")
+    node, deadline = notices[0]
+    step = ctx.definition.steps.get(node.notice_for or "")
+    data = {"step": node.notice_for, "step_name": step.name if step else "", "node": node.id,
+            "notice_due": audit.iso(audit.db_time(deadline)) if deadline else None,
+            "text": clean_text, "name": clean_name[:50], "phone": clean_phone}
+    event = audit.append_case_event(session, case, "objection_filed", actor=PUBLIC_ACTOR, role="", data=data)
+    case.updated_at = audit.db_time()
+    session.flush()
+    return {"case_id": case.id, "seq": event["seq"], "step": node.notice_for,
+            "notice_due": data["notice_due"]}
+
+
+def _has_control(text: str | None) -> bool:
+    return any(ord(ch) < 32 and ch not in "\n\r\t" for ch in (text or ""))
+
+
+def filed_objections(session: Session, case_id: int, disclosure_step: str) -> list[dict]:
+    """The objections filed during the latest notice period of ``disclosure_step`` (events after the
+    step's latest completion), oldest first."""
+    rows = session.execute(
+        select(AuditEvent.seq, AuditEvent.type, AuditEvent.data, AuditEvent.at)
+        .where(AuditEvent.case_id == case_id, AuditEvent.type.in_(("objection_filed", "step_completed")))
+        .order_by(AuditEvent.seq)).all()
+    found: list[dict] = []
+    for row in rows:
+        data = json.loads(row.data)
+        if data.get("step") != disclosure_step:
+            continue
+        if row.type == "step_completed":
+            found = []
+        else:
+            found.append({**data, "seq": row.seq, "at": audit.iso(row.at)})
+    return found
+
+
 def record_denied(session: Session, case_id: int, username: str, action: str, message: str,
                   details: Mapping[str, Any] | None = None) -> None:
     """Record a refused attempt in the case's trail, for supervisors (its own transaction)."""
@@ -364,6 +487,8 @@ def _save(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> None:
     ready, waiting = spiff.open_tasks(workflow) if active else ([], [])
     opened = _rebuild_work_items(ctx, now, ready)
     timers = _rebuild_timers(ctx, waiting)
+    if ctx.field_values:
+        _record_fields(ctx, now)
     events: list[tuple[str, str, str, dict]] = []
     if event is not None:
         type_, actor, role, data = event
@@ -393,6 +518,38 @@ _DELETE_ITEMS = delete(WorkItem).where(WorkItem.case_id == bindparam("case_id"),
                                        WorkItem.task_id.in_(bindparam("task_ids", expanding=True)))
 _DELETE_TIMERS = delete(TimerDue).where(TimerDue.case_id == bindparam("case_id"),
                                         TimerDue.task_id.in_(bindparam("task_ids", expanding=True)))
+
+
+_DELETE_FIELDS = delete(CaseField).where(CaseField.case_id == bindparam("case_id"),
+                                         CaseField.name.in_(bindparam("names", expanding=True)))
+_INSERT_FIELD = insert(CaseField)
+_NUMERIC_TYPES = frozenset({"integer", "decimal", "money"})
+
+
+def _record_fields(ctx: CaseContext, now: datetime) -> None:
+    """Keep the latest value of each field given in this change in ``case_field`` (derived, for search)."""
+    fields = ctx.definition.fields_by_name()
+    rows = []
+    for name, value in ctx.field_values.items():
+        f = fields.get(name)
+        if f is None or value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (list, tuple)):
+            text = ",".join(str(v) for v in value)
+        else:
+            text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        number = value if f.type in _NUMERIC_TYPES and not isinstance(value, bool) else None
+        rows.append({"case_id": ctx.case.id, "name": name, "type": f.type, "step_id": ctx.field_step,
+                     "text_value": text[:200], "number_value": number, "updated_at": now})
+    ctx.field_values = {}
+    if not rows:
+        return
+    conn = ctx.session.connection()
+    if not ctx.new_case:
+        conn.execute(_DELETE_FIELDS, {"case_id": ctx.case.id, "names": [r["name"] for r in rows]})
+    conn.execute(_INSERT_FIELD, rows)
 
 
 def _rebuild_work_items(ctx: CaseContext, now: datetime, ready: list) -> list[dict]:

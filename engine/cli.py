@@ -145,16 +145,47 @@ def demo(as_json: bool) -> None:
         click.echo(f"  #{case['id']} {case['procedure_id']} {case['org']} {case['status']} {case['note']}")
 
 
+def start_ticker(engine_app, every: float):
+    """A daemon thread that runs ``tick`` every ``every`` seconds (safe beside other tickers: a timer
+    fires once, each case is locked while it changes). Errors are logged, never fatal."""
+    import logging
+    import threading
+
+    log = logging.getLogger("xiaowei.tick")
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                engine_app.tick()
+            except Exception:  # the server keeps serving; the next round tries again
+                log.exception("tick failed")
+            stop.wait(every)
+
+    thread = threading.Thread(target=run, name="xiaowei-tick", daemon=True)
+    thread.start()
+    return stop
+
+
 @main.command()
 @_db_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--tick-every", default=60, show_default=True, type=int, metavar="SECONDS",
+              help="fire due timers and time-based checks this often in the background (0: never; then run "
+                   "`xiaowei tick` from cron)")
 @_errors
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, tick_every: int) -> None:
     """Serve the web app."""
     from webui import create_app
 
-    app = create_app(db=_app().db)
+    from webui import warm_up
+
+    engine_app = _app()
+    app = create_app(db=engine_app.db)
+    warm_up(app)
+    if tick_every > 0:
+        start_ticker(engine_app, tick_every)
     click.echo(f"小微 Xiaowei: http://{host}:{port}/")
     try:
         from waitress import serve as waitress_serve
@@ -590,6 +621,10 @@ def params_show(as_json: bool, procedure_id: str, org_code: str) -> None:
     for p in data:
         click.echo(f"{p['key']:<28} {p['value']:<10} {p['label']} ({p['source']})")
 
+
+
+from . import cli_editing  # noqa: E402,F401  (registers procedures import/export/diff/publish, case migrate)
+from . import cli_warnings  # noqa: E402,F401  (registers warnings …, kin add/list)
 
 
 if __name__ == "__main__":

@@ -60,20 +60,19 @@ class TimeLimit:
     def due_from(self, start: datetime) -> datetime:
         """The due time of a step that became ready at ``start`` (naive UTC).
 
-        Working days skip Saturdays and Sundays in China Standard Time; public holidays and
-        adjusted working days are not modelled yet.
+        Working days are counted in China Standard Time with the calendar of processes/calendar.yaml
+        (weekends, public holidays and adjusted working days, engine/workdays.py); the due time keeps
+        the time of day of ``start``.
         """
         if self.unit == "h":
             return start + timedelta(hours=self.amount)
         if self.unit == "d":
             return start + timedelta(days=self.amount)
+        from .workdays import add_working_days
+
         local = start + CHINA_OFFSET
-        remaining = self.amount
-        while remaining > 0:
-            local += timedelta(days=1)
-            if local.weekday() < 5:
-                remaining -= 1
-        return local - CHINA_OFFSET
+        due = add_working_days(local.date(), self.amount)
+        return datetime.combine(due, local.time()) - CHINA_OFFSET
 
 
 @dataclass(frozen=True)

@@ -181,6 +181,34 @@ def grant(session: Session, username: str, spec: str, *, actor: str = "system") 
         audit.append_system_event(session, "role_granted", actor=actor, data={"username": username, "role": spec})
 
 
+def revoke(session: Session, username: str, spec: str, *, actor: str = "system") -> None:
+    """Take a role assignment (``role@orgcode``) away from a user (audited); NotFound if they do not hold it."""
+    role, org_code = parse_role_spec(spec)
+    user = get_user(session, username)
+    org = get_org(session, org_code)
+    row = session.scalar(select(RoleAssignment).where(
+        RoleAssignment.user_id == user.id, RoleAssignment.role_key == role, RoleAssignment.org_id == org.id))
+    if row is None:
+        raise NotFound(f"用户“{username}”没有角色 {spec} / user {username} does not hold {spec}")
+    session.delete(row)
+    session.flush()
+    audit.append_system_event(session, "role_revoked", actor=actor, data={"username": username, "role": spec})
+
+
+def set_active(session: Session, username: str, active: bool, *, actor: str = "system") -> None:
+    """Deactivate a user (they can no longer sign in; their sessions end at once) or reactivate them."""
+    user = get_user(session, username)
+    if bool(user.active) == bool(active):
+        return
+    user.active = bool(active)
+    if active:
+        user.failed_logins = 0
+        user.locked_until = None
+    session.flush()
+    audit.append_system_event(session, "user_reactivated" if active else "user_deactivated", actor=actor,
+                              data={"username": username})
+
+
 def set_password(session: Session, username: str, password: str, *, actor: str = "system") -> None:
     validate_password(password)
     user = get_user(session, username)

@@ -141,8 +141,9 @@ def _check_process(d: ProcedureDefinition) -> Iterable[Problem]:
         yield Problem("procedure-meta", d.id, "缺少事项信息(xw:procedure)", "missing xw:procedure metadata", "warning")
     elif d.category and d.category not in catalogue.categories():
         yield Problem("category", d.id, f"类别“{d.category}”不在九大类中", f"unknown category {d.category}")
-    if d.edition and d.edition not in ("village", "community", "both"):
-        yield Problem("edition", d.id, f"版本“{d.edition}”须为 village、community 或 both", f"unknown edition {d.edition}")
+    if d.edition and d.edition not in ("village", "community", "both", "township"):
+        yield Problem("edition", d.id, f"版本“{d.edition}”须为 village、community、both 或 township",
+                      f"unknown edition {d.edition}")
     if len(d.start_ids) != 1:
         yield Problem("start", d.id, f"须有且只有一个开始事件(现有{len(d.start_ids)}个)",
                       f"exactly one start event required (found {len(d.start_ids)})")

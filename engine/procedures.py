@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from . import audit, catalogue, spiff
@@ -79,11 +80,35 @@ def current_version(session: Session, procedure_id: str) -> ProcedureVersion:
         raise NotFound(f"没有已发布的事项“{procedure_id}” / no published procedure {procedure_id}")
     version = session.get(ProcedureVersion, proc.current_version_id)
     assert version is not None
-    return version
+    # A later version whose effective date has come is current from then on.
+    later = session.scalar(select(ProcedureVersion).where(
+        ProcedureVersion.procedure_id == procedure_id, ProcedureVersion.version > version.version,
+        ProcedureVersion.effective_from.is_not(None), ProcedureVersion.effective_from <= audit.db_time())
+        .order_by(ProcedureVersion.version.desc()).limit(1))
+    return later or version
 
 
-def publish(session: Session, xml: bytes, *, source: str = "", actor: str = "system", note: str = "") -> tuple[ProcedureVersion, bool]:
-    """Validate and publish; returns the version and whether it is new (same content → same version)."""
+def promote_effective(session: Session) -> list[dict]:
+    """Point each procedure at its latest version whose effective date has come (lists, the handbook and
+    the public side read ``current_version_id``); each move is a ``version_effective`` system event."""
+    moved = []
+    for proc in session.scalars(select(Procedure).where(Procedure.current_version_id.is_not(None))):
+        current = session.get(ProcedureVersion, proc.current_version_id)
+        latest = current_version(session, proc.id)
+        if current is None or latest.id == current.id:
+            continue
+        proc.current_version_id = latest.id
+        audit.append_system_event(session, "version_effective", actor="system", data={
+            "procedure_id": proc.id, "from_version": current.version, "version": latest.version,
+            "effective_from": audit.iso(latest.effective_from) if latest.effective_from else None})
+        moved.append({"procedure_id": proc.id, "version": latest.version})
+    return moved
+
+
+def publish(session: Session, xml: bytes, *, source: str = "", actor: str = "system", note: str = "",
+            effective_from: datetime | None = None, change_summary: str = "") -> tuple[ProcedureVersion, bool]:
+    """Validate and publish; returns the version and whether it is new (same content → same version).
+    ``effective_from`` (naive UTC): new cases use the version from then on (see :func:`current_version`)."""
     result = lint_bytes(xml, source or "<bpmn>")
     if not result.ok or result.definition is None:
         raise InvalidProcedure(f"流程未通过校验,不能发布:{source} / the procedure does not validate", result.errors)
@@ -104,12 +129,16 @@ def publish(session: Session, xml: bytes, *, source: str = "", actor: str = "sys
                              .where(ProcedureVersion.procedure_id == d.id)) or 0) + 1
     version = ProcedureVersion(procedure_id=d.id, version=number, content_hash=digest,
                                bpmn_xml=xml.decode("utf-8"), published_at=audit.db_time(), published_by=actor,
-                               note=note, source=source)
+                               note=note, source=source, effective_from=effective_from,
+                               change_summary=change_summary)
     session.add(version)
     session.flush()
-    proc.current_version_id = version.id
-    audit.append_system_event(session, "procedure_published", actor=actor, data={
-        "procedure_id": d.id, "version": number, "content_hash": digest, "source": source, "note": note})
+    if effective_from is None or effective_from <= audit.db_time():
+        proc.current_version_id = version.id
+    event = {"procedure_id": d.id, "version": number, "content_hash": digest, "source": source, "note": note}
+    if effective_from is not None:
+        event["effective_from"] = audit.iso(effective_from)
+    audit.append_system_event(session, "procedure_published", actor=actor, data=event)
     return version, True
 
 
@@ -186,11 +215,15 @@ def set_param(session: Session, org: Organization, key: str, value: str, *, acto
         raise NotFound(f"没有事项声明参数“{key}” / no procedure declares parameter {key}")
     for param in declared:
         try:
-            parse_param_value(param.type, value)
+            parsed = parse_param_value(param.type, value)
         except ValueError:
             from .errors import InvalidData
 
             raise InvalidData(f"参数“{key}”的值“{value}”无效(类型 {param.type}) / invalid value", {"value": value}) from None
+        if param.type in ("money", "integer", "days") and parsed < 0:
+            from .errors import InvalidData
+
+            raise InvalidData(f"参数“{key}”不能为负数 / parameter {key} cannot be negative", {"value": value})
     row = session.scalar(select(ParameterSetting).where(ParameterSetting.org_id == org.id, ParameterSetting.key == key))
     old = row.value if row else None
     if row is None:
@@ -201,9 +234,81 @@ def set_param(session: Session, org: Organization, key: str, value: str, *, acto
                               data={"org": org.code, "key": key, "before": old, "after": value})
 
 
+def reset_param(session: Session, org: Organization, key: str, *, actor: str = "system") -> bool:
+    """Remove the setting of a parameter at an organization (audited): the value above it applies again.
+    Returns False when nothing was set there."""
+    row = session.scalar(select(ParameterSetting).where(ParameterSetting.org_id == org.id, ParameterSetting.key == key))
+    if row is None:
+        return False
+    old = row.value
+    session.delete(row)
+    session.flush()
+    audit.append_system_event(session, "parameter_reset", actor=actor,
+                              data={"org": org.code, "key": key, "before": old})
+    return True
+
+
+@dataclass
+class DeclaredParameter:
+    """A parameter key as the current procedure versions declare it (first declaration, and who declares it)."""
+
+    key: str
+    label: str
+    type: str
+    unit: str
+    default: Any
+    source: str
+    procedures: list[tuple[str, str]]  # (procedure id, name)
+    defaults: set[str]
+
+
+def declared_parameters(session: Session) -> dict[str, DeclaredParameter]:
+    """Every parameter key declared by a current procedure version, ordered by key."""
+    found: dict[str, DeclaredParameter] = {}
+    procs = session.scalars(select(Procedure).where(Procedure.current_version_id.is_not(None))
+                            .order_by(Procedure.id)).all()
+    for proc in procs:
+        rt = runtime(session, proc.current_version_id)  # type: ignore[arg-type]
+        for key, p in rt.definition.parameters.items():
+            entry = found.get(key)
+            if entry is None:
+                entry = found[key] = DeclaredParameter(key, p.label, p.type, p.unit, p.default, p.source, [], set())
+            entry.procedures.append((proc.id, proc.name))
+            entry.defaults.add(str(p.default))
+    return dict(sorted(found.items()))
+
+
+def parameter_settings(session: Session, org: Organization) -> dict[str, list[dict]]:
+    """Settings that apply to ``org`` (at it and above it, nearest first), by key."""
+    chain = ancestors(session, org)
+    rows = session.scalars(select(ParameterSetting).where(ParameterSetting.org_id.in_([o.id for o in chain]))).all()
+    order = {o.id: i for i, o in enumerate(chain)}
+    by_id = {o.id: o for o in chain}
+    result: dict[str, list[dict]] = {}
+    for row in sorted(rows, key=lambda r: order[r.org_id]):
+        o = by_id[row.org_id]
+        result.setdefault(row.key, []).append({"org": o.code, "org_name": o.name, "org_kind": o.kind,
+                                               "value": row.value, "updated_at": row.updated_at,
+                                               "updated_by": row.updated_by})
+    return result
+
+
 def _declarations(session: Session, key: str):
     procs = session.scalars(select(Procedure).where(Procedure.current_version_id.is_not(None))).all()
     for proc in procs:
         rt = runtime(session, proc.current_version_id)  # type: ignore[arg-type]
         if key in rt.definition.parameters:
             yield rt.definition.parameters[key]
+    from .warnings import declared_params  # warning rules declare local parameters too
+
+    if key in declared_params():
+        yield declared_params()[key]
+
+
+@event.listens_for(ProcedureVersion, "before_update")
+def _refuse_version_update(_mapper, _connection, target: ProcedureVersion) -> None:
+    """Published versions are immutable: editing one in place is refused (edit a draft instead)."""
+    from .errors import Conflict
+
+    raise Conflict(f"已发布的版本不可修改(事项 {target.procedure_id} 第{target.version}版),请编辑草稿并发布新版本 / "
+                   "a published version is immutable: edit a draft and publish a new version")

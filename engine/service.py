@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from sqlalchemy import bindparam, func, select
 
-from . import audit, cases, directory, procedures
+from . import attachments, audit, cases, directory, procedures
 from .errors import Forbidden, NotFound
 from storage import Database
 from storage.models import AuditEvent, Case, Organization, Procedure, ProcedureVersion, TimerDue, WorkItem
@@ -34,28 +34,124 @@ class Xiaowei:
     def start_case(self, procedure_id: str, org_code: str, username: str, data: Mapping[str, Any] | None = None) -> int:
         with self.db.write() as s:
             case = cases.start_case(s, procedure_id, org_code, username, data)
-            return case.id
+            case_id = case.id
+        self._warn(case_id)
+        return case_id
 
     def complete(self, case_id: int, step_id: str, username: str, data: Mapping[str, Any] | None = None, *,
-                 on_behalf_of: str | None = None, proxy_reason: str | None = None) -> dict:
+                 on_behalf_of: str | None = None, proxy_reason: str | None = None,
+                 attachments: list[dict] | None = None) -> dict:
         try:
             with self.db.write() as s:
                 case = cases.complete_step(s, case_id, step_id, username, data,
-                                           on_behalf_of=on_behalf_of, proxy_reason=proxy_reason)
+                                           on_behalf_of=on_behalf_of, proxy_reason=proxy_reason,
+                                           attachments=attachments)
                 status = case.status
                 tasks = _tasks(s, case_id)
         except Forbidden as exc:
             self._record_denied(case_id, username, exc)
             raise
+        self._warn(case_id)
         return {"case_id": case_id, "status": status, "tasks": tasks}
+
+    # --- evidence files -----------------------------------------------------------------
+    def store_files(self, files: list[tuple[str | None, bytes]], username: str) -> list[dict]:
+        """Check and store evidence files (all or none); their references for :meth:`complete`."""
+        with self.db.write() as s:
+            return attachments.store_many(s, files, username)
+
+    def file_owners(self, hashes: list[str]) -> dict[str, str]:
+        """sha256 → the user who first stored that file (for the hashes that exist)."""
+        with self.db.read() as s:
+            return attachments.owners(s, hashes)
+
+    def load_file(self, sha256: str) -> tuple[str, bytes]:
+        """(media type, content) of a stored file."""
+        with self.db.read() as s:
+            blob = attachments.load(s, sha256)
+            return blob.media_type, bytes(blob.content)
 
     def cancel(self, case_id: int, username: str, reason: str) -> str:
         try:
             with self.db.write() as s:
-                return cases.cancel_case(s, case_id, username, reason).status
+                status = cases.cancel_case(s, case_id, username, reason).status
+            self._warn(case_id)
+            return status
         except Forbidden as exc:
             self._record_denied(case_id, username, exc)
             raise
+
+    # --- the public (no account) -------------------------------------------------------
+    def file_objection(self, tracking_code: str, text: str, name: str | None = None,
+                       phone: str | None = None) -> dict:
+        """A member of the public objects to what a case has on notice (only during the notice period)."""
+        with self.db.write() as s:
+            return cases.file_objection(s, tracking_code, text, name=name, phone=phone)
+
+    def report(self, org_code: str, text: str, *, topic: str, name: str | None = None, phone: str | None = None,
+               files: list[tuple[str | None, bytes]] | None = None) -> dict:
+        """码上举报: start a case of the township's complaint-handling procedure (T-SUP-01) about the
+        village or community ``org_code``, as the public; its tracking code."""
+        from . import public
+
+        with self.db.write() as s:
+            return public.file_report(s, org_code, text, topic=topic, name=name, phone=phone, files=files)
+
+    # --- supervision warnings (engine.warnings) -------------------------------------------
+    def _warn(self, case_id: int) -> list[dict]:
+        """The incremental evaluation right after a change of a case (its own transaction; a failure
+        is logged, never undoes the change: the next scan finds what it missed)."""
+        from . import warnings
+
+        try:
+            with self.db.write() as s:
+                return warnings.evaluate_case(s, case_id)
+        except Exception:  # noqa: BLE001 - warnings must never break the engine
+            warnings.log.exception("warning evaluation failed for case %s", case_id)
+            return []
+
+    def _warn_timed(self) -> None:
+        """Rules that depend on the passing of time (overdue steps, stalled cases, quarterly disclosure)."""
+        from . import warnings
+
+        try:
+            with self.db.write() as s:
+                warnings.evaluate(s, rules=warnings.TIMED_RULES)
+        except Exception:  # noqa: BLE001
+            warnings.log.exception("timed warning evaluation failed")
+
+    def scan_warnings(self, rules: list[str] | None = None) -> list[dict]:
+        from . import warnings
+
+        with self.db.write() as s:
+            return warnings.scan(s, rules=rules)
+
+    def list_warnings(self, **filters: Any) -> dict:
+        from . import warnings
+
+        with self.db.read() as s:
+            return warnings.list_warnings(s, **filters)
+
+    def show_warning(self, warning_id: int, username: str | None = None) -> dict:
+        from . import warnings
+
+        with self.db.read() as s:
+            actor = directory.load_actor(s, username) if username else None
+            return warnings.get_warning(s, warning_id, actor)
+
+    def handle_warning(self, warning_id: int, action: str, username: str, opinion: str) -> dict:
+        from . import warnings
+
+        with self.db.write() as s:
+            return warnings.handle(s, warning_id, action, username, opinion)
+
+    def supervise_warning(self, warning_id: int, username: str, opinion: str) -> dict:
+        from . import warnings
+
+        with self.db.write() as s:
+            result = warnings.supervise(s, warning_id, username, opinion)
+        self._warn(result["supervision_case_id"])
+        return result
 
     def _record_denied(self, case_id: int, username: str, exc: Forbidden) -> None:
         with self.db.write() as s:
@@ -86,8 +182,64 @@ class Xiaowei:
             elif result:
                 fired += 1
                 events += result
-        return {"now": audit.iso(now), "due_cases": len(ids), "cases_advanced": fired, "skipped_locked": skipped,
-                "events": events}
+                self._warn(case_id)
+        self._warn_timed()
+        with self.db.write() as s:
+            promoted = procedures.promote_effective(s)
+        result = {"now": audit.iso(now), "due_cases": len(ids), "cases_advanced": fired, "skipped_locked": skipped,
+                  "events": events}
+        if promoted:
+            result["versions_effective"] = promoted
+        result.update(self._start_of_month(now))
+        return result
+
+    # --- supervision (engine.supervision): scheduled cases, grades, notes ---------------------------
+    def _start_of_month(self, now) -> dict:
+        """On the first day of a month (China time) tick starts the month's checklists and grades the
+        month before (notices for C and D); both are idempotent. A failure is logged, never raised."""
+        from . import supervision
+
+        if (now + supervision.LOCAL).day != 1:
+            return {}
+        try:
+            month = supervision.parse_month(None, now)
+            started = self.supervision_monthly(month)
+            notices = self.grade_villages(supervision.previous_month(month), notify=True)["notices"]
+            return {"monthly_started": len(started), "grade_notices": len(notices)}
+        except Exception:  # noqa: BLE001 - scheduled work must never break tick
+            from . import warnings
+
+            warnings.log.exception("start-of-month supervision failed")
+            return {}
+
+    def supervision_monthly(self, month: str | None = None, org_codes: list[str] | None = None) -> list[dict]:
+        """Start the monthly checklist (B-SUP-01) for every village and community without one this month."""
+        from . import supervision
+
+        with self.db.write() as s:
+            started = supervision.start_monthly(s, supervision.parse_month(month), org_codes)
+        for item in started:
+            self._warn(item["case_id"])
+        return started
+
+    def grade_villages(self, month: str | None = None, *, notify: bool = False, org_code: str | None = None) -> dict:
+        """Grades of every village and community for a month; with ``notify`` a notice case for C and D."""
+        from . import supervision
+
+        month = supervision.parse_month(month)
+        with self.db.write() as s:
+            ids = directory.descendants(s, [directory.get_org(s, org_code).id]) if org_code else None
+            graded = supervision.grades(s, month, ids)
+            notices = supervision.issue_notices(s, graded) if notify else []
+        for item in notices:
+            self._warn(item["case_id"])
+        return {"month": month, "grades": graded, "notices": notices}
+
+    def record_note(self, username: str, subject: str, kind: str, text: str = "", **lists: str) -> dict:
+        from . import supervision
+
+        with self.db.write() as s:
+            return supervision.record_note(s, username, subject, kind, text, **lists)
 
     # --- reads --------------------------------------------------------------------------
     def tasks(self, case_id: int, *, fire: bool = True) -> list[dict]:

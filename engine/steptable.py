@@ -48,7 +48,7 @@ KINDS = ("task", "meeting", "vote", "approval", "disclosure", "supervision")
 FIELD_TYPES = ("text", "textarea", "integer", "decimal", "money", "boolean", "date", "datetime",
                "choice", "person", "idnumber", "phone")
 PARAMETER_TYPES = ("money", "integer", "days", "ratio", "text")
-EDITIONS = ("village", "community", "both")
+EDITIONS = ("village", "community", "both", "township")
 OUTCOMES = ("completed", "rejected", "terminated")
 LEGAL_STATUSES = ("confirmed", "recalled", "typical")
 SUGAR_KINDS = {"vote": "vote", "approval": "approval", "disclosure": "disclosure"}

@@ -6,9 +6,10 @@ Times are stored as naive UTC datetimes (the same on SQLite and PostgreSQL).
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import (
-    Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+    Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -68,6 +69,8 @@ class Procedure(Base):
     category: Mapped[str] = mapped_column(String(10), default="")
     edition: Mapped[str] = mapped_column(String(20), default="")
     current_version_id: Mapped[int | None] = mapped_column(Integer)
+    # The township (or district) whose staff edit and publish it; None: the district library.
+    owner_org_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class ProcedureVersion(Base):
@@ -87,13 +90,21 @@ class ProcedureVersion(Base):
     published_by: Mapped[str] = mapped_column(String(64), default="system")
     note: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(200), default="")
+    # New cases use the highest version whose effective_from has come (None: at once).
+    effective_from: Mapped[datetime | None] = mapped_column(DateTime)
+    # Plain-Chinese summary of what changed against the previous version, one sentence a line.
+    change_summary: Mapped[str] = mapped_column(Text, default="")
 
 
 class Case(Base):
     """A running or finished process instance of one exact procedure version."""
 
     __tablename__ = "case_instance"
-    __table_args__ = (Index("ix_case_org_status", "org_id", "status"),)
+    __table_args__ = (
+        Index("ix_case_org_status", "org_id", "status"),
+        Index("ix_case_org_updated", "org_id", "updated_at"),
+        Index("ix_case_started_by", "started_by"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     procedure_id: Mapped[str] = mapped_column(ForeignKey("procedure.id"), index=True)
     procedure_version_id: Mapped[int] = mapped_column(ForeignKey("procedure_version.id"))
@@ -101,8 +112,6 @@ class Case(Base):
     title: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(20), index=True)  # running | completed | rejected | terminated | cancelled
     tracking_code: Mapped[str] = mapped_column(String(20), unique=True)
-    state: Mapped[str] = mapped_column(Text)  # SpiffWorkflow state without the spec
-    serializer_version: Mapped[str] = mapped_column(String(40))
     version: Mapped[int] = mapped_column(Integer, default=1)  # bumped on every save
     started_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
@@ -111,8 +120,43 @@ class Case(Base):
     audit_seq: Mapped[int] = mapped_column(Integer, default=0)  # number of events in the chain
     audit_head: Mapped[str] = mapped_column(String(64), default="")  # hash of the last event
 
+    # The serialized workflow lives in its own row: lists and searches read this narrow row only.
+    state_row: Mapped["CaseState"] = relationship(uselist=False, cascade="all, delete-orphan", lazy="select")
+
     # Every save is `UPDATE … WHERE id = ? AND version = ?`: a lost update raises instead of overwriting.
     __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def state(self) -> str:
+        """SpiffWorkflow state without the spec (loaded on first access)."""
+        return self.state_row.state if self.state_row is not None else ""
+
+    @state.setter
+    def state(self, value: str) -> None:
+        if self.state_row is None:
+            self.state_row = CaseState(state=value, serializer_version="")
+        else:
+            self.state_row.state = value
+
+    @property
+    def serializer_version(self) -> str:
+        return self.state_row.serializer_version if self.state_row is not None else ""
+
+    @serializer_version.setter
+    def serializer_version(self, value: str) -> None:
+        if self.state_row is None:
+            self.state_row = CaseState(state="", serializer_version=value)
+        else:
+            self.state_row.serializer_version = value
+
+
+class CaseState(Base):
+    """The serialized SpiffWorkflow state of a case (large; read only to change or inspect the case)."""
+
+    __tablename__ = "case_state"
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_instance.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+    serializer_version: Mapped[str] = mapped_column(String(40))
 
 
 class WorkItem(Base):
@@ -147,11 +191,35 @@ class TimerDue(Base):
     due_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
+class CaseField(Base):
+    """Derived: the latest value of each form field of a case, written on every step (search, money,
+    warnings read this; the audit events remain the record)."""
+
+    __tablename__ = "case_field"
+    __table_args__ = (
+        UniqueConstraint("case_id", "name"),
+        Index("ix_case_field_type_number", "type", "number_value"),
+        Index("ix_case_field_type_text", "type", "text_value", "case_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_instance.id"))
+    name: Mapped[str] = mapped_column(String(60))
+    type: Mapped[str] = mapped_column(String(20))
+    step_id: Mapped[str] = mapped_column(String(100), default="")
+    text_value: Mapped[str] = mapped_column(String(200), default="")
+    number_value: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class AuditEvent(Base):
     """Append-only; events of one chain (a case, or 'system') are linked by hashes."""
 
     __tablename__ = "audit_event"
-    __table_args__ = (UniqueConstraint("chain", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("chain", "seq"),
+        Index("ix_audit_event_actor_case", "actor", "case_id"),
+        Index("ix_audit_event_case_type", "case_id", "type", "at"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chain: Mapped[str] = mapped_column(String(40))  # "case:<id>" or "system"
     case_id: Mapped[int | None] = mapped_column(ForeignKey("case_instance.id"), index=True)
@@ -185,3 +253,135 @@ class ParameterSetting(Base):
     value: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class Blob(Base):
+    """An evidence file (photo, scan, PDF), stored once by the SHA-256 of its content; audit events
+    of the steps it was attached to name it by that hash."""
+
+    __tablename__ = "blob"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    media_type: Mapped[str] = mapped_column(String(60))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class PublicSubmission(Base):
+    """What the public sent without an account (objections, 码上举报), by a keyed hash of the sender's
+    address: the rate limit counts these rows. No address is stored."""
+
+    __tablename__ = "public_submission"
+    __table_args__ = (Index("ix_public_submission_bucket_at", "bucket", "kind", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))  # objection | report
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class ProcedureDraft(Base):
+    """The working copy of a procedure being edited (modeler or step table), private to its township
+    until published. ``revision`` is bumped on every save: a save based on an older revision is
+    refused as a conflict (optimistic locking), so two editors never overwrite each other."""
+
+    __tablename__ = "procedure_draft"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    procedure_id: Mapped[str] = mapped_column(String(40), unique=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organization.id"), index=True)
+    bpmn_xml: Mapped[str] = mapped_column(Text)
+    step_table: Mapped[str] = mapped_column(Text, default="")  # JSON of the step table, when made with it
+    base_version_id: Mapped[int | None] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    source: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SupervisionWarning(Base):
+    """A violation warning (预警) raised by a rule of :mod:`engine.warnings`. ``fingerprint`` is the
+    rule plus the identity of the facts that triggered it: the same facts never raise twice."""
+
+    __tablename__ = "warning"
+    __table_args__ = (
+        Index("ix_warning_org_status", "org_id", "status"),
+        Index("ix_warning_status_severity", "status", "severity"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    rule_id: Mapped[str] = mapped_column(String(20), index=True)
+    severity: Mapped[str] = mapped_column(String(10))  # red | yellow | blue
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_instance.id"), index=True)
+    summary: Mapped[str] = mapped_column(String(300))
+    facts: Mapped[str] = mapped_column(Text)  # JSON: what triggered it (values, dates, case ids, events)
+    status: Mapped[str] = mapped_column(String(20))  # raised | acknowledged | resolved | dismissed
+    raised_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    handled_by: Mapped[str] = mapped_column(String(64), default="")
+    opinion: Mapped[str] = mapped_column(Text, default="")
+    supervision_case_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class WarningSubject(Base):
+    """Who a warning involves (a username or a person's name): the cadre file reads this."""
+
+    __tablename__ = "warning_subject"
+    __table_args__ = (UniqueConstraint("warning_id", "subject"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    warning_id: Mapped[int] = mapped_column(ForeignKey("warning.id"))
+    subject: Mapped[str] = mapped_column(String(100), index=True)
+
+
+class Kinship(Base):
+    """The declared kinship / relationship register (亲属关系库): a cadre and a person related to them.
+    ``degree`` 0 is the cadre themself, 1 spouse/parents/children, 2 siblings/grandparents/grandchildren,
+    3 and more: wider relatives. Cadres declare, supervisors maintain (audited in the system chain)."""
+
+    __tablename__ = "kinship"
+    __table_args__ = (UniqueConstraint("org_id", "cadre", "person_name", "relation"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    cadre: Mapped[str] = mapped_column(String(64))  # username of the cadre
+    cadre_name: Mapped[str] = mapped_column(String(100), default="")
+    person_name: Mapped[str] = mapped_column(String(100), index=True)
+    relation: Mapped[str] = mapped_column(String(20))
+    degree: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    declared_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SupervisionNote(Base):
+    """A supervisor's record about a cadre (廉情档案): a talk (谈话), a notice (提醒), the three lists
+    (三交底: responsibilities, problems, risks) or other; recorded through :mod:`engine.supervision`
+    with an event in the system chain."""
+
+    __tablename__ = "supervision_note"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    author: Mapped[str] = mapped_column(String(64))  # the supervisor's username
+    subject: Mapped[str] = mapped_column(String(64), index=True)  # the cadre's username
+    kind: Mapped[str] = mapped_column(String(20))  # talk | notice | three_lists | other
+    text: Mapped[str] = mapped_column(Text, default="")
+    responsibilities: Mapped[str] = mapped_column(Text, default="")  # 三交底: 责任清单
+    problems: Mapped[str] = mapped_column(Text, default="")  # 问题清单
+    risks: Mapped[str] = mapped_column(Text, default="")  # 风险清单
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PeriodicCase(Base):
+    """A case Xiaowei started on a schedule (the monthly checklist, a grade notice): at most one per
+    kind, organization and period, under a unique constraint (idempotent, safe from two processes)."""
+
+    __tablename__ = "periodic_case"
+    __table_args__ = (UniqueConstraint("kind", "org_id", "period"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # monthly_check | grade_notice
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"))
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_instance.id"))
+    detail: Mapped[str] = mapped_column(Text, default="")  # JSON: e.g. the grade and score
+    created_at: Mapped[datetime] = mapped_column(DateTime)

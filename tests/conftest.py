@@ -1,5 +1,8 @@
-"""Shared fixtures: a fresh real database per test (SQLite file, or a PostgreSQL schema when
-DATABASE_URL points at PostgreSQL), the procedure library published, and small helpers."""
+"""Shared fixtures: a fresh real database per test (SQLite file, or a PostgreSQL database when
+DATABASE_URL points at PostgreSQL), the procedure library published, and small helpers.
+
+Publishing the library costs about a second; each test worker does it once into a template (a
+SQLite file, or a PostgreSQL database used as ``CREATE DATABASE … TEMPLATE``) and copies it."""
 
 from __future__ import annotations
 
@@ -26,25 +29,56 @@ USING_PG = PG_URL.startswith("postgres")
 _template_sqlite: dict[str, Path] = {}
 
 
-def _pg_schema_url(schema: str) -> str:
-    base = normalize_url(PG_URL)
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{schema}"
+def _pg_database_url(name: str) -> str:
+    return normalize_url(PG_URL).rsplit("/", 1)[0] + "/" + name
+
+
+def _pg_admin():
+    return create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+
+
+_template_pg: dict[str, str] = {}
+
+
+def _pg_template() -> str:
+    """This worker's template database with the library published (made once, dropped at exit)."""
+    name = _template_pg.get("lib")
+    if name is None:
+        name = f"xwt_{uuid.uuid4().hex[:12]}"
+        admin = _pg_admin()
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        db = Database(_pg_database_url(name))
+        Xiaowei(db).init()
+        db.dispose()  # a template must have no open connections
+        _template_pg["lib"] = name
+
+        def drop() -> None:
+            engine = _pg_admin()
+            with engine.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            engine.dispose()
+
+        import atexit
+
+        atexit.register(drop)
+    return name
 
 
 @pytest.fixture
 def db_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A new, empty database URL for this test."""
     if USING_PG:
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        admin = _pg_admin()
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
         try:
-            yield _pg_schema_url(schema)
+            yield _pg_database_url(name)
         finally:
             with admin.connect() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
     else:
         yield f"sqlite:///{tmp_path / 'xiaowei.db'}"
@@ -62,9 +96,16 @@ def frozen() -> Iterator[clock.FixedClock]:
 def xw(db_url: str, frozen: clock.FixedClock, tmp_path: Path) -> Iterator[Xiaowei]:
     """Xiaowei on a fresh database with the library published and a small organization tree."""
     if USING_PG:
+        # The test's (still unused) database is replaced by a copy of the worker's template.
+        name = db_url.rsplit("/", 1)[1]
+        template = _pg_template()
+        admin = _pg_admin()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        admin.dispose()
         db = Database(db_url)
         app = Xiaowei(db)
-        app.init()
     else:
         template = _template_sqlite.get("lib")
         if template is None:

@@ -140,3 +140,27 @@ def test_database_problems_are_one_line(tmp_path):
     assert result.returncode == 1 and "xiaowei init" in result.stderr and "Traceback" not in result.stderr
     unreachable = run("postgresql://postgres@127.0.0.1:1/x", "case", "list", ok=False)
     assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
+
+
+def test_serve_ticker_fires_due_timers_in_the_background(xw, people, frozen):
+    """`xiaowei serve` starts a ticker thread that runs the engine's tick again and again until stopped."""
+    import time
+
+    from engine.cli import start_ticker
+
+    calls = []
+    original = xw.tick
+
+    def counting_tick(**kwargs):
+        calls.append(1)
+        return original(**kwargs)
+
+    xw.tick = counting_tick
+    stop = start_ticker(xw, 0.05)
+    try:
+        deadline = time.monotonic() + 5
+        while len(calls) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+    assert len(calls) >= 2

@@ -32,6 +32,8 @@ STEP_ROLE = {"dongao_role_holder": {"DONGAO"}, "nanxi_cadre": {"NANXI"}}
 MAY_START = {**STEP_ROLE, "township_staff": {"DONGAO", "NANXI"}, "district_admin": {"DONGAO", "NANXI"}}
 
 ORGS = {"dongao": "DONGAO", "nanxi": "NANXI"}
+# 预警 readers (nanxi_all holds supervision_committee at 南溪村); supervisors among them handle.
+WARNING_READERS = {"supervisor", "nanxi_cadre", "township_staff", "district_admin"}
 
 # --- what --------------------------------------------------------------------------------------------
 # (method, rule) → kind of route. Kinds ending in ``@org`` are tested against both organizations.
@@ -47,12 +49,73 @@ ROUTES = {
     ("GET", "/cases/<int:case_id>"): "case_view@org",
     ("GET", "/cases/<int:case_id>/trail"): "case_view@org",
     ("GET", "/cases/<int:case_id>/trail.json"): "case_view@org",
+    ("GET", "/cases/<int:case_id>/trail/print"): "case_view@org",
+    ("GET", "/cases/<int:case_id>/trail.pdf"): "case_view@org",
+    ("GET", "/admin"): "admin_home",
+    ("GET", "/admin/users"): "admin",
+    ("GET", "/admin/users/new"): "admin",
+    ("POST", "/admin/users/new"): "admin_post",
+    ("GET", "/admin/users/<username>"): "admin_user",
+    ("POST", "/admin/users/<username>/roles"): "admin_user_post",
+    ("POST", "/admin/users/<username>/roles/revoke"): "admin_user_post",
+    ("POST", "/admin/users/<username>/password"): "admin_user_post",
+    ("POST", "/admin/users/<username>/active"): "admin_user_post",
+    ("GET", "/admin/params"): "admin",
+    ("POST", "/admin/params"): "admin_post",
+    ("GET", "/admin/audit"): "admin",
     ("POST", "/cases/<int:case_id>/steps/<step_id>"): "case_complete@org",
+    ("GET", "/cases/<int:case_id>/files/<sha256>"): "case_file@org",
+    ("POST", "/api/v1/files"): "api_upload",
     ("GET", "/api/v1/me"): "api",
     ("GET", "/api/v1/tasks"): "api",
+    ("GET", "/api/v1/cases"): "api",
     ("GET", "/api/v1/cases/<int:case_id>"): "api_case_view@org",
     ("POST", "/api/v1/cases/<int:case_id>/steps/<step_id>"): "api_case_complete@org",
     ("GET", "/api/v1/openapi.json"): "public",
+    ("GET", "/warnings"): "warnings",
+    ("GET", "/warnings/<int:warning_id>"): "warnings@org",
+    ("POST", "/warnings/<int:warning_id>/handle"): "warnings_handle@org",
+    ("GET", "/api/v1/warnings"): "api_warnings",
+    ("GET", "/api/v1/warnings/<int:warning_id>"): "api_warnings@org",
+    # The public side (no login): pages for anyone; its forms answer everyone alike (the report here
+    # 422: no text; an objection 409: the test case has nothing on notice).
+    ("GET", "/public/<org_code>"): "public",
+    ("GET", "/public/<org_code>/money"): "public",
+    ("GET", "/public/<org_code>/subsidies"): "public",
+    ("GET", "/public/<org_code>/procedures/<procedure_id>"): "public",
+    ("GET", "/public/<org_code>/report"): "public",
+    ("POST", "/public/<org_code>/report"): "public_post",
+    ("GET", "/public/track"): "public_track",
+    ("GET", "/public/case/<code>"): "public",
+    ("GET", "/public/case/<code>/data.json"): "public",
+    ("GET", "/public/case/<code>/receipt"): "public",
+    ("GET", "/public/case/<code>/objection"): "public",
+    ("POST", "/public/case/<code>/objection"): "public_closed",
+    ("GET", "/lang/<code>"): "public_redirect",  # sets the language cookie and goes back
+    # 流程管理: township and district staff see the library; only district staff edit it (V-DEC-01).
+    ("GET", "/procedures"): "editor_page",
+    ("GET", "/procedures/<procedure_id>"): "editor_page",
+    ("POST", "/procedures/<procedure_id>/draft"): "library_edit",
+    ("POST", "/procedures/<procedure_id>/publish"): "library_publish",
+    ("POST", "/procedures/<procedure_id>/migrate"): "library_edit",
+    ("POST", "/procedures/import"): "editor_import",
+    # 任务单 and 流程图编辑器: any editor starts a new procedure; the library's are edited by district staff.
+    ("GET", "/procedures/new"): "editor_page",
+    ("POST", "/procedures/new"): "editor_form",
+    ("GET", "/procedures/<procedure_id>/table"): "library_edit",
+    ("POST", "/procedures/<procedure_id>/table"): "library_form",
+    ("GET", "/procedures/<procedure_id>/modeler"): "library_edit",
+    ("GET", "/procedures/<procedure_id>/modeler/data.json"): "library_edit",
+    ("POST", "/procedures/<procedure_id>/modeler/save"): "library_form",
+    ("POST", "/procedures/<procedure_id>/modeler/check"): "library_form",
+    # 监督分析 (charts, CSV, heat map): township and district staff, supervisors, a village's committee.
+    ("GET", "/dashboard"): "dashboard",
+    ("GET", "/dashboard/<chart>.csv"): "dashboard",
+    ("GET", "/dashboard/heat/<procedure_id>"): "dashboard",
+    # 廉情档案: supervisors only, of the cadre's village or above (the cadre: 东岙村's party_branch).
+    ("GET", "/cadres"): "cadres",
+    ("GET", "/cadres/<username>"): "cadre_file",
+    ("POST", "/cadres/<username>/notes"): "cadre_note",
 }
 UNCLASSIFIED_OK = {"/static/<path:filename>", "/healthz", "/login", "/logout"}
 # The action recorded in the case's trail when a case route is refused.
@@ -60,7 +123,10 @@ DENIED_ACTION = {
     "/cases/<int:case_id>": "view",
     "/cases/<int:case_id>/trail": "view_trail",
     "/cases/<int:case_id>/trail.json": "export_trail",
+    "/cases/<int:case_id>/trail/print": "view_trail",
+    "/cases/<int:case_id>/trail.pdf": "export_trail",
     "/cases/<int:case_id>/steps/<step_id>": "complete",
+    "/cases/<int:case_id>/files/<sha256>": "download_file",
     "/api/v1/cases/<int:case_id>": "view",
     "/api/v1/cases/<int:case_id>/steps/<step_id>": "complete",
 }
@@ -119,10 +185,53 @@ def _expect(kind: str, user: str, org_code: str | None) -> int:
     sees = org_code in SEES[user]
     if base in ("page", "api", "public"):
         return 200
+    if base == "public_post":
+        return 422
+    if base in ("public_track", "public_redirect"):
+        return 302
+    if base == "public_closed":
+        return 409
     if base == "home":
         return 302
     if base == "overview":  # 镇街总览: township and district staff only
         return 200 if user in ("township_staff", "district_admin") else 403
+    if base.startswith("admin"):  # 管理: township and district administrators only
+        if user not in ("township_staff", "district_admin"):
+            return 403
+        # the home redirects; the target user (a 东岙村 cadre) may be seen; POSTs carry no valid form (422)
+        return {"admin_home": 302, "admin_post": 422, "admin_user_post": 422}.get(base, 200)
+    if base in ("warnings", "api_warnings"):  # 预警: supervisors and township/district staff, in their scope
+        if user not in WARNING_READERS:
+            return 403
+        return 200 if org_code is None or sees else 404
+    if base == "warnings_handle":  # only supervisors handle; the form carries no opinion (422)
+        if user not in WARNING_READERS:
+            return 403
+        if not sees:
+            return 404
+        return 422 if user in ("supervisor", "nanxi_cadre") else 403
+    if base == "dashboard":  # not party_branch / joint_meeting alone; nanxi_all holds committee@NANXI
+        return 200 if user in ("supervisor", "nanxi_cadre", "township_staff", "district_admin") else 403
+    if base in ("cadres", "cadre_file", "cadre_note"):  # supervisors; the cadre is a 东岙村 cadre
+        if user not in ("supervisor", "nanxi_cadre"):
+            return 403
+        if base == "cadres":
+            return 200
+        if user == "nanxi_cadre":
+            return 404
+        return 200 if base == "cadre_file" else 422  # the posted form has no kind
+    if base == "editor_page":
+        return 200 if user in ("township_staff", "district_admin") else 403
+    if base == "editor_import":  # reaches the view: no file sent
+        return 422 if user in ("township_staff", "district_admin") else 403
+    if base == "editor_form":  # reaches the view: the posted form is no step table (422)
+        return 422 if user in ("township_staff", "district_admin") else 403
+    if base == "library_form":  # reaches the view: no step table / no JSON body (422)
+        return 422 if user == "district_admin" else 403
+    if base == "library_edit":
+        return 200 if user == "district_admin" else 403
+    if base == "library_publish":  # reaches the view: no draft to publish
+        return 404 if user == "district_admin" else 403
     if base == "password_post":
         return 422  # reaches the view: the form's confirmation does not match
     if base == "start_get":
@@ -133,6 +242,10 @@ def _expect(kind: str, user: str, org_code: str | None) -> int:
         return 302 if org_code in MAY_START.get(user, set()) else 422
     if base in ("case_view", "api_case_view"):
         return 200 if sees else 403
+    if base == "case_file":
+        return 404 if sees else 403  # no file is attached to the case: 404 for those who may see it
+    if base == "api_upload":
+        return 422  # reaches the view: the JSON body has no file parts
     if base == "case_complete":
         return 302 if org_code in STEP_ROLE.get(user, set()) else 403
     if base == "api_case_complete":
@@ -147,7 +260,16 @@ def test_permission_matrix(app, xw, people, case_id, method, rule, user, org):
     case = None
     if "<int:case_id>" in rule:
         case = case_id if org_code == "DONGAO" else xw.start_case("V-DEC-01", "NANXI", people["nanxi_all"])
-    url = rule.replace("<int:case_id>", str(case)).replace("<step_id>", "collect")
+    url = rule.replace("<int:case_id>", str(case)).replace("<step_id>", "collect").replace("<sha256>", "0" * 64) \
+        .replace("<username>", people["party_branch"])
+    url = url.replace("<procedure_id>", "V-DEC-01") if rule.startswith(("/procedures/", "/dashboard/")) else url
+    url = url.replace("<chart>", "trend")
+    if "<int:warning_id>" in rule:
+        url = url.replace("<int:warning_id>", str(_warning_at(xw, org_code)))
+    if rule.startswith("/public/"):
+        url = url.replace("<org_code>", "DONGAO").replace("<procedure_id>", "V-DEC-01")
+        url = url.replace("<code>", xw.show_case(case_id)["tracking_code"])
+        url += "?code=ABCD-EFGH-JKMN" if kind == "public_track" else ""
     client = _client(app, people, user)
     api = rule.startswith("/api/")
 
@@ -169,8 +291,8 @@ def test_permission_matrix(app, xw, people, case_id, method, rule, user, org):
 
     username = people[USERS[user]] if USERS[user] else None
     if username is None:
-        if kind == "public":
-            assert response.status_code == 200
+        if kind.startswith("public"):
+            assert response.status_code == _expect(kind, user, org_code)
         elif kind == "home":
             assert response.status_code == 302 and response.location == "/tasks"
         elif api:
@@ -204,6 +326,16 @@ def test_permission_matrix(app, xw, people, case_id, method, rule, user, org):
     else:
         assert _denials(xw, case) == []
         assert steps == (["propose"] if method == "POST" else ["collect"])
+
+
+def _warning_at(xw, org_code: str) -> int:
+    """A warning at a village (raised by the engine's store, as a rule would)."""
+    from engine import warnings
+    from storage.models import Organization
+
+    with xw.db.write() as s:
+        org_id = s.query(Organization.id).filter(Organization.code == org_code).scalar()
+        return warnings.store(s, [warnings.Finding("XW-01", org_id, f"matrix|{org_code}", "矩阵测试预警", {})])[0]["id"]
 
 
 # --- 代办: a proxy step may be done by a proxy role (or the step's own role) ----------------------------

@@ -15,7 +15,7 @@ from engine.errors import XiaoweiError
 from engine.service import Xiaowei
 from storage import Database
 
-from . import filters, security
+from . import filters, i18n, security
 
 
 def create_app(config: dict[str, Any] | None = None, *, db: Database | None = None) -> Flask:
@@ -43,19 +43,39 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
     app.extensions["xiaowei"] = Xiaowei(database)
 
     filters.register(app)
+    i18n.init_app(app)
 
     from .api import bp as api_bp
     from .auth import bp as auth_bp
     from .cases import bp as cases_bp
     from .overview import bp as overview_bp
     from .tasks import bp as tasks_bp
+    from .admin import bp as admin_bp
+    from .trail_print import bp as trail_print_bp
+    from .warnings import bp as warnings_bp
 
-    for bp in (auth_bp, tasks_bp, cases_bp, overview_bp, api_bp):
+    for bp in (auth_bp, tasks_bp, cases_bp, overview_bp, api_bp, admin_bp, trail_print_bp, warnings_bp):
         app.register_blueprint(bp)
+    from .procedures import bp as procedures_bp  # 流程管理: drafts, diff, publish, migrate, import
+
+    app.register_blueprint(procedures_bp)
+    from .modeler import bp as modeler_bp  # 流程图编辑器 (bpmn-js; its page alone allows script-src 'self')
+    from .procedure_editor import bp as procedure_editor_bp  # 任务单: step-table editor, server-side forms
+
+    app.register_blueprint(procedure_editor_bp)
+    app.register_blueprint(modeler_bp)
+    from .public import bp as public_bp  # no login: the public side (公开栏, 流程到哪了, 码上举报)
+
+    app.register_blueprint(public_bp)
+    from .cadres import bp as cadres_bp  # 廉情档案
+    from .dashboard import bp as dashboard_bp  # 监督分析: charts, CSV, heat map
+
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(cadres_bp)
 
     @app.before_request
     def _before() -> None:
-        if request.endpoint in ("healthz", "static"):
+        if request.endpoint in ("healthz", "static", "i18n.switch"):
             return
         security.check_csrf()
         security.load_user()
@@ -113,3 +133,25 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
         return redirect(url_for("tasks.index"))
 
     return app
+
+
+def warm_up(app: Flask) -> int:
+    """Load every current procedure version's parsed definition and SpiffWorkflow spec into the
+    runtime cache, then move everything alive into the garbage collector's permanent generation
+    (``gc.freeze``): a full collection would otherwise walk these large, long-lived object graphs
+    and pause a request for tens of milliseconds. Returns the number of versions loaded."""
+    import gc
+
+    from sqlalchemy import select
+
+    from engine import procedures
+    from storage.models import Procedure
+
+    database = app.extensions["xiaowei_db"]
+    with database.read() as s:
+        ids = [v for v in s.scalars(select(Procedure.current_version_id)) if v is not None]
+        for version_id in ids:
+            procedures.runtime(s, version_id)
+    gc.collect()
+    gc.freeze()
+    return len(ids)

@@ -42,8 +42,11 @@ def login():
     ok = directory.check_password(password, row.password_hash if row else _DUMMY_HASH) and row is not None \
         and row.active
     if not ok:
+        # A deactivated user gets the same answer as a wrong password; the system chain records why.
+        reason = "inactive" if row is not None and not row.active else "bad_password"
         with xw().db.write() as s:
-            locked = directory.record_login_failure(s, username, remote_addr=request.remote_addr or "")
+            locked = directory.record_login_failure(s, username, reason=reason,
+                                                    remote_addr=request.remote_addr or "")
         status = 429 if locked else 401
         return render_template("auth/login.html", username=username, next=next_url, failed=True,
                                locked_until=locked), status

@@ -3,19 +3,22 @@ and its JSON export, the case list and starting a case."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from flask import (Blueprint, Response, abort, flash, g, get_flashed_messages, redirect, render_template, request,
                    url_for)
 from sqlalchemy import select
 
+from engine import attachments as engine_attachments
 from engine import cases as engine_cases
 from engine import catalogue, procedures
 from engine.diagram import DiagramError, render_svg
 from engine.errors import Conflict, InvalidData, NotFound, XiaoweiError
 from storage.models import Case, Organization, User
 
-from . import reads
+from . import filters, reads, uploads
 from .security import login_required, xw
 
 bp = Blueprint("cases", __name__)
@@ -47,7 +50,8 @@ def _text_value(value: Any) -> str:
 
 
 def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = None,
-              errors: Mapping[str, Mapping[str, str]] | None = None) -> dict:
+              errors: Mapping[str, Mapping[str, str]] | None = None,
+              files: Mapping[str, list[dict]] | None = None) -> dict:
     """Everything the step page shows: header, flowchart, and a form per step the user can act on."""
     info = xw().show_case(case_id)
     history = info["history"]
@@ -67,8 +71,10 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
                 sent = (values or {}).get(step.id)
                 entry["vals"] = dict(sent) if sent is not None else \
                     {f.name: _text_value(initial.get(f.name)) for f in step.fields}
+                public_intake(s, entry, case.id, d, step, history, sent is None)
                 entry["errors"] = dict((errors or {}).get(step.id, {}))
-                known = {f.name for f in step.fields} | set(PROXY_KEYS)
+                entry["uploads"] = list((files or {}).get(step.id, []))
+                known = {f.name for f in step.fields} | set(PROXY_KEYS) | {uploads.FIELD}
                 entry["other_errors"] = [m for k, m in entry["errors"].items() if k not in known]
                 actions.append(entry)
             else:
@@ -82,9 +88,23 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
     except DiagramError:
         svg = None
     return {"case": info, "definition": d, "actions": actions, "others": others, "svg": svg,
-            "focus": sorted(current),
+            "focus": sorted(current), "upload_limit": engine_attachments.size_text(engine_attachments.max_bytes()),
+            "upload_max_files": engine_attachments.MAX_FILES,
             "timers": [{**t, "name": d.nodes[t["node"]].name if t["node"] in d.nodes else t["node"]}
                        for t in info["timers"]]}
+
+
+def public_intake(session, entry: dict, case_id: int, d, step, history: list[dict], prefill: bool) -> None:
+    """What the public sent that the step's role must see: objections filed during the notice period
+    (objections task; objection_count prefilled) and a 码上举报's reporter and photos (first step)."""
+    if step.id.endswith(engine_cases.OBJECTIONS_SUFFIX):
+        entry["objections"] = engine_cases.filed_objections(session, case_id,
+                                                            step.id[:-len(engine_cases.OBJECTIONS_SUFFIX)])
+        if prefill and entry["objections"] and not entry["vals"].get("objection_count"):
+            entry["vals"]["objection_count"] = str(len(entry["objections"]))
+    started = next((e for e in history if e["type"] == "case_started"), None)
+    if started and started["data"].get("public") and step.id in _first_steps(d):
+        entry["report"] = started["data"]["public"]
 
 
 @bp.get("/cases/<int:case_id>")
@@ -107,12 +127,21 @@ def complete(case_id: int, step_id: str):
     sent = {f.name: (request.form.get(f.name) or "").strip() for f in step.fields}
     data = {k: v for k, v in sent.items() if v != ""}
     proxy = {k: (request.form.get(k) or "").strip() for k in PROXY_KEYS}
+    refs = uploads.form_refs()
+    with xw().db.read() as s:
+        may_act = case.status == "running" and reads.can_act(s, g.actor, case.org_id, step, step.role or "")
     try:
+        # Files are stored first (content-addressed, harmless to keep), then the step is completed
+        # with references to them. Someone who may not do the step stores nothing: the engine refuses it.
+        files = uploads.gather(g.user.username, refs) if may_act else []
+        refs = files
         result = xw().complete(case_id, step_id, g.user.username, data,
-                               on_behalf_of=proxy["on_behalf_of"] or None, proxy_reason=proxy["proxy_reason"] or None)
+                               on_behalf_of=proxy["on_behalf_of"] or None, proxy_reason=proxy["proxy_reason"] or None,
+                               attachments=files or None)
     except InvalidData as exc:
         errs = dict(exc.errors) or {"__all__": exc.message}
-        view = case_view(case_id, values={step_id: {**sent, **proxy}}, errors={step_id: errs})
+        view = case_view(case_id, values={step_id: {**sent, **proxy}}, errors={step_id: errs},
+                         files={step_id: uploads.usable(refs, g.user.username)})
         return render_template("cases/show.html", **view, done=[], notices=[], failed_step=step_id), 422
     except Conflict as exc:
         flash({"kind": "conflict", "message": exc.message}, "notice")
@@ -147,6 +176,23 @@ def trail(case_id: int):
                            problems=[p for r in reports for p in r.problems], svg=svg)
 
 
+@bp.get("/cases/<int:case_id>/files/<sha256>")
+@login_required
+def file(case_id: int, sha256: str):
+    """An evidence file attached to one of this case's steps (404 for any other file)."""
+    guard(case_id, "download_file")
+    sha = sha256.lower()
+    with xw().db.read() as s:
+        ref = engine_attachments.attached_to(reads.events(s, case_id), sha)
+    if ref is None:
+        abort(404)
+    try:
+        media_type, content = xw().load_file(sha)
+    except NotFound:
+        abort(404)
+    return uploads.file_response(ref, media_type, content)
+
+
 @bp.get("/cases/<int:case_id>/trail.json")
 @login_required
 def trail_json(case_id: int):
@@ -156,20 +202,74 @@ def trail_json(case_id: int):
                     headers={"Content-Disposition": f"attachment; filename=trail-{case_id}.json"})
 
 
+SEARCH_KEYS = ("org", "procedure", "category", "status", "from", "to", "overdue", "amount_min", "amount_max",
+               "person", "q")
+
+
+def parse_case_query(args: Mapping[str, str], *, search: bool) -> tuple[reads.CaseQuery, dict, dict]:
+    """The case search filters from query arguments: (query, the raw values to show, errors by key)."""
+    raw = {k: (args.get(k) or "").strip()[:100] for k in SEARCH_KEYS}
+    errors: dict[str, str] = {}
+    q = reads.CaseQuery(mine=not search, org_code=raw["org"] or None, procedure=raw["procedure"] or None,
+                        category=raw["category"] or None, status=raw["status"] or None,
+                        overdue=raw["overdue"] in ("1", "on", "true"), person=raw["person"] or None,
+                        text=raw["q"] or None, page=page_number(args))
+    if q.status and q.status not in engine_cases.STATUS_ZH:
+        errors["status"] = "未知状态 / unknown status"
+        q.status = None
+    for key, attr, shift in (("from", "date_from", 0), ("to", "date_to", 1)):
+        if raw[key]:
+            try:
+                day = datetime.strptime(raw[key], "%Y-%m-%d")
+            except ValueError:
+                errors[key] = "日期格式应为 年-月-日,如 2026-03-01 / use YYYY-MM-DD"
+                continue
+            # A China calendar day starts at 16:00 UTC the day before.
+            setattr(q, attr, day + timedelta(days=shift) - filters.CHINA)
+    for key in ("amount_min", "amount_max"):
+        if raw[key]:
+            try:
+                amount = Decimal(raw[key].replace(",", "").replace("元", ""))
+                if not amount.is_finite() or amount < 0:
+                    raise InvalidOperation
+            except (InvalidOperation, ValueError):
+                errors[key] = "金额应为不小于 0 的数字 / the amount must be a number ≥ 0"
+                continue
+            setattr(q, key, amount)
+    if q.amount_min is not None and q.amount_max is not None and q.amount_min > q.amount_max:
+        errors["amount_max"] = "最高金额不能小于最低金额 / the maximum is below the minimum"
+        q.amount_max = None
+    if q.date_from and q.date_to and q.date_from >= q.date_to:
+        errors["to"] = "结束日期不能早于开始日期 / the end date is before the start date"
+        q.date_to = None
+    return q, raw, errors
+
+
+def page_number(args: Mapping[str, str]) -> int:
+    try:
+        return min(max(int(args.get("page") or 1), 1), 100_000)
+    except ValueError:
+        return 1
+
+
 @bp.get("/cases")
 @login_required
 def index():
     supervisor = reads.is_supervisor(g.actor)
     search = supervisor and request.args.get("scope") == "all"
-    f = {"org": request.args.get("org") or None, "procedure": request.args.get("procedure") or None,
-         "status": request.args.get("status") or None}
+    q, raw, errors = parse_case_query(request.args, search=search)
     with xw().db.read() as s:
-        rows = reads.list_cases(s, g.actor, mine=not search, org_code=f["org"], procedure=f["procedure"],
-                                status=f["status"])
+        rows, total = reads.search_cases(s, g.actor, q)
         orgs = reads.visible_orgs(s, g.actor)
         procs = reads.procedure_choices(s)
-    return render_template("cases/index.html", rows=rows, supervisor=supervisor, search=search, filters=f,
-                           orgs=orgs, procedures=procs, statuses=engine_cases.STATUS_ZH)
+    pages = max((total + q.per_page - 1) // q.per_page, 1)
+    keep = {k: v for k, v in raw.items() if v}
+    if search:
+        keep["scope"] = "all"
+    return render_template("cases/index.html", rows=rows, total=total, page=q.page, pages=pages, keep=keep,
+                           supervisor=supervisor, search=search, filters=raw, errors=errors,
+                           orgs=orgs, procedures=procs, statuses=engine_cases.STATUS_ZH,
+                           categories=catalogue.categories()), 200 if not errors else 422
 
 
 @bp.route("/start", methods=["GET", "POST"])

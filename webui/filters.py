@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask
+from flask import Flask, has_request_context
 
 from engine import catalogue, clock
 
@@ -26,14 +26,29 @@ def china_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return (clock.to_utc(value) + CHINA).strftime(fmt)
 
 
+def _english() -> bool:
+    """Whether the page being rendered is in English (the registries have English names)."""
+    if not has_request_context():
+        return False
+    from .i18n import current
+
+    return current() == "en"
+
+
 def role_zh(key: Any) -> str:
+    """The role's name for people: Chinese, or the registry's English name on an English page."""
     role = catalogue.roles().get(str(key or ""))
-    return role.zh if role else str(key or "")
+    if role is None:
+        return str(key or "")
+    return role.en if role.en and _english() else role.zh
 
 
 def category_zh(code: Any) -> str:
+    """The category's name: Chinese, or the registry's English name on an English page."""
     cat = catalogue.categories().get(str(code or ""))
-    return cat.zh if cat else str(code or "")
+    if cat is None:
+        return str(code or "")
+    return cat.en if cat.en and _english() else cat.zh
 
 
 def zh(message: Any) -> str:

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select, union
 from sqlalchemy.orm import Session
 
 from engine import audit, catalogue, directory, procedures
 from engine.definitions import ProcedureDefinition, Step
 from engine.directory import Actor
-from storage.models import AuditEvent, Case, Organization, Procedure, WorkItem
+from storage.models import AuditEvent, Case, CaseField, Organization, Procedure, User, WorkItem
 
 
 def org_names(session: Session, ids: set[int] | None = None) -> dict[int, Organization]:
@@ -114,34 +115,120 @@ def is_supervisor(actor: Actor) -> bool:
     return any(role in catalogue.SUPERVISOR_ROLES | catalogue.ADMIN_ROLES for role, _ in actor.assignments)
 
 
-def list_cases(session: Session, actor: Actor, *, mine: bool = True, org_code: str | None = None,
-               procedure: str | None = None, status: str | None = None, limit: int = 200) -> list[dict]:
-    """Cases the actor started or acted in (``mine``), or every visible case matching the filters."""
+@dataclass
+class CaseQuery:
+    """Filters of the case search (every one optional); ``page`` counts from 1."""
+
+    mine: bool = True
+    org_code: str | None = None
+    procedure: str | None = None
+    category: str | None = None
+    status: str | None = None
+    date_from: datetime | None = None   # started on or after (UTC)
+    date_to: datetime | None = None     # started before (UTC)
+    overdue: bool = False
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    person: str | None = None           # a user (username or name) who acted, or a name in a person field
+    text: str | None = None             # title or tracking code
+    page: int = 1
+    per_page: int = 50
+
+
+
+
+def _like(value: str) -> str:
+    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def search_cases(session: Session, actor: Actor, q: CaseQuery) -> tuple[list[dict], int]:
+    """One page of cases the actor may see that match ``q``, newest change first, and the total count.
+
+    Reads only ``case_instance`` and the derived ``work_item`` / ``case_field`` tables (and the audit
+    events' actor index for "mine" and people); never deserializes a case."""
     orgs = directory.visible_org_ids(session, actor)
     if not orgs:
-        return []
+        return [], 0
+    conditions = [Case.org_id.in_(orgs)]
+    matched: set[int] | None = None  # the cases a person search found
+    if q.mine:
+        acted = select(AuditEvent.case_id).where(AuditEvent.actor == actor.username,
+                                                 AuditEvent.case_id.is_not(None),
+                                                 AuditEvent.type != "access_denied")
+        started = select(Case.id).where(Case.started_by == actor.username)
+        conditions.append(Case.id.in_(union(started, acted)))
+    if q.org_code:
+        conditions.append(Case.org_id.in_(select(Organization.id).where(Organization.code == q.org_code)))
+    if q.procedure:
+        conditions.append(Case.procedure_id == q.procedure)
+    if q.category:
+        conditions.append(Case.procedure_id.in_(select(Procedure.id).where(Procedure.category == q.category)))
+    if q.status:
+        conditions.append(Case.status == q.status)
+    if q.date_from:
+        conditions.append(Case.created_at >= q.date_from)
+    if q.date_to:
+        conditions.append(Case.created_at < q.date_to)
+    if q.overdue:
+        now = audit.db_time()
+        conditions.append(Case.id.in_(select(WorkItem.case_id).where(WorkItem.due_at.is_not(None),
+                                                                      WorkItem.due_at < now)))
+    if q.amount_min is not None or q.amount_max is not None:
+        money = select(CaseField.case_id).where(CaseField.type == "money")
+        if q.amount_min is not None:
+            money = money.where(CaseField.number_value >= q.amount_min)
+        if q.amount_max is not None:
+            money = money.where(CaseField.number_value <= q.amount_max)
+        conditions.append(Case.id.in_(money))
+    if q.person:
+        who = q.person.strip()
+        users = select(User.username).where(or_(User.username == who, User.display_name.like(_like(who), escape="\\")))
+        acted = select(AuditEvent.case_id).where(AuditEvent.actor.in_(users), AuditEvent.case_id.is_not(None),
+                                                 AuditEvent.type != "access_denied")
+        # Names in person fields match from their start (张三 finds 张三明) with an index range scan.
+        named = select(CaseField.case_id).where(CaseField.type == "person", CaseField.text_value >= who,
+                                                CaseField.text_value < who + "\U0010ffff")
+        started = select(Case.id).where(Case.started_by.in_(users))
+        # Evaluated once, then intersected with the other filters in memory (one narrow query).
+        matched = set(session.scalars(union(started, acted, named)))
+        if not matched:
+            return [], 0
+    if q.text:
+        t = q.text.strip()
+        code = "".join(ch for ch in t.upper() if ch.isalnum())
+        conditions.append(or_(Case.title.like(_like(t), escape="\\"), Case.tracking_code == code))
+    first = max(q.page - 1, 0) * q.per_page
+    if matched is not None:
+        ordered = session.scalars(select(Case.id).where(*conditions)
+                                  .order_by(Case.updated_at.desc(), Case.id.desc())).all()
+        hits = [i for i in ordered if i in matched]
+        total, ids = len(hits), hits[first:first + q.per_page]
+    else:
+        total = session.scalar(select(func.count()).select_from(Case).where(*conditions)) or 0
+        # The page's ids first (an index-only scan for the plain list), then the details of those rows only.
+        ids = session.scalars(select(Case.id).where(*conditions).order_by(Case.updated_at.desc(), Case.id.desc())
+                              .limit(q.per_page).offset(first)).all()
+    if not ids:
+        return [], total
     query = (select(Case.id, Case.title, Case.status, Case.tracking_code, Case.procedure_id, Case.updated_at,
-                    Procedure.name, Organization.code, Organization.name)
+                    Case.created_at, Procedure.name, Organization.code, Organization.name)
              .join(Procedure, Procedure.id == Case.procedure_id)
              .join(Organization, Organization.id == Case.org_id)
-             .where(Case.org_id.in_(orgs)))
-    if mine:
-        acted = select(AuditEvent.case_id).distinct().where(AuditEvent.actor == actor.username,
-                                                          AuditEvent.case_id.is_not(None),
-                                                          AuditEvent.type != "access_denied")
-        query = query.where(or_(Case.started_by == actor.username, Case.id.in_(acted)))
-    if org_code:
-        query = query.where(Organization.code == org_code)
-    if procedure:
-        query = query.where(Case.procedure_id == procedure)
-    if status:
-        query = query.where(Case.status == status)
-    rows = session.execute(query.order_by(Case.updated_at.desc(), Case.id.desc()).limit(limit)).all()
+             .where(Case.id.in_(ids)))
+    found = {r.id: r for r in session.execute(query)}
     from engine.cases import format_tracking_code
 
     return [{"id": r.id, "title": r.title, "status": r.status, "tracking_code": format_tracking_code(r.tracking_code),
-             "procedure_id": r.procedure_id, "procedure_name": r[6], "org": r[7], "org_name": r[8],
-             "updated_at": r.updated_at} for r in rows]
+             "procedure_id": r.procedure_id, "procedure_name": r[7], "org": r[8], "org_name": r[9],
+             "created_at": r.created_at, "updated_at": r.updated_at} for r in (found[i] for i in ids)], total
+
+
+def list_cases(session: Session, actor: Actor, *, mine: bool = True, org_code: str | None = None,
+               procedure: str | None = None, status: str | None = None, limit: int = 200) -> list[dict]:
+    """Cases the actor started or acted in (``mine``), or every visible case matching the filters."""
+    rows, _ = search_cases(session, actor, CaseQuery(mine=mine, org_code=org_code, procedure=procedure,
+                                                     status=status, per_page=limit))
+    return rows
 
 
 def visible_orgs(session: Session, actor: Actor, kinds: tuple[str, ...] = ("village", "community")) -> list[Organization]:
