@@ -570,12 +570,14 @@ def lint(as_json: bool, paths: tuple[Path, ...]) -> None:
 @click.option("--edition", required=True, type=click.Choice(["village", "community"]))
 @click.option("--format", "fmt", required=True, type=click.Choice(["html", "pdf"]))
 @click.option("-o", "output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--org", "org_code", default=None,
+              help="print the local parameters in force at this township or village (its overrides marked)")
 @_errors
-def handbook(as_json: bool, edition: str, fmt: str, output: Path) -> None:
+def handbook(as_json: bool, edition: str, fmt: str, output: Path, org_code: str | None) -> None:
     """Print the handbook (一本两库) of an edition from the live published versions."""
     from .handbook import build_handbook
 
-    result = build_handbook(_app(), edition, fmt, output)
+    result = build_handbook(_app(), edition, fmt, output, org_code)
     if as_json:
         click.echo(dumps({**result, "file": str(output)}))
     else:

@@ -38,7 +38,7 @@ from sqlalchemy import select
 from . import catalogue, clock, procedures
 from .definitions import ProcedureDefinition
 from .diagram import render_svg
-from .errors import XiaoweiError
+from .errors import NotFound, XiaoweiError
 
 if TYPE_CHECKING:
     from .service import Xiaowei
@@ -89,6 +89,7 @@ class HandbookEntry:
     version: int
     published_at: datetime
     params: dict[str, Any] = field(default_factory=dict)
+    set_by: dict[str, str] = field(default_factory=dict)  # parameter key -> name of the org that set it
 
 
 # --- flowchart sheets -------------------------------------------------------------------
@@ -504,7 +505,7 @@ def _procedure_view(entry: HandbookEntry, number: int) -> dict[str, Any]:
         value = entry.params.get(key, p.default)
         params.append({"key": key, "label": p.label, "value": format_value(value, p.type), "unit": p.unit,
                        "source": p.source, "changed": format_value(value, p.type) != format_value(p.default, p.type),
-                       "default": format_value(p.default, p.type)})
+                       "default": format_value(p.default, p.type), "set_by": entry.set_by.get(key, "")})
     category = catalogue.categories().get(d.category)
     return {
         "number": number, "id": d.id, "anchor": "proc-" + re.sub(r"[^A-Za-z0-9_-]", "_", d.id),
@@ -540,7 +541,8 @@ def _environment() -> jinja2.Environment:
 
 
 def render_handbook_html(entries: list[HandbookEntry], *, edition: str, title: str | None = None,
-                         generated_at: datetime | None = None, district: str | None = None) -> str:
+                         generated_at: datetime | None = None, district: str | None = None,
+                         applies_to: str | None = None) -> str:
     """Render the handbook of ``edition`` ('village' or 'community') as one printable HTML document.
 
     Entries are grouped by the nine categories in :func:`engine.catalogue.categories` order
@@ -569,6 +571,7 @@ def render_handbook_html(entries: list[HandbookEntry], *, edition: str, title: s
     book_title = title or EDITION_TITLES[edition]
     return _environment().get_template("handbook.html").render(
         title=book_title, edition=edition, edition_zh=EDITION_SUBTITLES[edition], district=district or "",
+        applies_to=applies_to or "",
         generated=_china_date(generated_at), count=number, groups=groups, kinds=STEP_KIND_ZH,
         village=edition == "village",
     )
@@ -582,26 +585,51 @@ def _district(session: Any) -> Any:
     return rows[0] if len(rows) == 1 else None
 
 
-def collect_entries(app: "Xiaowei", edition: str) -> list[HandbookEntry]:
+def collect_entries(app: "Xiaowei", edition: str, org_code: str | None = None) -> list[HandbookEntry]:
     """The live published version of every procedure of ``edition`` (including 'both').
 
-    Parameter values are those in force at the district when the database has exactly one
-    district, else the defaults declared in the BPMN.
+    Parameter values are those in force at ``org_code`` (a township's or village's own overrides,
+    inherited district → township → village) when given; otherwise at the district when the
+    database has exactly one district, else the defaults declared in the BPMN.
     """
     if edition not in EDITIONS:
         raise XiaoweiError(f"手册版本应为 village 或 community,而不是“{edition}” / unknown edition {edition}")
     entries = []
     with app.db.read() as s:
-        district = _district(s)
+        where = _handbook_org(s, edition, org_code) if org_code else _district(s)
+        names = {}
+        if where is not None:
+            from storage.models import Organization
+
+            names = dict(s.execute(select(Organization.code, Organization.name)).all())
         for item in procedures.list_procedures(s, edition=edition):
             version = procedures.current_version(s, item["id"])
             definition = procedures.runtime(s, version.id).definition
-            if district is not None:
-                params = {k: v["value"] for k, v in procedures.effective_params(s, definition, district).items()}
+            set_by: dict[str, str] = {}
+            if where is not None:
+                found = procedures.effective_params(s, definition, where)
+                params = {k: v["value"] for k, v in found.items()}
+                set_by = {k: names.get(v["source"], v["source"]) for k, v in found.items() if v["source"] != "default"}
             else:
                 params = {k: p.default for k, p in definition.parameters.items()}
-            entries.append(HandbookEntry(definition, version.version, version.published_at, params))
+            entries.append(HandbookEntry(definition, version.version, version.published_at, params, set_by))
     return entries
+
+
+def _handbook_org(session: Any, edition: str, code: str) -> Any:
+    """The organization a handbook is printed for: a district, township or street, or a village or
+    community of the edition's kind."""
+    from storage.models import Organization
+
+    org = session.scalar(select(Organization).where(Organization.code == code))
+    if org is None:
+        raise NotFound(f"没有编码为“{code}”的组织 / no organization {code}")
+    kind = {"village": "village", "community": "community"}.get(org.kind)
+    if kind is not None and kind != edition:
+        raise XiaoweiError(f"“{org.name}”是{'村' if kind == 'village' else '社区'},应打印"
+                           f"{'村级' if kind == 'village' else '社区'}版手册(--edition {kind}) / "
+                           f"{code} is a {kind}: print the {kind} edition")
+    return org
 
 
 def district_name(app: "Xiaowei") -> str | None:
@@ -632,8 +660,9 @@ def print_pdf(html: str, output: Path, *, chromium: str = CHROMIUM_PATH, timeout
             browser.close()
 
 
-def build_handbook(app: "Xiaowei", edition: str, fmt: str, output: Path) -> dict[str, Any]:
-    """Write the handbook of ``edition`` as ``fmt`` ('html' or 'pdf') to ``output``.
+def build_handbook(app: "Xiaowei", edition: str, fmt: str, output: Path, org_code: str | None = None) -> dict[str, Any]:
+    """Write the handbook of ``edition`` as ``fmt`` ('html' or 'pdf') to ``output``; with ``org_code``,
+    with the local parameters in force at that township or village (their overrides marked).
 
     Returns ``{"procedures": n, "bytes": size, "seconds": elapsed}``.
     """
@@ -641,8 +670,12 @@ def build_handbook(app: "Xiaowei", edition: str, fmt: str, output: Path) -> dict
         raise XiaoweiError(f"格式应为 html 或 pdf,而不是“{fmt}” / unknown format {fmt}")
     started = time.monotonic()
     output = Path(output)
-    entries = collect_entries(app, edition)
-    html = render_handbook_html(entries, edition=edition, district=district_name(app))
+    entries = collect_entries(app, edition, org_code)
+    applies_to = None
+    if org_code:
+        with app.db.read() as s:
+            applies_to = _handbook_org(s, edition, org_code).name
+    html = render_handbook_html(entries, edition=edition, district=district_name(app), applies_to=applies_to)
     output.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "html":
         output.write_text(html, encoding="utf-8")

@@ -47,7 +47,7 @@ def _pg_template() -> str:
         name = f"xwt_{uuid.uuid4().hex[:12]}"
         admin = _pg_admin()
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            _pg_create(conn, name)
         admin.dispose()
         db = Database(_pg_database_url(name))
         Xiaowei(db).init()
@@ -66,14 +66,24 @@ def _pg_template() -> str:
     return name
 
 
+def _pg_create(conn, name: str, template: str | None = None) -> None:
+    """CREATE DATABASE for one test. Its sessions commit without waiting for the disk
+    (``synchronous_commit = off``: a crash could lose the last commits of a throw-away database,
+    nothing else); the server's own settings are left alone."""
+    conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
+
+
 @pytest.fixture
 def db_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A new, empty database URL for this test."""
+    """A new, empty database URL for this test (on PostgreSQL, a test that takes ``xw`` gets the
+    database made from the worker's template there instead: no empty one is made first)."""
     if USING_PG:
         name = f"t_{uuid.uuid4().hex[:12]}"
         admin = _pg_admin()
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        if "xw" not in request.fixturenames:
+            with admin.connect() as conn:
+                _pg_create(conn, name)
         try:
             yield _pg_database_url(name)
         finally:
@@ -101,8 +111,7 @@ def xw(db_url: str, frozen: clock.FixedClock, tmp_path: Path) -> Iterator[Xiaowe
         template = _pg_template()
         admin = _pg_admin()
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}"'))
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+            _pg_create(conn, name, template)
         admin.dispose()
         db = Database(db_url)
         app = Xiaowei(db)

@@ -13,6 +13,7 @@ import pytest
 
 from engine import catalogue, directory, procedures
 from engine.handbook import CHROMIUM_PATH, build_handbook, collect_entries, render_handbook_html
+from engine.errors import NotFound, XiaoweiError
 from engine.service import Xiaowei
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +91,30 @@ def test_task_list_disclosure_supervision_and_parameters(xw: Xiaowei) -> None:
     assert "须走五议两公开的金额起点" in section and "50,000" in section
     assert entry.definition.content_hash[:12] in section
     assert "第 1 版" in section
+
+
+def test_a_township_handbook_prints_its_own_overrides(xw: Xiaowei, tmp_path: Path) -> None:
+    with xw.db.write() as s:
+        procedures.set_param(s, directory.get_org(s, "SFQ"), "decision_disclosure_days", "10")
+        procedures.set_param(s, directory.get_org(s, "SFZ"), "decision_disclosure_days", "12")
+    district = next(e for e in collect_entries(xw, "village") if e.definition.id == "V-DEC-01")
+    township = next(e for e in collect_entries(xw, "village", "SFZ") if e.definition.id == "V-DEC-01")
+    assert district.params["decision_disclosure_days"] == 10 and district.set_by["decision_disclosure_days"] == "示范区"
+    assert township.params["decision_disclosure_days"] == 12 and township.set_by["decision_disclosure_days"] == "示范镇"
+    out = tmp_path / "sfz.html"
+    build_handbook(xw, "village", "html", out, "SFZ")
+    html = out.read_text(encoding="utf-8")
+    section = html[html.index('id="proc-V-DEC-01"'):]
+    section = section[:section.index("</section>")]
+    assert "不少于12天" in section and "示范镇设定" in section
+    assert "<dt>适用单位</dt><dd>示范镇" in html
+    # a village inherits the township's value; the wrong edition and unknown codes are refused
+    village = next(e for e in collect_entries(xw, "village", "DONGAO") if e.definition.id == "V-DEC-01")
+    assert village.params["decision_disclosure_days"] == 12
+    with pytest.raises(XiaoweiError, match="社区版|community"):
+        collect_entries(xw, "village", "HEPING")
+    with pytest.raises(NotFound):
+        collect_entries(xw, "village", "NOWHERE")
 
 
 def test_text_is_escaped_and_no_script(xw: Xiaowei) -> None:
