@@ -153,23 +153,27 @@ def publish_directory(session: Session, directory: Path | None = None, *, actor:
 
 
 def list_procedures(session: Session, *, edition: str | None = None, category: str | None = None) -> list[dict]:
+    # Columns, not ORM objects: this runs on every board and catalogue page.
     rows = session.execute(
-        select(Procedure, ProcedureVersion).join(ProcedureVersion, ProcedureVersion.id == Procedure.current_version_id)
+        select(Procedure.id, Procedure.name, Procedure.name_en, Procedure.category, Procedure.edition,
+               ProcedureVersion.version, ProcedureVersion.content_hash, ProcedureVersion.published_at)
+        .join(ProcedureVersion, ProcedureVersion.id == Procedure.current_version_id)
         .order_by(Procedure.id)).all()
-    order = list(catalogue.categories())
+    categories = catalogue.categories()
+    order = {code: i for i, code in enumerate(categories)}
     out = []
-    for proc, version in rows:
-        if edition and proc.edition not in (edition, "both"):
+    for r in rows:
+        if edition and r.edition not in (edition, "both"):
             continue
-        if category and proc.category != category:
+        if category and r.category != category:
             continue
-        cat = catalogue.categories().get(proc.category)
+        cat = categories.get(r.category)
         out.append({
-            "id": proc.id, "name": proc.name, "name_en": proc.name_en, "category": proc.category,
-            "category_name": cat.zh if cat else "", "edition": proc.edition, "version": version.version,
-            "content_hash": version.content_hash, "published_at": audit.iso(version.published_at),
+            "id": r.id, "name": r.name, "name_en": r.name_en, "category": r.category,
+            "category_name": cat.zh if cat else "", "edition": r.edition, "version": r.version,
+            "content_hash": r.content_hash, "published_at": audit.iso(r.published_at),
         })
-    out.sort(key=lambda p: (order.index(p["category"]) if p["category"] in order else 99, p["id"]))
+    out.sort(key=lambda p: (order.get(p["category"], 99), p["id"]))
     return out
 
 

@@ -85,7 +85,9 @@ class ProcedureVersion(Base):
     procedure_id: Mapped[str] = mapped_column(ForeignKey("procedure.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     content_hash: Mapped[str] = mapped_column(String(64))
-    bpmn_xml: Mapped[str] = mapped_column(Text)
+    # Deferred: lists of versions (the library, the public boards) never need the XML, which is
+    # 1.8 MB for the whole library; it loads on first access, inside the session.
+    bpmn_xml: Mapped[str] = mapped_column(Text, deferred=True)
     published_at: Mapped[datetime] = mapped_column(DateTime)
     published_by: Mapped[str] = mapped_column(String(64), default="system")
     note: Mapped[str] = mapped_column(Text, default="")

@@ -319,3 +319,24 @@ def test_a_notice_period_that_ran_out_is_over_before_tick(web, xw, frozen, on_no
 
     with pytest.raises(Conflict):
         xw.file_objection(code_of(xw, on_notice), "公示期满后才提的异议")
+
+
+def test_money_pages_keep_totals_over_every_record(web, xw, people, frozen, monkeypatch):
+    from webui import public_reads
+
+    monkeypatch.setattr(public_reads, "PER_PAGE", 2)
+    for title, amount in (("一号电费", "100.00"), ("二号电费", "200.00"), ("三号电费", "400.00")):
+        case_id = xw.start_case("B-FIN-01", "DONGAO", people["handler"], {"title": title})
+        drive(xw, case_id, people, {"amount": amount, "payee": "国网示范供电所"}, frozen=frozen)
+        frozen.advance(days=1)
+    client = web.test_client()
+    first, second = client.get("/public/DONGAO/money").text, client.get("/public/DONGAO/money?page=2").text
+    for page in (first, second):
+        assert "700.00" in page  # the total covers all three, whichever page is shown
+        assert "共 3 笔" in page
+    assert "三号电费" in first and "二号电费" in first and "一号电费" not in first  # newest first
+    assert "一号电费" in second and "三号电费" not in second
+    assert 'rel="next"' in first and 'rel="prev"' in second
+    for bad in ("0", "-1", "x", "99999999", "3"):  # clamped to a real page, never an error
+        r = client.get(f"/public/DONGAO/money?page={bad}")
+        assert r.status_code == 200 and "700.00" in r.text

@@ -74,7 +74,7 @@ def money(org_code: str):
         org = pr.board_org(s, org_code)
         if org is None:
             abort(404)
-        data = pr.money(s, org)
+        data = pr.money(s, org, page=_page())
     return _cached(render_template("public/money.html", org=org, data=data, subsidies=False))
 
 
@@ -84,8 +84,14 @@ def subsidies(org_code: str):
         org = pr.board_org(s, org_code)
         if org is None:
             abort(404)
-        data = pr.subsidies(s, org)
+        data = pr.subsidies(s, org, page=_page())
     return _cached(render_template("public/money.html", org=org, data=data, subsidies=True))
+
+
+def _page() -> int:
+    """``?page=N``; anything else is page 1 (a public page never errors on a bad page number)."""
+    raw = request.args.get("page", "1")
+    return int(raw) if raw.isdigit() and len(raw) < 7 else 1
 
 
 @bp.get("/<org_code>/procedures/<procedure_id>")

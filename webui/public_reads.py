@@ -189,17 +189,22 @@ def changes(session: Session, org: Organization, *, limit: int = 5) -> list[dict
 
 # --- money --------------------------------------------------------------------------------------
 
-def _field_rows(session: Session, org: Organization, procedure_ids: list[str], names: set[str], limit: int):
+PER_PAGE = 50  # items of 我们的钱包 / 补贴去哪了 per page; totals always cover every record
+
+
+def _field_rows(session: Session, org: Organization, procedure_ids: list[str], names: set[str]):
+    """Every finished-or-running case of these procedures at ``org`` (newest first) with the named
+    field values: light rows, so that totals cover all records while only a page is dressed up."""
     case_rows = session.execute(
-        select(Case.id, Case.title, Case.procedure_id, Case.procedure_version_id, Case.tracking_code, Case.created_at)
+        select(Case.id, Case.title, Case.procedure_id, Case.procedure_version_id, Case.tracking_code)
         .where(Case.org_id == org.id, Case.procedure_id.in_(procedure_ids), Case.status.in_(CLOSED_OK))
-        .order_by(Case.updated_at.desc()).limit(limit)).all()
+        .order_by(Case.updated_at.desc())).all()
     ids = [r.id for r in case_rows]
     values: dict[int, dict[str, Any]] = defaultdict(dict)
-    if ids:
+    for chunk in range(0, len(ids), 500):  # bounded IN lists
         for f in session.execute(select(CaseField.case_id, CaseField.name, CaseField.type, CaseField.text_value,
                                         CaseField.number_value, CaseField.updated_at)
-                                 .where(CaseField.case_id.in_(ids), CaseField.name.in_(names))):
+                                 .where(CaseField.case_id.in_(ids[chunk:chunk + 500]), CaseField.name.in_(names))):
             values[f.case_id][f.name] = f
     return case_rows, values
 
@@ -217,71 +222,87 @@ def _approval_paths(session: Session, ids: list[int]) -> dict[int, list[str]]:
     return paths
 
 
-def money(session: Session, org: Organization, *, limit: int = 200) -> dict:
-    """我们的钱包: income and spending items, by month, with totals by month and category."""
-    names = {n for _, amounts, party in MONEY.values() for n in (*amounts, party) if n}
-    case_rows, values = _field_rows(session, org, list(MONEY), names, limit)
-    paths = _approval_paths(session, [r.id for r in case_rows])
+def _amount_items(session: Session, case_rows, values, amounts_of) -> list[dict]:
+    """One item per case that has an amount, newest first: date, month, amount, the case row."""
     items = []
     for r in case_rows:
-        direction, amounts, party = MONEY[r.procedure_id]
         got = values.get(r.id, {})
-        amount_row = next((got[n] for n in amounts if n in got and got[n].number_value is not None), None)
+        amount_row = next((got[n] for n in amounts_of(r.procedure_id) if n in got and got[n].number_value is not None),
+                          None)
         if amount_row is None:
             continue
-        d = definition(session, r.procedure_version_id)
-        fields = d.fields_by_name()
-        counterparty = ""
-        if party and party in got:
-            counterparty = rules.public_value(fields.get(party), got[party].text_value) or ""
-        items.append({"date": amount_row.updated_at, "month": month_of(amount_row.updated_at),
-                      "case_id": r.id, "title": r.title, "d": d, "procedure": d.name,
-                      "category": category_zh(d.category) if d.category in catalogue.categories() else "",
-                      "direction": direction, "amount": Decimal(amount_row.number_value),
-                      "counterparty": counterparty, "path": paths.get(r.id, []),
+        items.append({"date": amount_row.updated_at, "month": month_of(amount_row.updated_at), "row": r,
+                      "got": got, "amount": Decimal(amount_row.number_value),
                       "code": cases.format_tracking_code(r.tracking_code)})
-    titles = list_titles(session, [(i["case_id"], i["title"], i.pop("d")) for i in items])
-    for i in items:
-        i["title"] = titles[i["case_id"]]
     items.sort(key=lambda i: i["date"], reverse=True)
-    return _grouped(items)
+    return items
 
 
-def _grouped(items: list[dict]) -> dict:
-    months: "OrderedDict[str, dict]" = OrderedDict()
+def _page_of(items: list[dict], page: int) -> tuple[list[dict], int, int]:
+    pages = max(1, math.ceil(len(items) / PER_PAGE))
+    page = min(max(page, 1), pages)
+    return items[(page - 1) * PER_PAGE:page * PER_PAGE], page, pages
+
+
+def money(session: Session, org: Organization, *, page: int = 1) -> dict:
+    """我们的钱包: income and spending items by month (a page of them), with totals over every record
+    by month and by category."""
+    names = {n for _, amounts, party in MONEY.values() for n in (*amounts, party) if n}
+    case_rows, values = _field_rows(session, org, list(MONEY), names)
+    items = _amount_items(session, case_rows, values, lambda pid: MONEY[pid][1])
+    for i in items:
+        r = i["row"]
+        d = definition(session, r.procedure_version_id)
+        i["d"], i["direction"], i["procedure"] = d, MONEY[r.procedure_id][0], d.name
+        i["category"] = category_zh(d.category) if d.category in catalogue.categories() else ""
+    shown, page, pages = _page_of(items, page)
+    paths = _approval_paths(session, [i["row"].id for i in shown])
+    titles = list_titles(session, [(i["row"].id, i["row"].title, i["d"]) for i in shown])
+    for i in shown:
+        r, party = i["row"], MONEY[i["row"].procedure_id][2]
+        i["case_id"], i["title"], i["path"] = r.id, titles[r.id], paths.get(r.id, [])
+        i["counterparty"] = ""
+        if party and party in i["got"]:
+            i["counterparty"] = rules.public_value(i["d"].fields_by_name().get(party), i["got"][party].text_value) or ""
+    return _grouped(items, shown, page, pages)
+
+
+def _grouped(items: list[dict], shown: list[dict], page: int, pages: int) -> dict:
+    """Totals over all ``items``; months of the ``shown`` page, each with its whole month's totals."""
+    month_totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"in": Decimal(0), "out": Decimal(0)})
     by_category: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     total = {"in": Decimal(0), "out": Decimal(0)}
     for item in items:
-        m = months.setdefault(item["month"], {"month": item["month"], "items": [], "in": Decimal(0), "out": Decimal(0)})
-        m["items"].append(item)
-        m[item["direction"]] += item["amount"]
+        month_totals[item["month"]][item["direction"]] += item["amount"]
         total[item["direction"]] += item["amount"]
         by_category[(item["category"], item["direction"])] += item["amount"]
-    return {"months": list(months.values()), "total": total,
+    months: "OrderedDict[str, dict]" = OrderedDict()
+    for item in shown:
+        m = months.setdefault(item["month"], {"month": item["month"], "items": [], **month_totals[item["month"]]})
+        m["items"].append({k: v for k, v in item.items() if k not in ("row", "got", "d")})
+    return {"months": list(months.values()), "total": total, "count": len(items), "page": page, "pages": pages,
+            "per_page": PER_PAGE,
             "categories": [{"category": c, "direction": dr, "amount": a} for (c, dr), a in sorted(by_category.items())]}
 
 
-def subsidies(session: Session, org: Organization, *, limit: int = 200) -> dict:
-    """补贴去哪了: welfare disbursements, recipients' names and id numbers masked."""
+def subsidies(session: Session, org: Organization, *, page: int = 1) -> dict:
+    """补贴去哪了: welfare disbursements (a page of them, totals over all), names and ids masked."""
     names = {n for amounts, people, idn, count in SUBSIDIES.values() for n in (*amounts, *people, idn, count) if n}
-    case_rows, values = _field_rows(session, org, list(SUBSIDIES), names, limit)
-    items = []
-    for r in case_rows:
-        amounts, people, idn, count = SUBSIDIES[r.procedure_id]
-        got = values.get(r.id, {})
-        amount_row = next((got[n] for n in amounts if n in got and got[n].number_value is not None), None)
-        if amount_row is None:
-            continue
-        d = definition(session, r.procedure_version_id)
+    case_rows, values = _field_rows(session, org, list(SUBSIDIES), names)
+    items = _amount_items(session, case_rows, values, lambda pid: SUBSIDIES[pid][0])
+    for i in items:
+        d = definition(session, i["row"].procedure_version_id)
+        i["procedure"] = i["category"] = d.name
+        i["direction"] = "out"
+    shown, page, pages = _page_of(items, page)
+    for i in shown:
+        _, people, idn, count = SUBSIDIES[i["row"].procedure_id]
+        got = i["got"]
         name_row = next((got[n] for n in people if n in got), None)
-        items.append({"date": amount_row.updated_at, "month": month_of(amount_row.updated_at), "procedure": d.name,
-                      "category": d.name, "direction": "out", "amount": Decimal(amount_row.number_value),
-                      "recipient": forms.mask("person", name_row.text_value) if name_row else "",
-                      "id_number": forms.mask("idnumber", got[idn].text_value) if idn and idn in got else "",
-                      "count": got[count].text_value if count and count in got else "",
-                      "code": cases.format_tracking_code(r.tracking_code)})
-    items.sort(key=lambda i: i["date"], reverse=True)
-    return _grouped(items)
+        i["recipient"] = forms.mask("person", name_row.text_value) if name_row else ""
+        i["id_number"] = forms.mask("idnumber", got[idn].text_value) if idn and idn in got else ""
+        i["count"] = got[count].text_value if count and count in got else ""
+    return _grouped(items, shown, page, pages)
 
 
 # --- a case ---------------------------------------------------------------------------------------
