@@ -120,8 +120,10 @@ def past_notices(session: Session, org: Organization, *, limit: int = 60) -> lis
         select(AuditEvent.case_id, AuditEvent.at, AuditEvent.data, Case.title, Case.procedure_version_id,
                Case.tracking_code)
         .join(Case, Case.id == AuditEvent.case_id)
-        # by the organization's cases, then (case_id, type, at): never every timer_fired event of the district
-        .where(Case.org_id == org.id, AuditEvent.type == "timer_fired")
+        # By the organization's cases, then (case_id, type, at). Written as IN (subquery): with a plain
+        # join SQLite walks every timer_fired event of the district (5 ms at 2,600 cases, growing).
+        .where(AuditEvent.case_id.in_(select(Case.id).where(Case.org_id == org.id).scalar_subquery()),
+               AuditEvent.type == "timer_fired")
         .order_by(AuditEvent.at.desc()).limit(limit)).all()
     months: "OrderedDict[str, dict[str, list]]" = OrderedDict()
     listed: list[dict] = []
@@ -344,11 +346,12 @@ def list_titles(session: Session, rows: list[tuple[int, str, ProcedureDefinition
     private: dict[int, list[str]] = defaultdict(list)
     if ids:
         defs = {case_id: d for case_id, _, d in rows}
-        # By case only (the unique (case_id, name) index); filtering the type in SQL makes SQLite
-        # walk the (type, text_value) index of every case instead.
+        # By case (the unique (case_id, name) index). The type is filtered as ``type || ''``: a plain
+        # ``type IN (…)`` makes SQLite walk the (type, …) index of every case instead (14 ms, not 0.8).
         for r in session.execute(select(CaseField.case_id, CaseField.name, CaseField.type, CaseField.text_value)
-                                 .where(CaseField.case_id.in_(ids))):
-            if r.type in ("text", "textarea") and r.name not in _public_names(defs[r.case_id]):
+                                 .where(CaseField.case_id.in_(ids),
+                                        CaseField.type.concat("").in_(("text", "textarea")))):
+            if r.name not in _public_names(defs[r.case_id]):
                 private[r.case_id].append(r.text_value.strip())
     shown = {}
     for case_id, title, d in rows:
