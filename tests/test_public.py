@@ -227,6 +227,28 @@ def test_rate_limit_says_so_in_chinese_and_keeps_the_text(web, xw, on_notice):
     assert len(rows) == 3 and all(len(r.bucket) == 64 and "127.0.0.1" not in r.bucket for r in rows)
 
 
+def test_behind_a_trusted_proxy_villagers_are_told_apart_by_forwarded_address(xw, on_notice):
+    """With XIAOWEI_TRUSTED_PROXIES set, the rate limit counts each villager (X-Forwarded-For), not
+    the proxy; without it the header is ignored, so a client cannot dodge the limit by forging it."""
+    from webui import create_app
+
+    url = f"/public/case/{code_of(xw, on_notice)}/objection"
+    for proxies, expected in ((1, 200), (0, 429)):
+        app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "TRUSTED_PROXIES": proxies,
+                          "PUBLIC_MIN_FILL_SECONDS": 0, "PUBLIC_RATE_LIMITS": {"objection": 1}}, db=xw.db)
+        with xw.db.write() as s:
+            from storage.models import PublicSubmission
+
+            s.query(PublicSubmission).delete()
+        proxy = {"REMOTE_ADDR": "10.0.0.1"}
+        first = form_post(app.test_client(), url, {"text": "第一位村民的异议内容"}, environ_base=proxy,
+                          headers={"X-Forwarded-For": "203.0.113.5"})
+        assert first.status_code == 200
+        second = form_post(app.test_client(), url, {"text": "第二位村民的异议内容"}, environ_base=proxy,
+                           headers={"X-Forwarded-For": "203.0.113.6"})
+        assert second.status_code == expected, proxies
+
+
 def test_report_starts_a_township_case_and_gives_a_tracking_code(web, xw, people):
     client = web.test_client()
     text = "村会计王五在2026年2月发放补贴时克扣每户50元"

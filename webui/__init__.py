@@ -38,6 +38,15 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
     if "SESSION_COOKIE_SECURE" not in (config or {}):
         app.config["SESSION_COOKIE_SECURE"] = (not app.config.get("TESTING")
                                                and os.environ.get("XIAOWEI_COOKIE_SECURE", "1") != "0")
+    # Behind a reverse proxy (nginx, a cloud load balancer) every request comes from the proxy's
+    # address: rate limits and failed-login records would lump all villagers together. Set
+    # XIAOWEI_TRUSTED_PROXIES to the number of proxies in front to take the client address from
+    # X-Forwarded-For (never trusted without it: a client could forge the header).
+    proxies = int(app.config.get("TRUSTED_PROXIES", os.environ.get("XIAOWEI_TRUSTED_PROXIES", "0")) or 0)
+    if proxies > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     database = db or Database(app.config.get("DATABASE_URL"))
     app.extensions["xiaowei_db"] = database
     app.extensions["xiaowei"] = Xiaowei(database)
