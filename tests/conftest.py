@@ -210,3 +210,20 @@ def app(xw: Xiaowei):
 def case_id(xw: Xiaowei, people: dict[str, str]) -> int:
     """A V-DEC-01 case at 东岙村, just started."""
     return xw.start_case("V-DEC-01", "DONGAO", people["party_branch"])
+
+
+@pytest.fixture
+def browser():
+    """The machine's Chromium (never a downloaded one) driven by Playwright, headless, with the same
+    flags as the handbook's PDF printing; browser tests skip where it is not installed."""
+    from engine.handbook import CHROMIUM_ARGS, CHROMIUM_PATH
+
+    if not os.path.exists(CHROMIUM_PATH):
+        pytest.skip("Chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()

@@ -23,6 +23,7 @@ from engine import public as rules
 from engine.lint import lint_file
 from engine.scenarios import plan_step_data
 from web_helpers import make_app
+from webui.cases import _first_steps
 
 PROCESSES = Path(__file__).resolve().parent.parent / "processes"
 DEFINITIONS = {p.stem: lint_file(p).definition for p in sorted(PROCESSES.glob("*.bpmn"))}
@@ -172,18 +173,6 @@ def test_no_private_value_on_any_public_page(xw, people, frozen):
         assert not (shown & (private_labels - public_labels)), (d.id, shown & private_labels)
 
 
-def _first_steps(d) -> list[str]:
-    seen, found, stack = set(), [], list(d.start_ids)
-    while stack:
-        nid = stack.pop()
-        if nid in seen:
-            continue
-        seen.add(nid)
-        if nid in d.steps:
-            found.append(nid)
-            continue
-        stack.extend(d.flows[f].target for f in d.nodes[nid].outgoing if f in d.flows)
-    return found
 
 
 @pytest.mark.parametrize("field_type, value, shown", [

@@ -9,7 +9,7 @@ import os
 
 import pytest
 from supervision_helpers import build_history
-from test_web_browser import CHROMIUM, DESKTOP, PHONE, browser, shoot, sign_in  # noqa: F401  (fixtures)
+from test_web_browser import CHROMIUM, DESKTOP, PHONE, shoot, sign_in  # noqa: F401
 from web_helpers import make_app, serve_in_thread
 
 pytestmark = [pytest.mark.browser,

@@ -151,10 +151,9 @@ def complete(case_id: int, step_id: str):
     return redirect(url_for(".show", case_id=case_id))
 
 
-@bp.get("/cases/<int:case_id>/trail")
-@login_required
-def trail(case_id: int):
-    case = guard(case_id, "view_trail")
+def trail_context(case: Case, case_id: int) -> dict:
+    """What the trail page and its printable form show: the case, its events with the actors'
+    names, the chain check, and the flowchart with the executed path, current and overdue steps."""
     info = xw().show_case(case_id)
     history = info["history"]
     with xw().db.read() as s:
@@ -170,10 +169,16 @@ def trail(case_id: int):
                          overdue={i["step_id"] for i in info["current_steps"] if i["overdue"]}, title=d.name)
     except DiagramError:
         svg = None
-    return render_template("cases/trail.html", case=info, definition=d, events=history, names=names,
-                           focus=sorted(current),
-                           fields=d.fields_by_name(), verified=all(r.ok for r in reports),
-                           problems=[p for r in reports for p in r.problems], svg=svg)
+    return {"case": info, "definition": d, "events": history, "names": names, "focus": sorted(current),
+            "fields": d.fields_by_name(), "verified": all(r.ok for r in reports),
+            "problems": [p for r in reports for p in r.problems], "svg": svg}
+
+
+@bp.get("/cases/<int:case_id>/trail")
+@login_required
+def trail(case_id: int):
+    case = guard(case_id, "view_trail")
+    return render_template("cases/trail.html", **trail_context(case, case_id))
 
 
 @bp.get("/cases/<int:case_id>/files/<sha256>")
