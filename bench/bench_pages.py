@@ -160,6 +160,7 @@ def build(app: Xiaowei, n_cases: int, seed: int = 7) -> None:
             steps = 200 if rnd.random() < 0.96 else rnd.randint(0, 8)
             advance(case_id, users, steps)
             if (i + 1) % 500 == 0:
+                app.db.analyze()  # as `xiaowei serve` does hourly: planner statistics follow the growth
                 print(f"  built {i + 1}/{n_cases} cases in {time.perf_counter() - started:.0f} s", flush=True)
         # Let time run on to the end of the span: resume parked cases whose timers are due.
         fake.set(max(fake.now(), clock.to_utc(START) + span))

@@ -8,6 +8,7 @@ read, and answers lists from the derived tables.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any, Mapping
 
 from sqlalchemy import bindparam, func, select
@@ -17,12 +18,15 @@ from .errors import Forbidden, NotFound
 from storage import Database
 from storage.models import AuditEvent, Case, Organization, Procedure, ProcedureVersion, TimerDue, WorkItem
 
+ANALYZE_EVERY = timedelta(hours=1)
+
 
 class Xiaowei:
     """Xiaowei on one database."""
 
     def __init__(self, db: Database):
         self.db = db
+        self._last_analyze = None  # when tick last refreshed SQLite's planner statistics
 
     # --- set-up -------------------------------------------------------------------------
     def init(self, *, actor: str = "system") -> list[dict]:
@@ -186,6 +190,9 @@ class Xiaowei:
         self._warn_timed()
         with self.db.write() as s:
             promoted = procedures.promote_effective(s)
+        if self._last_analyze is None or now - self._last_analyze >= ANALYZE_EVERY:
+            self.db.analyze()  # SQLite's planner statistics follow the data as it grows
+            self._last_analyze = now
         result = {"now": audit.iso(now), "due_cases": len(ids), "cases_advanced": fired, "skipped_locked": skipped,
                   "events": events}
         if promoted:

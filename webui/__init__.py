@@ -157,6 +157,7 @@ def warm_up(app: Flask) -> int:
     from storage.models import Procedure
 
     database = app.extensions["xiaowei_db"]
+    database.analyze()  # planner statistics for the data as it is now (SQLite)
     with database.read() as s:
         ids = [v for v in s.scalars(select(Procedure.current_version_id)) if v is not None]
         for version_id in ids:
