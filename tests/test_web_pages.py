@@ -312,3 +312,20 @@ def test_start_a_case_from_the_catalogue(app, xw, people):
     assert xw.show_case(case)["title"] == "文化礼堂修缮"
     assert "事项已发起" in client.get(started.location).text
     assert client.get("/start?org=NANXI").status_code == 403
+
+
+def test_township_staff_register_a_report_received_by_phone_or_letter(app, xw, people):
+    """The township's own procedure (T-SUP-01) starts from /start at the township, by its
+    discipline office; a village cadre is not offered the township at all."""
+    staff = login(app, people["township_discipline"])
+    page = staff.get("/start?org=SFZ")
+    assert page.status_code == 200 and "码上举报受理与办理" in page.text
+    assert "村级重大决策事项" not in page.text  # village procedures are not started at a township
+    started = staff.post("/start", data={"org": "SFZ", "procedure": "T-SUP-01", "title": "来信反映村道工程",
+                                         "csrf_token": staff.csrf})
+    assert started.status_code == 302
+    case = xw.show_case(int(started.location.rsplit("/", 1)[1]))
+    assert case["procedure_id"] == "T-SUP-01" and case["history"][0]["actor"] == people["township_discipline"]
+    cadre = login(app, people["party_branch"])
+    assert cadre.get("/start?org=SFZ").status_code == 403
+    assert 'value="SFZ"' not in cadre.get("/start").text

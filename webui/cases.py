@@ -281,8 +281,10 @@ def index():
 @login_required
 def start():
     with xw().db.read() as s:
-        orgs = reads.visible_orgs(s, g.actor)
-    chosen = request.values.get("org") or (orgs[0].code if orgs else None)
+        # Townships too: their own procedures (T-SUP-01, a report received by phone or letter).
+        orgs = reads.visible_orgs(s, g.actor, kinds=("village", "community", "township"))
+    local = [o for o in orgs if o.kind != "township"]
+    chosen = request.values.get("org") or ((local or orgs)[0].code if orgs else None)
     org = next((o for o in orgs if o.code == chosen), None)
     if chosen and org is None:
         abort(403 if orgs else 404)
@@ -301,9 +303,10 @@ def start():
             return redirect(url_for(".show", case_id=case_id))
     groups: list[dict] = []
     if org is not None:
-        edition = "village" if org.kind == "village" else "community"
+        edition = org.kind if org.kind in ("village", "township") else "community"
         with xw().db.read() as s:
-            listed = procedures.list_procedures(s, edition=edition)
+            listed = [p for p in procedures.list_procedures(s, edition=edition)
+                      if edition != "township" or p["edition"] == "township"]
             held = reads.roles_here(s, g.actor, org.id)
             from storage.models import Procedure
 
