@@ -116,15 +116,20 @@ def on_notice(session: Session, org: Organization) -> list[dict]:
 def past_notices(session: Session, org: Organization, *, limit: int = 60) -> list[dict]:
     """Ended notice periods (``timer_fired`` events of notice timers), newest first, grouped by month
     and by the three affairs: [{month, affairs: {党务: [...], 村务: [...], 财务: [...]}}]."""
+    # The newest ids first, from the (case_id, type, at) index alone, by the organization's cases;
+    # then only those rows. A plain join made SQLite walk every timer_fired event of the district
+    # (5 ms at 2,600 cases, growing); reading every row of the village before sorting cost 3.4 ms
+    # at 300 cases a village, this 0.6 ms.
+    newest = (select(AuditEvent.id)
+              .where(AuditEvent.case_id.in_(select(Case.id).where(Case.org_id == org.id).scalar_subquery()),
+                     AuditEvent.type == "timer_fired")
+              .order_by(AuditEvent.at.desc()).limit(limit))
     rows = session.execute(
         select(AuditEvent.case_id, AuditEvent.at, AuditEvent.data, Case.title, Case.procedure_version_id,
                Case.tracking_code)
         .join(Case, Case.id == AuditEvent.case_id)
-        # By the organization's cases, then (case_id, type, at). Written as IN (subquery): with a plain
-        # join SQLite walks every timer_fired event of the district (5 ms at 2,600 cases, growing).
-        .where(AuditEvent.case_id.in_(select(Case.id).where(Case.org_id == org.id).scalar_subquery()),
-               AuditEvent.type == "timer_fired")
-        .order_by(AuditEvent.at.desc()).limit(limit)).all()
+        .where(AuditEvent.id.in_(newest.scalar_subquery()))
+        .order_by(AuditEvent.at.desc())).all()
     months: "OrderedDict[str, dict[str, list]]" = OrderedDict()
     listed: list[dict] = []
     for r in rows:
