@@ -221,6 +221,22 @@ def _count_submission(kind: str) -> None:
         s.add(PublicSubmission(bucket=_bucket(), kind=kind, at=now))
 
 
+def _gate(kind: str, text: str, min_chars: int, too_short: str) -> tuple[dict[str, str], str | None, int | None]:
+    """The checks every public submission passes before the engine sees it: the honeypot, the
+    text's length, the signed form stamp (not sent too fast) and the sender's hourly limit.
+    Returns (errors, message, status): status None means go ahead."""
+    if request.form.get(HONEYPOT):
+        return {}, "提交未成功,请再试一次 / not accepted: please try again", 422
+    if len(text) < min_chars:
+        return {"text": too_short}, None, 422
+    message = _check_stamp()
+    if message is not None:
+        return {}, message, 422
+    if _rate_limited(kind):
+        return {}, LIMITED, 429
+    return {}, None, None
+
+
 def _form(template: str, status: int = 200, **context):
     response = current_app.make_response((render_template(template, stamp=form_stamp(), **context), status))
     response.headers["Cache-Control"] = "no-store"
@@ -239,27 +255,19 @@ def objection(code: str):
         status = 200 if request.method == "GET" else 409
         return _form("public/objection.html", status, c=page, sent=sent, errors={},
                      message=None if page["notices"] else _("本事项当前不在公示期内,不能提出异议"))
-    errors: dict[str, str] = {}
-    message = None
-    status = 422
-    if request.form.get(HONEYPOT):
-        message = "提交未成功,请再试一次 / not accepted: please try again"
-    elif len(sent["text"]) < 5:
-        errors["text"] = _("请写明异议内容(至少5个字)")
-    elif (message := _check_stamp()) is None:
-        if _rate_limited("objection"):
-            message, status = LIMITED, 429
+    errors, message, status = _gate("objection", sent["text"], 5, _("请写明异议内容(至少5个字)"))
+    if status is None:
+        status = 422
+        try:
+            xw().file_objection(page["raw_code"], sent["text"], sent["name"] or None, sent["phone"] or None)
+        except InvalidData as exc:
+            errors = {k: str(v) for k, v in exc.errors.items()}
+            message = exc.message
+        except Conflict as exc:
+            message, status = exc.message, 409
         else:
-            try:
-                xw().file_objection(page["raw_code"], sent["text"], sent["name"] or None, sent["phone"] or None)
-            except InvalidData as exc:
-                errors = {k: str(v) for k, v in exc.errors.items()}
-                message = exc.message
-            except Conflict as exc:
-                message, status = exc.message, 409
-            else:
-                _count_submission("objection")
-                return _form("public/objection_done.html", 200, c=page)
+            _count_submission("objection")
+            return _form("public/objection_done.html", 200, c=page)
     return _form("public/objection.html", status, c=page, sent=sent, errors=errors, message=message)
 
 
@@ -272,29 +280,21 @@ def report(org_code: str):
     if request.method == "GET":
         return _form("public/report.html", org=org, sent=sent, errors={}, message=None, **{
             k: v for k, v in context.items() if k != "org"})
-    errors: dict[str, str] = {}
-    message = None
-    status = 422
-    if request.form.get(HONEYPOT):
-        message = "提交未成功,请再试一次 / not accepted: please try again"
-    elif len(sent["text"]) < 10:
-        errors["text"] = _("请写明举报内容(至少10个字)")
-    elif (message := _check_stamp()) is None:
-        if _rate_limited("report"):
-            message, status = LIMITED, 429
+    errors, message, status = _gate("report", sent["text"], 10, _("请写明举报内容(至少10个字)"))
+    if status is None:
+        status = 422
+        files = [(part.filename or "", part.read()) for part in request.files.getlist("photos")]
+        files = [(n, c) for n, c in files if n or c]
+        try:
+            done = xw().report(org.code, sent["text"], topic=sent["topic"], name=sent["name"] or None,
+                               phone=sent["phone"] or None, files=files)
+        except InvalidData as exc:
+            names = {"report_text": "text", "reporter_name": "name", "reporter_phone": "phone",
+                     attachments.FIELD: "photos"}
+            errors = {names.get(k, k): str(v) for k, v in exc.errors.items()}
+            message = exc.message
         else:
-            files = [(part.filename or "", part.read()) for part in request.files.getlist("photos")]
-            files = [(n, c) for n, c in files if n or c]
-            try:
-                done = xw().report(org.code, sent["text"], topic=sent["topic"], name=sent["name"] or None,
-                                   phone=sent["phone"] or None, files=files)
-            except InvalidData as exc:
-                names = {"report_text": "text", "reporter_name": "name", "reporter_phone": "phone",
-                         attachments.FIELD: "photos"}
-                errors = {names.get(k, k): str(v) for k, v in exc.errors.items()}
-                message = exc.message
-            else:
-                _count_submission("report")
-                return _form("public/report_done.html", 200, org=org, done=done,
-                             url=case_url(done["tracking_code"]), qr=qr_svg(case_url(done["tracking_code"])))
+            _count_submission("report")
+            return _form("public/report_done.html", 200, org=org, done=done,
+                         url=case_url(done["tracking_code"]), qr=qr_svg(case_url(done["tracking_code"])))
     return _form("public/report.html", status, sent=sent, errors=errors, message=message, **context)
