@@ -38,6 +38,14 @@ def roles() -> dict[str, Role]:
     return {r["key"]: Role(r["key"], r["zh"], r["en"], r.get("level", "village")) for r in data}
 
 
+def role_zh(key: str | None, missing: str = "") -> str:
+    """A role key's Chinese name (the key itself if unregistered; ``missing`` if there is none)."""
+    if not key:
+        return missing
+    role = roles().get(key)
+    return role.zh if role else key
+
+
 @lru_cache(maxsize=1)
 def categories() -> dict[str, Category]:
     """Category code → category, in handbook order."""

@@ -69,10 +69,7 @@ class Comparison:
 
 
 def _role_zh(key: str | None) -> str:
-    if not key:
-        return "(未指定角色)"
-    role = catalogue.roles().get(key)
-    return role.zh if role else key
+    return catalogue.role_zh(key, "(未指定角色)")
 
 
 def _limit_zh(step: Step) -> str:

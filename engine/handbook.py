@@ -435,10 +435,7 @@ def format_value(value: Any, ptype: str = "text") -> str:
 
 
 def _role_zh(key: str | None) -> str:
-    if not key:
-        return "—"
-    role = catalogue.roles().get(key)
-    return role.zh if role else key
+    return catalogue.role_zh(key, "—")
 
 
 def _time_limit(step: Any) -> str:
