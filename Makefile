@@ -48,7 +48,7 @@ lint-bpmn: install
 
 ## regenerate processes/*.bpmn from the step tables in processes/tables/
 tables: install
-	$(PY) -m engine.steptable --all
+	$(PY) -m engine.bpmn.steptable --all
 
 ## update the English catalogue from the strings marked in webui/ (then translate the new empty entries)
 messages: install

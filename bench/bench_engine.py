@@ -31,8 +31,8 @@ from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer  # noqa: E402
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from engine import directory, spiff  # noqa: E402
-from engine.service import Xiaowei  # noqa: E402
+from engine.core import directory, spiff  # noqa: E402
+from engine.services.facade import Xiaowei  # noqa: E402
 from storage import Database  # noqa: E402
 from storage.db import normalize_url  # noqa: E402
 

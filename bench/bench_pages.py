@@ -36,9 +36,9 @@ os.environ.setdefault("XIAOWEI_SCRYPT_N", "1024")
 
 from sqlalchemy import Integer, create_engine, func, select, text  # noqa: E402
 
-from engine import catalogue, clock, directory  # noqa: E402
-from engine.scenarios import _context, plan_step_data  # noqa: E402
-from engine.service import Xiaowei  # noqa: E402
+from engine.core import catalogue, clock, directory  # noqa: E402
+from engine.services.scenarios import _context, plan_step_data  # noqa: E402
+from engine.services.facade import Xiaowei  # noqa: E402
 from webui.serving import serve_in_thread  # noqa: E402
 from storage import Database  # noqa: E402
 from storage.db import normalize_url  # noqa: E402

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import bench_pages as bp  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from engine import cases as engine_cases  # noqa: E402
-from engine.service import Xiaowei  # noqa: E402
+from engine.core import cases as engine_cases  # noqa: E402
+from engine.services.facade import Xiaowei  # noqa: E402
 from storage import Database  # noqa: E402
 from storage.models import AuditEvent, Case, Organization, TimerDue  # noqa: E402
 

@@ -34,9 +34,10 @@ os.environ.setdefault("XIAOWEI_SCRYPT_N", "16")
 
 from sqlalchemy import delete, func, select, text  # noqa: E402
 
-from engine import catalogue, clock, directory, warnings  # noqa: E402
-from engine.scenarios import plan_step_data  # noqa: E402
-from engine.service import Xiaowei  # noqa: E402
+from engine.core import catalogue, clock, directory  # noqa: E402
+from engine.services.supervision import warnings
+from engine.services.scenarios import plan_step_data  # noqa: E402
+from engine.services.facade import Xiaowei  # noqa: E402
 from storage import Database  # noqa: E402
 from storage.models import (  # noqa: E402
     AuditEvent, Base, Case, CaseField, Organization, SupervisionWarning, TimerDue, WarningSubject, WorkItem,
@@ -63,7 +64,7 @@ def _setup_orgs(xw: Xiaowei, villages: int) -> list[str]:
 
 
 def _step(xw: Xiaowei, case_id: int, rng: random.Random) -> bool:
-    from engine import procedures, spiff
+    from engine.core import procedures, spiff
 
     tasks = xw.tasks(case_id, fire=False)
     if not tasks:
@@ -140,7 +141,7 @@ def incremental(events: int, rng: random.Random) -> tuple[list[float], list[floa
 
 
 def _start(xw: Xiaowei, rng: random.Random, villages: list[str]) -> int:
-    from engine import procedures
+    from engine.core import procedures
 
     proc = rng.choice(MIX[:6])
     with xw.db.read() as s:

@@ -15,9 +15,9 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from engine import clock, directory
-from engine.scenarios import plan_step_data
-from engine.service import Xiaowei
+from engine.core import clock, directory
+from engine.services.scenarios import plan_step_data
+from engine.services.facade import Xiaowei
 from storage import Database
 from storage.db import normalize_url
 
@@ -146,7 +146,7 @@ def add_user(app: Xiaowei, username: str, *roles: str) -> str:
 @pytest.fixture
 def people(xw: Xiaowei) -> dict[str, str]:
     """One user per village role at 东岙村 (and a few elsewhere), by role key."""
-    from engine import catalogue
+    from engine.core import catalogue
 
     users = {}
     for key, role in catalogue.roles().items():
@@ -161,7 +161,7 @@ def people(xw: Xiaowei) -> dict[str, str]:
 
 def staff_at(app: Xiaowei, org_code: str, people: dict[str, str]) -> dict[str, str]:
     """Users for every village-level role at ``org_code``, plus the township and district users."""
-    from engine import catalogue
+    from engine.core import catalogue
 
     result = dict(people)
     for key, role in catalogue.roles().items():
@@ -172,7 +172,7 @@ def staff_at(app: Xiaowei, org_code: str, people: dict[str, str]) -> dict[str, s
 
 def case_context(app: Xiaowei, case_id: int) -> tuple[Any, dict, dict]:
     """(definition, params, data so far) of a case, read through the engine."""
-    from engine import procedures, spiff
+    from engine.core import procedures, spiff
     from storage.models import Case
 
     with app.db.read() as s:
@@ -216,7 +216,7 @@ def case_id(xw: Xiaowei, people: dict[str, str]) -> int:
 def browser():
     """The machine's Chromium (never a downloaded one) driven by Playwright, headless, with the same
     flags as the handbook's PDF printing; browser tests skip where it is not installed."""
-    from engine.handbook import CHROMIUM_ARGS, CHROMIUM_PATH
+    from engine.render.handbook import CHROMIUM_ARGS, CHROMIUM_PATH
 
     if not os.path.exists(CHROMIUM_PATH):
         pytest.skip("Chromium is not installed")

@@ -44,6 +44,6 @@ def table(*, register_limit: str = "5wd", phone_field: bool = False, supervision
 
 
 def bpmn(**kw: Any) -> bytes:
-    from engine.steptable import build_bpmn
+    from engine.bpmn.steptable import build_bpmn
 
     return build_bpmn(table(**kw))

@@ -4,7 +4,7 @@ browser tests: a red warning (WR-03), steps completed on time and late, an overd
 from __future__ import annotations
 
 from conftest import case_context, ready_steps
-from engine.scenarios import plan_step_data
+from engine.services.scenarios import plan_step_data
 
 
 def do(xw, case_id, step_id, users, overrides=None, as_user=None):

@@ -16,8 +16,8 @@ import zlib
 import pytest
 from sqlalchemy import func, select
 
-from engine import attachments
-from engine.errors import InvalidData
+from engine.core import attachments
+from engine.core.errors import InvalidData
 from engine.trailcheck import verify_trail
 from storage.models import Blob
 from web_helpers import COLLECT, login, token_of
@@ -132,7 +132,7 @@ def test_engine_stores_once_and_records_refs_in_the_step_event(xw, people, case_
     assert xw.load_file(sha(image)) == ("image/png", image)
     # A reference must name a stored file; size and type come from the store, not from the caller.
     from conftest import case_context
-    from engine.scenarios import plan_step_data
+    from engine.services.scenarios import plan_step_data
 
     d, params, data = case_context(xw, case_id)
     payload = plan_step_data(d, "collect", params, data)

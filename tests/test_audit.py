@@ -7,7 +7,7 @@ import sys
 import pytest
 from sqlalchemy import text
 
-from engine.scenarios import walk
+from engine.services.scenarios import walk
 from engine.trailcheck import verify_trail
 
 from conftest import ROOT
@@ -52,7 +52,7 @@ def test_edit_is_detected(xw, finished_case):
 
 def test_edit_with_recomputed_hash_is_detected_by_the_next_link(xw, finished_case):
     from engine.trailcheck import event_hash
-    from engine.audit import iso
+    from engine.core.audit import iso
 
     from storage.models import AuditEvent
 
@@ -151,7 +151,7 @@ def test_trail_checks_header_against_chain(xw, finished_case):
 
 
 def test_fast_hash_matches_the_reference_hash():
-    from engine.audit import to_json
+    from engine.core.audit import to_json
     from engine.trailcheck import event_hash, event_hash_text
 
     data = {"名称": "村道\"硬化\"", "amount": "1.50", "nested": [1, {"b": True, "a": None}]}

@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import pytest
 
-from engine import procedures
-from engine.errors import Conflict, Forbidden, InvalidData, NotFound
-from engine.scenarios import walk
+from engine.core import procedures
+from engine.core.errors import Conflict, Forbidden, InvalidData, NotFound
+from engine.services.scenarios import walk
 from storage.models import AuditEvent, Case, WorkItem
 
 from conftest import add_user, do_step, ready_steps, staff_at
@@ -89,7 +89,7 @@ def test_vdec_branches(xw, people, frozen, choice, status, must_visit):
 def test_vote_quorum_uses_local_parameter(xw, people, frozen):
     """A township may raise the quorum: with 3/4 required, 22 of 30 present is not a quorum (2/3 would be)."""
     with xw.db.write() as s:
-        from engine.directory import get_org
+        from engine.core.directory import get_org
         procedures.set_param(s, get_org(s, "SFZ"), "party_quorum", "3/4")
     case_id = xw.start_case("V-DEC-01", "DONGAO", people["party_branch"])
     for step in ("collect", "propose", "consult"):
@@ -290,7 +290,7 @@ def test_cancel_needs_admin_role_and_reason(xw, people):
 
 def test_case_runs_on_the_version_it_started_with(xw, people, tmp_path):
     old = xw.start_case("V-DEC-01", "DONGAO", people["party_branch"])
-    from engine.definitions import NS
+    from engine.core.definitions import NS
     from lxml import etree
     from conftest import ROOT
 
@@ -332,7 +332,7 @@ def test_user_without_roles_cannot_act(xw, people):
 def test_gateway_conditions_are_tried_in_document_order_not_diagram_position(xw, people):
     """SpiffWorkflow sorts exits by the targets' y coordinate; Xiaowei restores the written order."""
     from lxml import etree
-    from engine.definitions import NS
+    from engine.core.definitions import NS
     from conftest import ROOT
 
     root = etree.fromstring((ROOT / "processes" / "B-PUR-02.bpmn").read_bytes())

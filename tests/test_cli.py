@@ -126,7 +126,7 @@ def test_demo_is_idempotent_and_prints_passwords_once(db_url):
     data = json.loads(first.stdout)
     assert data["created"] and len(data["users"]) >= 10 and data["cases"]
     roles = {r.split("@")[0] for u in data["users"] for r in u["roles"]}
-    from engine import catalogue
+    from engine.core import catalogue
     assert set(catalogue.roles()) <= roles
     second = json.loads(run(db_url, "demo", "--json").stdout)
     assert second["created"] is False and not second.get("users")
@@ -146,7 +146,7 @@ def test_serve_ticker_fires_due_timers_in_the_background(xw, people, frozen):
     """`xiaowei serve` starts a ticker thread that runs the engine's tick again and again until stopped."""
     import time
 
-    from engine.cli import start_ticker
+    from engine.cli.serve import start_ticker
 
     calls = []
     original = xw.tick

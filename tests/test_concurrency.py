@@ -2,9 +2,9 @@
 
 import threading
 
-from engine.errors import Conflict
-from engine.scenarios import plan_step_data
-from engine.service import Xiaowei
+from engine.core.errors import Conflict
+from engine.services.scenarios import plan_step_data
+from engine.services.facade import Xiaowei
 from storage import Database
 
 from conftest import case_context, do_step
@@ -59,7 +59,7 @@ def test_parallel_ticks_fire_each_timer_once(xw, people, frozen, db_url):
         case_ids.append(case_id)
     frozen.advance(days=8)
     barrier = threading.Barrier(3)
-    from engine import clock
+    from engine.core import clock
 
     def tick():
         app = Xiaowei(Database(db_url))

@@ -9,7 +9,7 @@ import re
 import pytest
 from lxml import etree
 
-from engine.diagram import (
+from engine.render.diagram import (
     BPMN_NS,
     DiagramError,
     render_svg,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from engine import catalogue
+from engine.core import catalogue
 from engine.cli import main
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -31,7 +31,7 @@ def test_every_extension_element_read_by_the_engine_is_documented():
     import re
 
     text = (DOCS / "bpmn-extensions.md").read_text(encoding="utf-8")
-    source = (Path(__file__).resolve().parent.parent / "engine" / "definitions.py").read_text(encoding="utf-8")
+    source = (Path(__file__).resolve().parent.parent / "engine" / "core" / "definitions.py").read_text(encoding="utf-8")
     used = set(re.findall(r'_ext1?\([^,]+, "(\w+)"\)', source)) | {"option"}
     missing = [name for name in used if f"xw:{name}" not in text]
     assert not missing, f"undocumented extension elements: {missing}"

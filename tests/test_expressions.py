@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import pytest
 
-from engine.expressions import ExpressionError, compile_expression, evaluate
+from engine.core.expressions import ExpressionError, compile_expression, evaluate
 
 
 @pytest.mark.parametrize("source", [

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import catalogue, directory, procedures
-from engine.handbook import CHROMIUM_PATH, build_handbook, collect_entries, render_handbook_html
-from engine.errors import NotFound, XiaoweiError
-from engine.service import Xiaowei
+from engine.core import catalogue, directory, procedures
+from engine.render.handbook import CHROMIUM_PATH, build_handbook, collect_entries, render_handbook_html
+from engine.core.errors import NotFound, XiaoweiError
+from engine.services.facade import Xiaowei
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import catalogue
-from engine.lint import lint_file
-from engine.scenarios import choices_for_exit, default_outcome, walk
+from engine.core import catalogue
+from engine.core.lint import lint_file
+from engine.services.scenarios import choices_for_exit, default_outcome, walk
 
 from conftest import staff_at
 

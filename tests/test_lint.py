@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from engine.definitions import NS
-from engine.lint import lint_bytes
+from engine.core.definitions import NS
+from engine.core.lint import lint_bytes
 
 PROCESSES = Path(__file__).resolve().parent.parent / "processes"
 BPMN_FILES = sorted(PROCESSES.glob("*.bpmn"))

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import do_step, ready_steps
 from edit_helpers import bpmn
-from engine import editing
+from engine.services import editing
 from web_helpers import PASSWORD, make_app, serve_in_thread
 
 CHROMIUM = "/usr/bin/chromium"

@@ -12,13 +12,14 @@ from sqlalchemy import select
 
 from conftest import add_user, do_step, ready_steps
 from edit_helpers import bpmn, table
-from engine import audit, editing, procedures
+from engine.core import audit, procedures
+from engine.services import editing
 from engine.cli import main
-from engine.diagram import render_svg_bytes
-from engine.diffing import compare
-from engine.errors import Conflict, Forbidden, InvalidProcedure
-from engine.lint import lint_bytes
-from engine.steptable import build_bpmn
+from engine.render.diagram import render_svg_bytes
+from engine.bpmn.diffing import compare
+from engine.core.errors import Conflict, Forbidden, InvalidProcedure
+from engine.core.lint import lint_bytes
+from engine.bpmn.steptable import build_bpmn
 from storage.models import AuditEvent, Case, Procedure, ProcedureVersion
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -186,7 +187,7 @@ def test_concurrent_draft_save_conflict(xw, v1):
 
 def test_permissions_township_staff_only_their_own(xw, people):
     with xw.db.write() as s:
-        from engine import directory
+        from engine.core import directory
 
         directory.add_org(s, "BEIZ", "北镇", "township", "SFQ")
     staff = add_user(xw, "sfz_staff", "township_staff@SFZ")

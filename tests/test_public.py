@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from engine import cases as engine_cases
-from engine.errors import InvalidData
-from engine.scenarios import walk
+from engine.core import cases as engine_cases
+from engine.core.errors import InvalidData
+from engine.services.scenarios import walk
 from conftest import case_context
-from engine.scenarios import plan_step_data
+from engine.services.scenarios import plan_step_data
 from web_helpers import login, make_app, token_of
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
@@ -337,14 +337,14 @@ def test_a_notice_period_that_ran_out_is_over_before_tick(web, xw, frozen, on_no
     assert waiting == 1, "tick has not run: the timer still waits"
     board = web.test_client().get("/public/DONGAO").text
     assert "村委会办公用品采购" not in board.split("往期公示")[0]
-    from engine.errors import Conflict
+    from engine.core.errors import Conflict
 
     with pytest.raises(Conflict):
         xw.file_objection(code_of(xw, on_notice), "公示期满后才提的异议")
 
 
 def test_money_pages_keep_totals_over_every_record(web, xw, people, frozen, monkeypatch):
-    from webui import public_reads
+    from webui.public import reads as public_reads
 
     monkeypatch.setattr(public_reads, "PER_PAGE", 2)
     for title, amount in (("一号电费", "100.00"), ("二号电费", "200.00"), ("三号电费", "400.00")):

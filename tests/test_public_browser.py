@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import clock
-from engine.scenarios import walk
+from engine.core import clock
+from engine.services.scenarios import walk
 from web_helpers import make_app, serve_in_thread
 
 CHROMIUM = "/usr/bin/chromium"

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from conftest import case_context, staff_at
-from engine import forms
-from engine import public as rules
-from engine.lint import lint_file
-from engine.scenarios import plan_step_data
+from engine.core import forms
+from engine.services import public as rules
+from engine.core.lint import lint_file
+from engine.services.scenarios import plan_step_data
 from web_helpers import make_app
-from webui.cases import _first_steps
+from webui.views.cases import _first_steps
 
 PROCESSES = Path(__file__).resolve().parent.parent / "processes"
 DEFINITIONS = {p.stem: lint_file(p).definition for p in sorted(PROCESSES.glob("*.bpmn"))}

@@ -1,4 +1,4 @@
-"""Tests of the step-table → BPMN generator (engine/steptable.py)."""
+"""Tests of the step-table → BPMN generator (engine/bpmn/steptable.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import yaml
 from lxml import etree
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 
-from engine import steptable
-from engine.steptable import PROCESSES_DIR, TABLES_DIR, Box, StepTableError, build_bpmn, load_table
+from engine.bpmn import steptable
+from engine.bpmn.steptable import PROCESSES_DIR, TABLES_DIR, Box, StepTableError, build_bpmn, load_table
 
 NS = {
     "bpmn": steptable.BPMN_NS, "bpmndi": steptable.BPMNDI_NS, "dc": steptable.DC_NS,
@@ -382,7 +382,7 @@ def test_vote_rules_decide_the_boundary() -> None:
     """Exactly the threshold: passes an at_least rule, fails a more_than rule."""
     from fractions import Fraction
 
-    from engine.expressions import compile_expression
+    from engine.core.expressions import compile_expression
 
     params = {"quorum": Fraction(2, 3), "pass_ratio": Fraction(1, 2)}
     exact = {"members_total": 30, "present": 20, "in_favour": 10}  # 20 = 2/3 of 30; 10 = 1/2 of 20

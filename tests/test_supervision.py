@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import add_user, ready_steps
-from engine import directory, supervision, warnings
-from engine.errors import Forbidden, InvalidData, NotFound
+from engine.core import directory
+from engine.services.supervision import analysis as supervision, warnings
+from engine.core.errors import Forbidden, InvalidData, NotFound
 from supervision_helpers import build_history, do, red_expense
 
 
@@ -217,7 +218,7 @@ def test_cadre_file_and_notes(xw, people, frozen):
 def _system_events(xw):
     from sqlalchemy import select
 
-    from engine import audit
+    from engine.core import audit
     from storage.models import AuditEvent
 
     with xw.db.read() as s:

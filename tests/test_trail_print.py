@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import do_step
-from engine.handbook import CHROMIUM_PATH
+from engine.render.handbook import CHROMIUM_PATH
 from engine.trailcheck import verify_trail
 from test_attachments import png
 from web_helpers import login

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 from conftest import case_context, ready_steps
-from engine.scenarios import plan_step_data
-from engine import warnings
-from engine.errors import Conflict, Forbidden, InvalidData
+from engine.services.scenarios import plan_step_data
+from engine.services.supervision import warnings
+from engine.core.errors import Conflict, Forbidden, InvalidData
 
 
 def do_step(xw, case_id, step_id, users, *, take=None, overrides=None, as_user=None, **kwargs):
@@ -78,7 +78,7 @@ def test_split_purchase_near_misses_stay_silent(xw, people):
 
 
 def test_split_purchase_threshold_is_a_local_parameter(xw, people):
-    from engine import directory, procedures
+    from engine.core import directory, procedures
 
     purchase(xw, people, "永兴五金店", 4000, "2026-03-02", item="水泥")
     purchase(xw, people, "永兴五金店", 4000, "2026-03-03", item="钢筋")
@@ -103,7 +103,7 @@ def settle(xw, frozen, case_id, users, until=None, data=None, take=None, as_user
 
 
 def set_param(xw, org, key, value):
-    from engine import directory, procedures
+    from engine.core import directory, procedures
 
     with xw.db.write() as s:
         procedures.set_param(s, directory.get_org(s, org), key, value, actor="cli")
@@ -275,7 +275,7 @@ def test_cash_payment_over_the_limit(xw, people):
 
 
 def test_large_transfer_to_an_individual_or_to_a_cadre(xw, people):
-    from engine import directory
+    from engine.core import directory
 
     with xw.db.write() as s:
         directory.add_user(s, "zhao_cadre", "password123", ["committee@DONGAO"], display_name="赵村干")
@@ -444,7 +444,7 @@ def test_case_less_warning_goes_to_the_system_chain_and_red_opens_supervision(xw
 
 def test_scope_of_the_list(xw, people):
     expense(xw, people, payee="宏达建筑有限公司", amount=60000, category="project")
-    from engine import directory
+    from engine.core import directory
 
     with xw.db.read() as s:
         dongao = directory.load_actor(s, people["supervision_committee"])

@@ -9,7 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from engine import audit, directory
+from engine.core import audit, directory
 from storage.models import AuditEvent, ParameterSetting, RoleAssignment, User
 from web_helpers import PASSWORD, login, token_of
 
@@ -221,7 +221,7 @@ def test_parameters_inherit_and_a_village_overrides_its_township(app, xw, people
     assert "已覆盖:示范镇 设定的 3/5" in dongao
     assert "<strong>3/5</strong>" in nanxi and "上级" in nanxi and "示范镇" in nanxi
     # The engine reads the same values.
-    from engine import procedures
+    from engine.core import procedures
     from storage.models import Procedure
 
     with xw.db.read() as s:

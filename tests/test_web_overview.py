@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from conftest import add_user
-from engine import directory
+from engine.core import directory
 from web_helpers import login
 
 
@@ -91,7 +91,7 @@ def test_overview_covers_only_the_users_own_township(app, xw, people):
 def test_overview_reads_only_the_tables(app, xw, people, monkeypatch):
     xw.start_case("V-DEC-01", "DONGAO", people["party_branch"])
     client = login(app, people["township_staff"])
-    from engine import procedures, spiff
+    from engine.core import procedures, spiff
 
     def refuse(*args, **kwargs):
         raise AssertionError("the overview must not deserialize a case")

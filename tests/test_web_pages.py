@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from conftest import add_user
-from engine import audit
+from engine.core import audit
 from engine.trailcheck import verify_trail
 from storage.models import AuditEvent, User
 from web_helpers import COLLECT, PASSWORD, login, make_app, token_of

@@ -330,7 +330,7 @@ def test_permission_matrix(app, xw, people, case_id, method, rule, user, org):
 
 def _warning_at(xw, org_code: str) -> int:
     """A warning at a village (raised by the engine's store, as a rule would)."""
-    from engine import warnings
+    from engine.services.supervision import warnings
     from storage.models import Organization
 
     with xw.db.write() as s:

@@ -58,7 +58,7 @@ def test_other_township_and_villagers_cannot_edit(app, xw, people):
     upload(staff, bpmn())
     publish(staff, "首次发布", 1)
     with xw.db.write() as s:
-        from engine import directory
+        from engine.core import directory
 
         directory.add_org(s, "BEIZ", "北镇", "township", "SFQ")
     other = login(app, add_user(xw, "beiz_staff", "township_staff@BEIZ"))
@@ -76,7 +76,7 @@ def test_hostile_upload_is_refused_with_a_report(app, people):
 
 
 def test_procedure_page_shows_local_parameters_by_level(app, xw, people):
-    from engine import directory, procedures
+    from engine.core import directory, procedures
 
     with xw.db.write() as s:
         procedures.set_param(s, directory.get_org(s, "SFZ"), "major_amount", "80000", actor="test")

@@ -69,7 +69,7 @@ def test_create_procedure_with_the_step_table_publish_and_run_a_case(app, xw, pe
     page = post(staff, "/procedures/new", form(ROWS[:1], action="add_field:0"))
     assert 'name="s0.f2.name"' in page.text
     with xw.db.read() as s:
-        from engine import editing
+        from engine.services import editing
 
         assert editing.get_draft(s, PID) is None
 
@@ -133,7 +133,7 @@ def test_second_of_two_concurrent_saves_is_told_and_keeps_its_table(app, xw, peo
     assert "保存冲突" in stale.text and "第2稿" in stale.text
     assert 'value="受理村民申请"' in stale.text  # nothing typed is lost
     with xw.db.read() as s:
-        from engine import editing
+        from engine.services import editing
 
         draft = editing.get_draft(s, PID)
         assert draft.revision == 2 and "受理村民申请" not in draft.bpmn_xml and 'timeLimit="7wd"' in draft.bpmn_xml

@@ -4,8 +4,8 @@ from datetime import date, datetime
 
 import pytest
 
-from engine import workdays
-from engine.definitions import TimeLimit
+from engine.core import workdays
+from engine.core.definitions import TimeLimit
 
 
 def test_weekends_holidays_and_adjusted_working_days():

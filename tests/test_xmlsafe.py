@@ -2,8 +2,8 @@
 
 import pytest
 
-from engine.lint import lint_bytes
-from engine.xmlsafe import UnsafeXml, parse_xml
+from engine.core.lint import lint_bytes
+from engine.core.xmlsafe import UnsafeXml, parse_xml
 
 XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE d [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>

@@ -11,8 +11,8 @@ from typing import Any
 from flask import Flask, g, jsonify, render_template, request
 from sqlalchemy import text
 
-from engine.errors import XiaoweiError
-from engine.service import Xiaowei
+from engine.core.errors import XiaoweiError
+from engine.services.facade import Xiaowei
 from storage import Database
 
 from . import filters, i18n, security
@@ -54,30 +54,30 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
     filters.register(app)
     i18n.init_app(app)
 
-    from .api import bp as api_bp
-    from .auth import bp as auth_bp
-    from .cases import bp as cases_bp
-    from .overview import bp as overview_bp
-    from .tasks import bp as tasks_bp
-    from .admin import bp as admin_bp
-    from .trail_print import bp as trail_print_bp
-    from .warnings import bp as warnings_bp
+    from webui.api.routes import bp as api_bp
+    from webui.views.auth import bp as auth_bp
+    from webui.views.cases import bp as cases_bp
+    from webui.views.overview import bp as overview_bp
+    from webui.views.tasks import bp as tasks_bp
+    from webui.views.admin import bp as admin_bp
+    from webui.views.trail_print import bp as trail_print_bp
+    from webui.views.warnings import bp as warnings_bp
 
     for bp in (auth_bp, tasks_bp, cases_bp, overview_bp, api_bp, admin_bp, trail_print_bp, warnings_bp):
         app.register_blueprint(bp)
-    from .procedures import bp as procedures_bp  # 流程管理: drafts, diff, publish, migrate, import
+    from webui.views.procedures import bp as procedures_bp  # 流程管理: drafts, diff, publish, migrate, import
 
     app.register_blueprint(procedures_bp)
-    from .modeler import bp as modeler_bp  # 流程图编辑器 (bpmn-js; its page alone allows script-src 'self')
-    from .procedure_editor import bp as procedure_editor_bp  # 任务单: step-table editor, server-side forms
+    from webui.views.modeler import bp as modeler_bp  # 流程图编辑器 (bpmn-js; its page alone allows script-src 'self')
+    from webui.views.procedure_editor import bp as procedure_editor_bp  # 任务单: step-table editor, server-side forms
 
     app.register_blueprint(procedure_editor_bp)
     app.register_blueprint(modeler_bp)
-    from .public import bp as public_bp  # no login: the public side (公开栏, 流程到哪了, 码上举报)
+    from webui.public.views import bp as public_bp  # no login: the public side (公开栏, 流程到哪了, 码上举报)
 
     app.register_blueprint(public_bp)
-    from .cadres import bp as cadres_bp  # 廉情档案
-    from .dashboard import bp as dashboard_bp  # 监督分析: charts, CSV, heat map
+    from webui.views.cadres import bp as cadres_bp  # 廉情档案
+    from webui.views.dashboard import bp as dashboard_bp  # 监督分析: charts, CSV, heat map
 
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(cadres_bp)
@@ -153,7 +153,7 @@ def warm_up(app: Flask) -> int:
 
     from sqlalchemy import select
 
-    from engine import procedures
+    from engine.core import procedures
     from storage.models import Procedure
 
     database = app.extensions["xiaowei_db"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, has_request_context
 
-from engine import catalogue, clock
+from engine.core import catalogue, clock
 
 CHINA = timedelta(hours=8)
 

@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 from flask import abort, current_app, g, redirect, request, session, url_for
 
-from engine import directory
-from engine.errors import Forbidden, NotFound
-from engine.service import Xiaowei
+from engine.core import directory
+from engine.core.errors import Forbidden, NotFound
+from engine.services.facade import Xiaowei
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"

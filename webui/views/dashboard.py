@@ -1,0 +1,235 @@
+"""监督分析 (dashboards): per township and village — cases by procedure and status, on-time rate,
+average and slowest steps, open warnings by colour and rule, monthly trends, village grades — as
+server-rendered SVG charts, each with a CSV download (UTF-8 with BOM, so Excel opens the Chinese;
+headers in the page's language, data as stored), and the heat map of a procedure's flowchart. Township staff and government, the township discipline
+and supervision offices and district administrators see their area; a village's committee and
+supervisors see their village. Figures: :mod:`engine.supervision`."""
+
+from __future__ import annotations
+
+import csv
+import io
+from urllib.parse import quote
+
+from flask import Blueprint, Response, abort, g, render_template, request
+from markupsafe import Markup
+
+from engine.core import directory
+from engine.services.supervision import analysis as supervision
+from engine.core.errors import XiaoweiError
+
+from . import charts
+from webui.i18n import current, gettext as _, ngettext
+from webui.security import login_required, xw
+
+bp = Blueprint("dashboard", __name__)
+STATUS_COLOURS = {"running": charts.COLOURS["blue"], "completed": charts.COLOURS["green"],
+                  "rejected": charts.COLOURS["orange"], "terminated": charts.COLOURS["purple"],
+                  "cancelled": charts.COLOURS["grey"]}
+CHARTS = ("procedures", "villages", "ontime", "durations", "warnings", "rules", "trend", "grades")
+
+
+def _severity_series() -> list[tuple[str, str, str]]:
+    return [("red", _("红色"), charts.COLOURS["red"]), ("yellow", _("黄色"), charts.COLOURS["yellow"]),
+            ("blue", _("蓝色"), charts.COLOURS["blue"])]
+
+
+def _status_names(statuses: dict[str, str]) -> dict[str, str]:
+    """Case statuses (the engine's keys) named in the page's language."""
+    names = {"running": _("办理中"), "completed": _("已办结"), "rejected": _("未通过"), "terminated": _("已终止"),
+             "cancelled": _("已撤销")}
+    return {k: names.get(k, v) for k, v in statuses.items()}
+
+
+def _rule_name(rule_id: str, fallback: str) -> str:
+    from .warnings import rule_name
+
+    return rule_name(rule_id, fallback)
+
+
+def format_hours(hours: float) -> str:
+    """Like :func:`engine.supervision.format_hours` (the same Chinese), in the page's language."""
+    if hours >= 48:
+        return _("%(n)s天", n=f"{hours / 24:.1f}")
+    if hours >= 1:
+        return _("%(n)s小时", n=f"{hours:.1f}")
+    return _("%(n)s分钟", n=f"{max(hours * 60, 0):.0f}")
+
+
+def _require() -> None:
+    if not supervision.may_see_dashboard(g.actor):
+        abort(403)
+
+
+def _scope(session) -> tuple[set[int], object | None]:
+    """The organizations the page covers (the actor's scope, narrowed by ``?org=``) and that org."""
+    scope = supervision.dashboard_scope(session, g.actor)
+    code = (request.args.get("org") or "").strip()[:40]
+    if not code:
+        return scope, None
+    try:
+        org = directory.get_org(session, code)
+    except XiaoweiError:
+        abort(404)
+    if org.id not in scope:
+        abort(404)
+    return directory.descendants(session, [org.id]) & scope, org
+
+
+def _month() -> str:
+    try:
+        return supervision.parse_month(request.args.get("month") or None)
+    except XiaoweiError:
+        abort(422)
+
+
+def _data() -> dict:
+    with xw().db.read() as s:
+        ids, org = _scope(s)
+        data = supervision.dashboard(s, ids)
+        month = _month()
+        data["grades"] = supervision.grades(s, month, {o.id for o in supervision.villages_in(s, ids)})
+        data["month"] = month
+        data["org"] = {"code": org.code, "name": org.name, "kind": org.kind} if org else None
+        choices = supervision.orgs_in(s, supervision.dashboard_scope(s, g.actor))
+        data["choices"] = [(o.code, o.name, o.kind) for o in choices if o.kind != "district"]
+    return data
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.0%}"
+
+
+def _charts(data: dict) -> dict[str, Markup]:
+    statuses = _status_names(data["statuses"])
+    status_series = [(k, v, STATUS_COLOURS.get(k, "#999")) for k, v in statuses.items()]
+    severity_series = _severity_series()
+    villages = data["villages"]
+    durations = data["durations"][:10]
+    slowest = sorted(data["durations"], key=lambda r: -r["max_hours"])[:10]
+    return {
+        "procedures": charts.stacked([(p["name"], p) for p in data["procedures"][:12]], status_series,
+                                     title=_("事项按流程和状态")),
+        "villages": charts.stacked([(v["name"], {k: v.get(k, 0) for k in statuses}) for v in villages],
+                                   status_series, title=_("各村(社区)事项按状态")),
+        "ontime": charts.hbars([(v["name"], v["rate"] or 0.0) for v in villages if v["with_due"]],
+                               title=_("按时办理率"), colour=charts.COLOURS["green"], max_value=1.0,
+                               fmt=lambda x: f"{x:.0%}"),
+        "durations": charts.hbars([(f"{r['step_name']}({r['procedure_id']})", r["avg_hours"]) for r in durations],
+                                  title=_("平均用时最长的环节"), colour=charts.COLOURS["orange"],
+                                  fmt=format_hours),
+        "slowest": charts.hbars([(f"{r['step_name']}({r['procedure_id']})", r["max_hours"]) for r in slowest],
+                                title=_("最慢一次办理"), colour=charts.COLOURS["red"], fmt=format_hours),
+        "warnings": charts.stacked([(v["name"], v) for v in villages], severity_series,
+                                   title=_("未办结预警(按颜色)")),
+        "rules": charts.stacked([(f"{r['rule']} {_rule_name(r['rule'], r['name'])}", r) for r in data["rules"][:12]],
+                                severity_series, title=_("未办结预警(按规则)")),
+        "trend": charts.trend(data["trend"], [("started", _("新发起"), charts.COLOURS["blue"]),
+                                              ("closed", _("已办结"), charts.COLOURS["green"])],
+                              ("warnings", _("新预警"), charts.COLOURS["red"]), title=_("月度趋势")),
+        "grades": charts.hbars([(_("%(name)s %(grade)s级", name=g_["org_name"], grade=g_["grade"]), g_["score"])
+                                for g_ in data["grades"]],
+                               title=_("村级监督评级"), colour=charts.COLOURS["teal"], max_value=100.0),
+    }
+
+
+@bp.get("/dashboard")
+@login_required
+def index():
+    _require()
+    data = _data()
+    return render_template("dashboard/index.html", d=data, charts=_charts(data), pct=_pct,
+                           hours=format_hours, q={"org": data["org"]["code"]} if data["org"] else {})
+
+
+def _csv_rows(chart: str, d: dict) -> list[list]:
+    """The rows of a chart's CSV; the headers in the page's language (the data as stored)."""
+    statuses = _status_names(d["statuses"])
+    if chart == "procedures":
+        return [[_("事项编号"), _("事项名称"), *statuses.values(), _("合计")]] + [
+            [p["procedure_id"], p["name"], *[p.get(k, 0) for k in statuses], p["total"]] for p in d["procedures"]]
+    if chart == "villages":
+        return [[_("镇(街道)"), _("村(社区)代码"), _("村(社区)"), *statuses.values(), _("合计"), _("超期待办"),
+                 _("红色预警"), _("黄色预警"), _("蓝色预警"), _("按时"), _("超时"), _("按时率")]] + [
+            [v["township"], v["org"], v["name"], *[v.get(k, 0) for k in statuses], v["cases"], v["overdue_open"],
+             v["red"], v["yellow"], v["blue"], v["on_time"], v["late"], _pct(v["rate"])] for v in d["villages"]]
+    if chart == "ontime":
+        rows = [[_("范围"), _("名称"), _("有时限的已办环节"), _("按时"), _("超时"), _("按时率")]]
+        rows += [[_("镇(街道)"), t["name"], t["with_due"], t["on_time"], t["with_due"] - t["on_time"], _pct(t["rate"])]
+                 for t in d["townships"]]
+        rows += [[_("村(社区)"), v["name"], v["with_due"], v["on_time"], v["late"], _pct(v["rate"])] for v in d["villages"]]
+        return rows
+    if chart == "durations":
+        return [[_("事项编号"), _("事项名称"), _("环节"), _("环节名称"), _("办理次数"), _("平均用时(小时)"),
+                 _("最慢(小时)"), _("超时次数")]] + [
+            [r["procedure_id"], r["procedure_name"], r["step"], r["step_name"], r["count"], f"{r['avg_hours']:.2f}",
+             f"{r['max_hours']:.2f}", r["late"]] for r in d["durations"]]
+    if chart == "warnings":
+        return [[_("村(社区)代码"), _("村(社区)"), _("红色"), _("黄色"), _("蓝色")]] + [
+            [v["org"], v["name"], v["red"], v["yellow"], v["blue"]] for v in d["villages"]]
+    if chart == "rules":
+        return [[_("规则"), _("名称"), _("红色"), _("黄色"), _("蓝色"), _("合计")]] + [
+            [r["rule"], _rule_name(r["rule"], r["name"]), r["red"], r["yellow"], r["blue"], r["total"]] for r in d["rules"]]
+    if chart == "trend":
+        return [[_("月份"), _("新发起事项"), _("办结事项"), _("新预警")]] + [
+            [m["month"], m["started"], m["closed"], m["warnings"]] for m in d["trend"]]
+    if chart == "grades":
+        return [[_("月份"), _("村(社区)代码"), _("村(社区)"), _("得分"), _("等级"), _("红色预警"), _("黄色预警"),
+                 _("蓝色预警"), _("环节超时率"), _("季度财务公开逾期")]] + [
+            [g_["month"], g_["org"], g_["org_name"], g_["score"], g_["grade"], g_["open_warnings"]["red"],
+             g_["open_warnings"]["yellow"], g_["open_warnings"]["blue"], f"{g_['overdue_rate']:.0%}",
+             g_["disclosure_overdue"]] for g_ in d["grades"]]
+    abort(404)
+
+
+def csv_response(rows: list[list], filename: str) -> Response:
+    """CSV in UTF-8 with a byte-order mark (Excel then reads the Chinese correctly)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    body = "\ufeff" + buffer.getvalue()
+    response = Response(body.encode("utf-8"), mimetype="text/csv")
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    ascii_name = filename.encode("ascii", "ignore").decode() or "data.csv"
+    response.headers["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    return response
+
+
+@bp.get("/dashboard/<chart>.csv")
+@login_required
+def chart_csv(chart: str):
+    _require()
+    if chart not in CHARTS:
+        abort(404)
+    data = _data()
+    suffix = f"-{data['org']['code']}" if data["org"] else ""
+    return csv_response(_csv_rows(chart, data), f"dashboard-{chart}{suffix}.csv")
+
+
+@bp.get("/dashboard/heat/<procedure_id>")
+@login_required
+def heat(procedure_id: str):
+    _require()
+    with xw().db.read() as s:
+        ids, org = _scope(s)
+        data = supervision.heat(s, procedure_id, ids)
+    if request.args.get("format") == "csv":
+        rows = [[_("环节"), _("环节名称"), _("办理次数(含在办)"), _("在办"), _("平均等待(小时)"), _("最长(小时)"),
+                 _("预警"), _("未办结预警")]] + [
+            [r["step"], r["name"], r["count"], r["open"], f"{r['avg_hours']:.2f}", f"{r['max_hours']:.2f}",
+             r["warnings"]["total"], r["warnings"]["open"]] for r in data["steps"]]
+        return csv_response(rows, f"heat-{procedure_id}.csv")
+    svg = Markup(supervision.heat_svg(
+        data, title=_("%(name)s · 热力图", name=data["name"]),
+        wait=lambda h: _("平均%(time)s", time=format_hours(h)),
+        badge=lambda name, n, still_open: ngettext("%(name)s:预警%(num)s条(未办结%(open)s条)",
+                                                   "%(name)s:预警%(num)s条(未办结%(open)s条)", n,
+                                                   name=name, open=still_open),
+        lang=current()))
+    return render_template("dashboard/heat.html", d=data, svg=svg, org=org, hours=format_hours,
+                           q={"org": org.code} if org else {})
+
+
+@bp.app_context_processor
+def _nav() -> dict:
+    """``show_dashboard``: whether the nav offers 监督分析."""
+    return {"show_dashboard": supervision.may_see_dashboard(g.get("actor"))}
