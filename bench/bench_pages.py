@@ -37,7 +37,7 @@ os.environ.setdefault("XIAOWEI_SCRYPT_N", "1024")
 from sqlalchemy import Integer, create_engine, func, select, text  # noqa: E402
 
 from engine.core import catalogue, clock, directory  # noqa: E402
-from engine.services.scenarios import _context, plan_step_data  # noqa: E402
+from engine.services.scenarios import case_context, plan_step_data  # noqa: E402
 from engine.services.facade import Xiaowei  # noqa: E402
 from webui.serving import serve_in_thread  # noqa: E402
 from storage import Database  # noqa: E402
@@ -125,7 +125,7 @@ def build(app: Xiaowei, n_cases: int, seed: int = 7) -> None:
                     heapq.heappush(parked, (clock.to_utc(due), counter, case_id, users, steps_left))
                 return
             step_id = tasks[0]["step_id"]
-            d, params, data = _context(app, case_id)
+            d, params, data = case_context(app, case_id)
             payload = plan_step_data(d, step_id, params, data)
             step = d.steps[step_id]
             user = users.get(step.role or "")

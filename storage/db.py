@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -11,12 +10,14 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine import settings
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def default_url() -> str:
     """``DATABASE_URL`` or the embedded SQLite file in the working directory."""
-    return os.environ.get("DATABASE_URL") or "sqlite:///xiaowei.db"
+    return settings.current().database_url
 
 
 def normalize_url(url: str) -> str:

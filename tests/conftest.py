@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
+from engine import settings
 from engine.core import clock, directory
 from engine.services.scenarios import plan_step_data
 from engine.services.facade import Xiaowei
@@ -23,10 +24,27 @@ from storage.db import normalize_url
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("XIAOWEI_SCRYPT_N", "16")  # cheap hashes for test users; production keeps 2**14
+settings.reload()
 PG_URL = os.environ.get("DATABASE_URL", "")
 USING_PG = PG_URL.startswith("postgres")
 
 _template_sqlite: dict[str, Path] = {}
+
+
+@pytest.fixture
+def setenv(monkeypatch):
+    """Set environment variables for one test and re-read the settings (again after the test)."""
+
+    def set_(name: str, value: str | None) -> None:
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+        settings.reload()
+
+    yield set_
+    monkeypatch.undo()
+    settings.reload()
 
 
 def _pg_database_url(name: str) -> str:

@@ -108,12 +108,14 @@ def test_file_names_are_cleaned_for_display():
     assert attachments.clean_name("...", "application/pdf") == "附件.pdf"
 
 
-def test_size_limit_comes_from_the_environment(monkeypatch):
-    monkeypatch.delenv("XIAOWEI_MAX_UPLOAD_MB", raising=False)
+def test_size_limit_comes_from_the_environment(setenv):
+    setenv("XIAOWEI_MAX_UPLOAD_MB", None)
     assert attachments.max_bytes() == 10 * 1024 * 1024
-    monkeypatch.setenv("XIAOWEI_MAX_UPLOAD_MB", "2")
+    setenv("XIAOWEI_MAX_UPLOAD_MB", "2")
     assert attachments.max_bytes() == 2 * 1024 * 1024
-    monkeypatch.setenv("XIAOWEI_MAX_UPLOAD_MB", "0.01")
+    setenv("XIAOWEI_MAX_UPLOAD_MB", "nonsense")  # a typo falls back to the default
+    assert attachments.max_bytes() == 10 * 1024 * 1024
+    setenv("XIAOWEI_MAX_UPLOAD_MB", "0.01")
     with pytest.raises(InvalidData, match="超过"):
         attachments.check(png(noise=20_000), "big.png")
     with pytest.raises(InvalidData, match="空文件"):
@@ -219,8 +221,8 @@ def test_disguised_upload_is_refused_and_the_case_unchanged(app, xw, people, cas
     assert blob_count(xw) == 0  # all or none: the good file was not stored either
 
 
-def test_oversized_and_empty_uploads_are_refused(app, xw, people, case_id, monkeypatch):
-    monkeypatch.setenv("XIAOWEI_MAX_UPLOAD_MB", "0.01")
+def test_oversized_and_empty_uploads_are_refused(app, xw, people, case_id, setenv):
+    setenv("XIAOWEI_MAX_UPLOAD_MB", "0.01")
     client = login(app, people["party_branch"])
     page = client.get(f"/cases/{case_id}")
     assert "不超过 10 KB" in page.text

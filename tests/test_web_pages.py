@@ -53,10 +53,10 @@ def test_login_never_redirects_off_site(app, people):
     assert response.location == "/tasks"
 
 
-def test_session_cookie_is_secure_outside_tests(xw, monkeypatch):
+def test_session_cookie_is_secure_outside_tests(xw, setenv):
     from webui import create_app
 
-    monkeypatch.delenv("XIAOWEI_COOKIE_SECURE", raising=False)
+    setenv("XIAOWEI_COOKIE_SECURE", None)
     assert create_app({}, db=xw.db).config["SESSION_COOKIE_SECURE"] is True
     assert create_app({"TESTING": True}, db=xw.db).config["SESSION_COOKIE_SECURE"] is False
 

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, g, jsonify, render_template, request
 from sqlalchemy import text
 
+from engine import settings
 from engine.core.errors import XiaoweiError
 from engine.services.facade import Xiaowei
 from storage import Database
@@ -24,9 +25,10 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
     The session cookie is Secure unless the app is TESTING or ``XIAOWEI_COOKIE_SECURE=0`` (plain
     HTTP on a workstation); set ``SESSION_COOKIE_SECURE`` in ``config`` to decide explicitly.
     """
+    cfg = settings.current()
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=os.environ.get("XIAOWEI_SECRET_KEY") or os.urandom(32),
+        SECRET_KEY=cfg.secret_key or os.urandom(32),
         SESSION_COOKIE_NAME="xw_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -37,12 +39,12 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
         app.config.update(config)
     if "SESSION_COOKIE_SECURE" not in (config or {}):
         app.config["SESSION_COOKIE_SECURE"] = (not app.config.get("TESTING")
-                                               and os.environ.get("XIAOWEI_COOKIE_SECURE", "1") != "0")
+                                               and cfg.cookie_secure)
     # Behind a reverse proxy (nginx, a cloud load balancer) every request comes from the proxy's
     # address: rate limits and failed-login records would lump all villagers together. Set
     # XIAOWEI_TRUSTED_PROXIES to the number of proxies in front to take the client address from
     # X-Forwarded-For (never trusted without it: a client could forge the header).
-    proxies = int(app.config.get("TRUSTED_PROXIES", os.environ.get("XIAOWEI_TRUSTED_PROXIES", "0")) or 0)
+    proxies = int(app.config.get("TRUSTED_PROXIES", cfg.trusted_proxies) or 0)
     if proxies > 0:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

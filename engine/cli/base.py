@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from typing import Any, Callable
 
 import click
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from engine import settings
 from engine.core import clock
 from engine.core.errors import XiaoweiError
 from engine.services.facade import Xiaowei, dumps  # noqa: F401  (dumps: re-exported for the command modules)
@@ -97,6 +97,6 @@ def parse_json(text: str | None, what: str = "--data") -> dict:
 def main(ctx: click.Context) -> None:
     """Xiaowei 小微 — standardized village and community procedures as auditable BPMN cases."""
     ctx.ensure_object(Context)
-    fixed = os.environ.get("XIAOWEI_NOW")
+    fixed = settings.reload().now  # each command reads the environment afresh
     if fixed:
         ctx.with_resource(clock.using(clock.FixedClock(fixed)))

@@ -10,7 +10,6 @@ by that hash, so the hash chain covers the evidence too.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import unicodedata
 from typing import Any, Iterable
@@ -19,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine import settings
 from . import audit
 from .errors import InvalidData, NotFound
 from storage.models import Blob, User
@@ -42,11 +42,8 @@ _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b
 
 
 def max_bytes() -> int:
-    """The size limit of one file: ``XIAOWEI_MAX_UPLOAD_MB`` megabytes (default 10)."""
-    try:
-        mb = float(os.environ.get("XIAOWEI_MAX_UPLOAD_MB") or DEFAULT_MAX_MB)
-    except ValueError:
-        mb = DEFAULT_MAX_MB
+    """The size limit of one file: ``XIAOWEI_MAX_UPLOAD_MB`` megabytes (default 10; engine.settings)."""
+    mb = settings.current().max_upload_mb
     return max(1, int(mb * 1024 * 1024))
 
 

@@ -129,7 +129,7 @@ _LOCK = select(Case).where(Case.id == bindparam("case_id")).execution_options(po
 _LOCK_PG = {False: _LOCK.with_for_update(), True: _LOCK.with_for_update(skip_locked=True)}
 
 
-def _lock_case(session: Session, case_id: int, *, skip_locked: bool = False) -> Case | None:
+def lock_case(session: Session, case_id: int, *, skip_locked: bool = False) -> Case | None:
     """Load the case row for change. PostgreSQL: row lock (FOR UPDATE [SKIP LOCKED]); SQLite: the
     write transaction already holds the database's write lock (BEGIN IMMEDIATE)."""
     query = _LOCK_PG[skip_locked] if session.get_bind().dialect.name == "postgresql" else _LOCK
@@ -138,7 +138,7 @@ def _lock_case(session: Session, case_id: int, *, skip_locked: bool = False) -> 
 
 def open_for_update(session: Session, case_id: int, *, skip_locked: bool = False) -> CaseContext | None:
     """Lock and load a case; fire its due timers first. None only when skip_locked skipped it."""
-    case = _lock_case(session, case_id, skip_locked=skip_locked)
+    case = lock_case(session, case_id, skip_locked=skip_locked)
     if case is None:
         if skip_locked and session.get(Case, case_id) is not None:
             return None
@@ -151,7 +151,7 @@ def open_for_update(session: Session, case_id: int, *, skip_locked: bool = False
     if case.status == RUNNING and any(d is not None and d <= now for d in ctx.timer_deadlines):
         ctx.run_engine()
         if ctx.pending or ctx.end:
-            _save(ctx, None)
+            save_case(ctx, None)
             ctx.remember_derived()
     return ctx
 
@@ -201,7 +201,7 @@ def start_case(session: Session, procedure_id: str, org_code: str, username: str
     }
     if public is not None:
         started["public"] = dict(public)
-    _save(ctx, ("case_started", starter, role, started))
+    save_case(ctx, ("case_started", starter, role, started))
     return case
 
 
@@ -325,7 +325,7 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
         event["on_behalf_of"] = proxy
     if files:
         event["attachments"] = files
-    _save(ctx, ("step_completed", actor.username, role, event))
+    save_case(ctx, ("step_completed", actor.username, role, event))
     return case
 
 
@@ -375,7 +375,7 @@ def cancel_case(session: Session, case_id: int, username: str, reason: str) -> C
                         action="cancel")
     ctx.workflow.cancel()
     ctx.end = {"end": None, "name": "撤销", "outcome": "cancelled"}
-    _save(ctx, ("case_cancelled", actor.username, sorted(admin)[0], {"reason": reason.strip()[:500]}))
+    save_case(ctx, ("case_cancelled", actor.username, sorted(admin)[0], {"reason": reason.strip()[:500]}))
     return ctx.case
 
 
@@ -462,7 +462,7 @@ def filed_objections(session: Session, case_id: int, disclosure_step: str) -> li
 def record_denied(session: Session, case_id: int, username: str, action: str, message: str,
                   details: Mapping[str, Any] | None = None) -> None:
     """Record a refused attempt in the case's trail, for supervisors (its own transaction)."""
-    case = _lock_case(session, case_id)
+    case = lock_case(session, case_id)
     if case is None:
         return
     audit.append_case_event(session, case, "access_denied", actor=username, role="",
@@ -479,7 +479,7 @@ def fire_due_timers(session: Session, case_id: int) -> int | None:
     return ctx.case.audit_seq - before
 
 
-def _save(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> None:
+def save_case(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> None:
     """Persist state, derived rows and audit events of one change."""
     session, case, workflow = ctx.session, ctx.case, ctx.workflow
     now = audit.db_time()

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
+from engine import settings
+
 
 def processes_dir() -> Path:
     """Where the procedure library lives (``XIAOWEI_PROCESSES`` overrides)."""
-    env = os.environ.get("XIAOWEI_PROCESSES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "processes"
+    return settings.current().processes_dir
 
 
 @dataclass(frozen=True)

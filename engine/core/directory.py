@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Iterable
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from engine import settings
 from . import audit, catalogue
 from .errors import Conflict, Forbidden, InvalidData, NotFound
 from storage.models import Organization, RoleAssignment, User
@@ -33,7 +33,7 @@ def hash_password(password: str) -> str:
     """scrypt hash in the form ``scrypt$n$r$p$salt$hash``."""
     salt = secrets.token_bytes(16)
     # The work factor can be lowered for test suites only (XIAOWEI_SCRYPT_N); hashes record it.
-    n, r, p = int(os.environ.get("XIAOWEI_SCRYPT_N", 2**14)), 8, 1
+    n, r, p = settings.current().scrypt_n, 8, 1
     digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=32)
     return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
 

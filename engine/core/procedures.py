@@ -303,10 +303,22 @@ def _declarations(session: Session, key: str):
         rt = runtime(session, proc.current_version_id)  # type: ignore[arg-type]
         if key in rt.definition.parameters:
             yield rt.definition.parameters[key]
-    from engine.services.supervision.warnings import declared_params  # warning rules declare local parameters too
+    for provider in PARAM_PROVIDERS:  # the warning rules declare local parameters too
+        declared = provider()
+        if key in declared:
+            yield declared[key]
 
-    if key in declared_params():
-        yield declared_params()[key]
+
+# Declarations of local parameters outside the procedures (the warning rules' thresholds, the grade
+# weights): the services register a provider here (engine.services.supervision.warnings), so the
+# runtime validates those parameters like a procedure's without importing the services.
+PARAM_PROVIDERS: list = []
+
+
+def declare_params(provider) -> None:
+    """Register a function returning ``{key: declaration}`` (with ``.type``) of extra local parameters."""
+    if provider not in PARAM_PROVIDERS:
+        PARAM_PROVIDERS.append(provider)
 
 
 @event.listens_for(ProcedureVersion, "before_update")

@@ -244,3 +244,17 @@ def run_engine(workflow: BpmnWorkflow, on_task: Callable[[Any], None] | None = N
 
 def task_spec_names(tasks: Iterable) -> list[str]:
     return [t.task_spec.bpmn_id or t.task_spec.name for t in tasks]
+
+
+def migration_diff(workflow: BpmnWorkflow, spec, subprocess_specs):
+    """SpiffWorkflow's alignment of a running workflow with another spec: ``(top_diff, sub_diffs)``;
+    :func:`migrate` applies it (a case moving to a new published version)."""
+    from SpiffWorkflow.bpmn.util.diff import diff_workflow
+
+    return diff_workflow(_SERIALIZER.registry, workflow, spec, subprocess_specs)
+
+
+def migrate(top_diff, workflow: BpmnWorkflow, spec) -> None:
+    from SpiffWorkflow.bpmn.util.diff import migrate_workflow
+
+    migrate_workflow(top_diff, workflow, spec)

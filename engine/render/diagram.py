@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from engine.core import xmlsafe
+
 __all__ = ["DiagramError", "render_svg", "render_svg_bytes", "safe_parser"]
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -51,12 +53,9 @@ class DiagramError(ValueError):
     """Raised when a BPMN document cannot be drawn (e.g. it has no diagram interchange)."""
 
 
-def safe_parser() -> etree.XMLParser:
-    """An XML parser that resolves no entities, loads no DTD and uses no network (for tests and
-    callers that parse fragments themselves; whole documents go through :mod:`engine.xmlsafe`)."""
-    from engine.core.xmlsafe import _parser
-
-    return _parser()
+# An XML parser that resolves no entities, loads no DTD and uses no network (for tests and callers
+# that parse fragments themselves; whole documents go through :mod:`engine.core.xmlsafe`).
+safe_parser = xmlsafe.safe_parser
 
 
 # --------------------------------------------------------------------------- vocabulary

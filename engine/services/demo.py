@@ -114,9 +114,9 @@ def _demo_cases(app: Xiaowei) -> list[dict]:
 
 
 def _flow_to(app: Xiaowei, case_id: int, step_id: str, target: str) -> str:
-    from .scenarios import _context, exits_after
+    from .scenarios import case_context, exits_after
 
-    d, _, _ = _context(app, case_id)
+    d, _, _ = case_context(app, case_id)
     return next(e.flow.id for e in exits_after(d, step_id) if e.flow.target == target)
 
 

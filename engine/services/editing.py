@@ -663,10 +663,7 @@ def migrate_case(session: Session, case_id: int, to_version: int, *, username: s
                   if getattr(t.task_spec, "bpmn_id", None)]
     reasons = migration_problems(old_rt.definition, new_rt.definition, completed, open_nodes)
     if not reasons:
-        from SpiffWorkflow.bpmn.util.diff import diff_workflow, migrate_workflow
-
-        registry = spiff._SERIALIZER.registry
-        top_diff, sub_diffs = diff_workflow(registry, workflow, new_rt.spec, new_rt.subprocess_specs)
+        top_diff, sub_diffs = spiff.migration_diff(workflow, new_rt.spec, new_rt.subprocess_specs)
         gone = [t.task_spec.bpmn_id for t in top_diff.removed
                 if t.state == spiff.TaskState.COMPLETED and getattr(t.task_spec, "bpmn_id", None)]
         if gone or any(v is None for v in sub_diffs.values()):
@@ -675,7 +672,7 @@ def migrate_case(session: Session, case_id: int, to_version: int, *, username: s
     if reasons:
         raise Conflict(f"事项 #{case_id} 不能迁移到第{to_version}版:{';'.join(r.split(' / ')[0] for r in reasons)} / "
                        f"case {case_id} cannot move to version {to_version}", reasons=reasons)
-    migrate_workflow(top_diff, workflow, new_rt.spec)
+    spiff.migrate(top_diff, workflow, new_rt.spec)
     params = workflow.data.setdefault(spiff.PARAMS_KEY, {})
     org = session.get(Organization, case.org_id)
     added = {}
@@ -690,7 +687,7 @@ def migrate_case(session: Session, case_id: int, to_version: int, *, username: s
     who = username or actor
     data = {"from_version": from_version, "to_version": target.version, "definition_hash": target.content_hash,
             "completed": sorted(set(completed) & set(old_rt.definition.steps)), "new_params": added}
-    cases._save(ctx, ("case_migrated", who, "", data))
+    cases.save_case(ctx, ("case_migrated", who, "", data))
     audit.append_system_event(session, "case_migrated", actor=who, data={
         "case_id": case_id, "procedure_id": case.procedure_id, **data})
     return {"case_id": case_id, "migrated": True, "from_version": from_version, "to_version": target.version,

@@ -648,7 +648,7 @@ def walk(app, case_id: int, users: Mapping[str, str], *, choices: Mapping[str, s
             return WalkResult(case["status"], visited)
         if between is not None:
             between()
-        d, params, data = _context(app, case_id)
+        d, params, data = case_context(app, case_id)
         take = pending.pop(step_id, None)
         payload = plan_step_data(d, step_id, params, data, take=take, ahead=pending)
         step = d.steps[step_id]
@@ -662,7 +662,7 @@ def walk(app, case_id: int, users: Mapping[str, str], *, choices: Mapping[str, s
     raise AssertionError(f"case {case_id} did not end within {max_steps} steps: {visited}")
 
 
-def _context(app, case_id: int):
+def case_context(app, case_id: int):
     from engine.core import procedures, spiff
     from storage.models import Case
 

@@ -80,7 +80,7 @@ def _list(args) -> tuple[dict, dict]:
                 org = directory.get_org(s, f["org_code"])
             except XiaoweiError:
                 abort(404)
-            if org.id not in warnings._visible(s, g.actor):
+            if org.id not in warnings.visible_orgs(s, g.actor):
                 abort(403)
         data = warnings.list_warnings(s, actor=g.actor, limit=PER_PAGE, offset=(page - 1) * PER_PAGE, **f)
     return data, {**f, "page": page}
@@ -91,7 +91,7 @@ def _villages() -> list[tuple[str, str]]:
     from sqlalchemy import select
 
     with xw().db.read() as s:
-        ids = warnings._visible(s, g.actor)
+        ids = warnings.visible_orgs(s, g.actor)
         return [(c, n) for c, n in s.execute(select(Organization.code, Organization.name)
                                              .where(Organization.id.in_(ids or {-1}),
                                                     Organization.kind.in_(("village", "community")))

@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable, Iterator
 from sqlalchemy import Integer, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from engine.core import audit, catalogue, directory
+from engine.core import audit, catalogue, directory, procedures
 from engine.core.definitions import parse_param_value
 from engine.core.errors import Conflict, Forbidden, InvalidData, NotFound
 from storage.models import (
@@ -144,6 +144,9 @@ def declared_params() -> dict[str, RuleParam]:
     for p in GRADE_PARAMS:
         found.setdefault(p.key, p)
     return found
+
+
+procedures.declare_params(declared_params)
 
 
 # --- the context a rule runs in ---------------------------------------------------------------
@@ -1205,7 +1208,7 @@ TIMED_RULES = frozenset(r_id for r_id, r in RULES.items() if r.timed)
 
 
 # --- reading and handling -------------------------------------------------------------------------
-def _visible(session: Session, actor: directory.Actor, roles=READER_ROLES) -> set[int]:
+def visible_orgs(session: Session, actor: directory.Actor, roles=READER_ROLES) -> set[int]:
     return directory.descendants(session, {oid for role, oid in actor.assignments if role in roles})
 
 
@@ -1221,7 +1224,7 @@ def list_warnings(session: Session, *, actor: directory.Actor | None = None, sev
     query = select(SupervisionWarning, Organization.code, Organization.name).join(
         Organization, Organization.id == SupervisionWarning.org_id)
     if actor is not None:
-        query = query.where(SupervisionWarning.org_id.in_(_visible(session, actor) or {-1}))
+        query = query.where(SupervisionWarning.org_id.in_(visible_orgs(session, actor) or {-1}))
     if severity:
         query = query.where(SupervisionWarning.severity == severity)
     if rule:
@@ -1262,7 +1265,7 @@ def get_warning(session: Session, warning_id: int, actor: directory.Actor | None
     row = session.execute(select(SupervisionWarning, Organization.code, Organization.name)
                           .join(Organization, Organization.id == SupervisionWarning.org_id)
                           .where(SupervisionWarning.id == warning_id)).first()
-    if row is None or (actor is not None and row[0].org_id not in _visible(session, actor)):
+    if row is None or (actor is not None and row[0].org_id not in visible_orgs(session, actor)):
         raise NotFound(f"没有编号为 {warning_id} 的预警 / no warning {warning_id}")
     data = warning_dict(*row)
     named = set(session.scalars(select(WarningSubject.subject).where(WarningSubject.warning_id == warning_id)))
@@ -1305,9 +1308,9 @@ def handle(session: Session, warning_id: int, action: str, username: str, opinio
             "fingerprint": w.fingerprint, "status_before": before, "status": target, "opinion": opinion}
     role = sorted(held)[0]
     if w.case_id is not None:
-        from engine.core.cases import _lock_case
+        from engine.core.cases import lock_case
 
-        case = _lock_case(session, w.case_id)
+        case = lock_case(session, w.case_id)
         audit.append_case_event(session, case, f"warning_{target}", actor=username, role=role, data=data)
     else:
         audit.append_system_event(session, f"warning_{target}", actor=username, role=role, data=data)
@@ -1341,9 +1344,9 @@ def supervise(session: Session, warning_id: int, username: str, opinion: str) ->
     w.supervision_case_id = case.id
     data = {"warning_id": w.id, "rule": w.rule_id, "supervision_case_id": case.id, "opinion": opinion.strip()}
     if w.case_id is not None:
-        from engine.core.cases import _lock_case
+        from engine.core.cases import lock_case
 
-        audit.append_case_event(session, _lock_case(session, w.case_id), "warning_supervised", actor=username,
+        audit.append_case_event(session, lock_case(session, w.case_id), "warning_supervised", actor=username,
                                 role="", data=data)
     else:
         audit.append_system_event(session, "warning_supervised", actor=username, data=data)

@@ -1,0 +1,114 @@
+"""Every setting of Xiaowei: its environment variable, type, default and meaning, in one place.
+
+The environment is read here and nowhere else (a test fails when another module reads it). Values are
+read once, on first use, into a frozen :class:`Settings`; :func:`reload` reads them again (tests that
+change a variable call it). A value that does not parse falls back to its default, so a typo never
+stops the server; ``xiaowei`` and the web app read the same values.
+
+Standard library only: every layer may import this module, including :mod:`storage`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROCESSES = ROOT / "processes"
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str  # the environment variable
+    attr: str  # the attribute of :class:`Settings`
+    default: Any
+    parse: Callable[[str], Any]
+    doc: str  # one line: what it does (docs/architecture.md lists them all; a test checks)
+
+
+def _flag(text: str) -> bool:
+    return text.strip() != "0"
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", "database_url", "sqlite:///xiaowei.db", str,
+            "the database: `sqlite:///FILE` (embedded, WAL mode; default `sqlite:///xiaowei.db` in the working "
+            "directory) or `postgresql://user@host:port/db`"),
+    Setting("XIAOWEI_PROCESSES", "processes_dir", DEFAULT_PROCESSES, Path,
+            "the procedure library (BPMN files, `roles.yaml`, `categories.yaml`, `calendar.yaml`); default "
+            "`processes/` of the checkout"),
+    Setting("XIAOWEI_SECRET_KEY", "secret_key", None, str,
+            "signs session cookies and public form stamps; unset, a random key per process (sessions end at "
+            "a restart) — set it for any real deployment, the same on every worker"),
+    Setting("XIAOWEI_COOKIE_SECURE", "cookie_secure", True, _flag,
+            "`0` sends the session cookie over plain HTTP too (a workstation without TLS); default Secure"),
+    Setting("XIAOWEI_TRUSTED_PROXIES", "trusted_proxies", 0, int,
+            "number of reverse proxies in front: the client address is then taken from `X-Forwarded-For` "
+            "(rate limits, login records); default 0, the header is ignored"),
+    Setting("XIAOWEI_MAX_UPLOAD_MB", "max_upload_mb", 10.0, _positive_float,
+            "size limit of one uploaded evidence file, in megabytes (default 10)"),
+    Setting("XIAOWEI_SCRYPT_N", "scrypt_n", 2**14, int,
+            "scrypt work factor of new password hashes (default 2^14; test suites and benchmarks lower it; "
+            "each hash records its own)"),
+    Setting("XIAOWEI_NOW", "now", None, str,
+            "an ISO 8601 time the `xiaowei` command runs at instead of the clock (scripted timelines and "
+            "tests); never read by the web app"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    processes_dir: Path
+    secret_key: str | None
+    cookie_secure: bool
+    trusted_proxies: int
+    max_upload_mb: float
+    scrypt_n: int
+    now: str | None
+
+
+assert [f.name for f in fields(Settings)] == [s.attr for s in SETTINGS]
+
+
+def read(environ: dict[str, str] | None = None) -> Settings:
+    """The settings of ``environ`` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        text = env.get(s.env)
+        if text is None or text == "":
+            values[s.attr] = s.default
+            continue
+        try:
+            values[s.attr] = s.parse(text)
+        except ValueError:
+            values[s.attr] = s.default
+    return Settings(**values)
+
+
+_current: Settings | None = None
+
+
+def current() -> Settings:
+    """The settings of this process (read on first use)."""
+    global _current
+    if _current is None:
+        _current = read()
+    return _current
+
+
+def reload() -> Settings:
+    """Read the environment again (after a test or a command changed a variable)."""
+    global _current
+    _current = read()
+    return _current
