@@ -1,4 +1,4 @@
-"""Cost of the supervision warning rules (engine/warnings.py).
+"""Cost of the supervision warning rules (engine/services/supervision/).
 
     python bench/bench_warnings.py [--cases N] [--source FILE] [--events N] [--keep]
 

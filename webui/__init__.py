@@ -1,6 +1,6 @@
 """The web app: Flask application factory. Pages for cadres and supervisors (blueprints ``auth``,
 ``tasks``, ``cases``) and a small JSON API (``api``); every change goes through
-:class:`engine.service.Xiaowei`."""
+:class:`engine.services.facade.Xiaowei`."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ The generation is deterministic: the same table always yields the same bytes, so
 
 Command line::
 
-    python -m engine.steptable processes/tables/V-DEC-01.yaml -o processes/V-DEC-01.bpmn
-    python -m engine.steptable --all
+    python -m engine.bpmn.steptable processes/tables/V-DEC-01.yaml -o processes/V-DEC-01.bpmn
+    python -m engine.bpmn.steptable --all
 """
 
 from __future__ import annotations
@@ -1258,8 +1258,8 @@ def _bounds(parent: etree._Element, box: Box) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m engine.steptable``."""
-    parser = argparse.ArgumentParser(prog="python -m engine.steptable",
+    """Entry point of ``python -m engine.bpmn.steptable``."""
+    parser = argparse.ArgumentParser(prog="python -m engine.bpmn.steptable",
                                      description="Generate BPMN 2.0 procedures from step tables.")
     parser.add_argument("table", nargs="?", type=Path, help="step table (YAML)")
     parser.add_argument("-o", "--output", type=Path, help="output .bpmn (default: stdout)")

@@ -1,6 +1,6 @@
 """Read-only queries of the public pages (no login). Lists come from the derived tables
 (``timer_due``, ``work_item``, ``case_field``) and the audit events; no case's SpiffWorkflow state
-is ever deserialized here. What may be shown follows :mod:`engine.public` (public fields only,
+is ever deserialized here. What may be shown follows :mod:`engine.services.public` (public fields only,
 personal data masked)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """管理: users and their roles, local parameters and the 'system' audit chain, for township and district
-administrators, always within the organizations they administer (see :mod:`engine.admin`)."""
+administrators, always within the organizations they administer (see :mod:`engine.services.admin`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """廉情档案 (the cadre file): for supervisors (村(居)务监督委员会, 监察工作联络站, 镇纪委, 监察办公室) of
 a cadre's village or above — the cases the cadre handled, steps on time and late, warnings that
 involve them and how they ended, and the talks, notices and 三交底 supervisors recorded (a form
-here; every record is audited in the system chain). Data: :mod:`engine.supervision`."""
+here; every record is audited in the system chain). Data: :mod:`engine.services.supervision.analysis`."""
 
 from __future__ import annotations
 

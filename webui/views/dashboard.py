@@ -3,7 +3,7 @@ average and slowest steps, open warnings by colour and rule, monthly trends, vil
 server-rendered SVG charts, each with a CSV download (UTF-8 with BOM, so Excel opens the Chinese;
 headers in the page's language, data as stored), and the heat map of a procedure's flowchart. Township staff and government, the township discipline
 and supervision offices and district administrators see their area; a village's committee and
-supervisors see their village. Figures: :mod:`engine.supervision`."""
+supervisors see their village. Figures: :mod:`engine.services.supervision.analysis`."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def _rule_name(rule_id: str, fallback: str) -> str:
 
 
 def format_hours(hours: float) -> str:
-    """Like :func:`engine.supervision.format_hours` (the same Chinese), in the page's language."""
+    """Like :func:`engine.services.supervision.analysis.format_hours` (the same Chinese), in the page's language."""
     if hours >= 48:
         return _("%(n)s天", n=f"{hours / 24:.1f}")
     if hours >= 1:

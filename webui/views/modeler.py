@@ -9,7 +9,7 @@ endpoints below, so only this page's response relaxes the app's CSP to ``script-
 * ``GET  /procedures/<id>/modeler/data.json`` — the draft (or latest version) XML, its revision, the
   roles of the edition, field types and step kinds;
 * ``POST /procedures/<id>/modeler/save`` — ``{"xml", "revision"}`` saved as the draft
-  (:func:`engine.editing.save_draft`); 409 with the message when someone saved in between;
+  (:func:`engine.services.editing.save_draft`); 409 with the message when someone saved in between;
 * ``POST /procedures/<id>/modeler/check`` — ``{"expression", "fields", "params"}``: is a gateway
   condition a safe expression over existing form fields and declared parameters?
 

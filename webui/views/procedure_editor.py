@@ -1,7 +1,7 @@
 """任务单 (step-table editor) for township and district staff: create a procedure or edit the step
 table of its draft with a server-side form (no JavaScript), add, remove and reorder rows, generate
-the BPMN with the automatic swimlane layout (:func:`engine.steptable.build_bpmn`), save it as the
-draft (:func:`engine.editing.save_draft` with the revision the editor started from) and show the
+the BPMN with the automatic swimlane layout (:func:`engine.bpmn.steptable.build_bpmn`), save it as the
+draft (:func:`engine.services.editing.save_draft` with the revision the editor started from) and show the
 problems in Chinese next to the rows they concern.
 
 A save based on an older revision is refused by the engine; the page then shows the submitted

@@ -4,7 +4,7 @@ publishing a draft with a note and an effective date, migrating running cases ca
 importing BPMN files from other modelers. Server-side forms, no JavaScript.
 
 Township staff see the library and edit only their township's procedures; district staff edit all
-(:func:`engine.editing.may_edit`). Every save, publish and migration is audited by the engine.
+(:func:`engine.services.editing.may_edit`). Every save, publish and migration is audited by the engine.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ instructions, legal basis, form fields and, for a checkpoint, where the case goe
 and keeps everything else of the table (parameters, vote rules, gateways, supervision sugar, …)
 untouched: table-level keys ride along in a hidden ``base`` JSON, a step's other keys in its
 hidden ``extra`` JSON. :func:`table_from_rows` rebuilds a complete table; :func:`check_rows` says in
-Chinese what is wrong with a row before the generator (:func:`engine.steptable.build_bpmn`) and
+Chinese what is wrong with a row before the generator (:func:`engine.bpmn.steptable.build_bpmn`) and
 lint run.
 """
 

@@ -1,5 +1,5 @@
 """A case's complete audit trail as a print-friendly page (A4, no navigation) and as a PDF printed
-from that page by Chromium (:func:`engine.handbook.print_pdf`). Guarded exactly like the trail page."""
+from that page by Chromium (:func:`engine.render.handbook.print_pdf`). Guarded exactly like the trail page."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """预警: the supervisors' warning inbox (by scope: a village's supervision committee sees its village,
 the township discipline office its township), a warning's facts with links to the case and its trail,
 and its handling (签收 / 办结 / 排除 with an opinion, 督办 for red ones). The JSON API gives the same
-data under the same permissions. Rules and storage: :mod:`engine.warnings`."""
+data under the same permissions. Rules and storage: :mod:`engine.services.supervision.warnings`."""
 
 from __future__ import annotations
 
