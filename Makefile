@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test install demo bench bench-pages lint-bpmn tables messages clean
+.PHONY: run test lint install demo bench bench-pages lint-bpmn tables messages clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,9 +32,15 @@ run: install
 	$(VENV)/bin/xiaowei demo
 	$(VENV)/bin/xiaowei serve --host $(HOST) --port $(PORT)
 
-## make test: install and run the whole suite (DATABASE_URL=postgresql://… runs it on PostgreSQL)
-test: install
+## make test: install, check the import rule and lint, run the whole suite (DATABASE_URL=postgresql://… runs
+## it on PostgreSQL; there the tests that open no database are skipped: the SQLite pass ran them)
+test: install lint
 	$(PY) -m pytest -n auto -q
+
+## make lint: the import rule of docs/architecture.md (import-linter) and ruff
+lint: install
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 
 bench: install
 	$(PY) bench/bench_engine.py

@@ -26,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -40,7 +39,7 @@ from engine.services.scenarios import plan_step_data  # noqa: E402
 from engine.services.facade import Xiaowei  # noqa: E402
 from storage import Database  # noqa: E402
 from storage.models import (  # noqa: E402
-    AuditEvent, Base, Case, CaseField, Organization, SupervisionWarning, TimerDue, WarningSubject, WorkItem,
+    Base, Case, Organization, SupervisionWarning, WarningSubject,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from web_helpers import login
 from webui import i18n
 
 ROOT = Path(__file__).resolve().parent.parent
-METHODS = [("webui/**.py", "python"), ("webui/templates/**.html", "jinja2")]
+METHODS = [("webui/**.py", "python"), ("engine/services/public_reads.py", "python"), ("webui/templates/**.html", "jinja2")]
 OPTIONS = {"webui/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
 
 

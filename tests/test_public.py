@@ -344,7 +344,7 @@ def test_a_notice_period_that_ran_out_is_over_before_tick(web, xw, frozen, on_no
 
 
 def test_money_pages_keep_totals_over_every_record(web, xw, people, frozen, monkeypatch):
-    from webui.public import reads as public_reads
+    from engine.services import public_reads
 
     monkeypatch.setattr(public_reads, "PER_PAGE", 2)
     for title, amount in (("一号电费", "100.00"), ("二号电费", "200.00"), ("三号电费", "400.00")):

@@ -9,7 +9,6 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from conftest import add_user, ready_steps
 from engine.core import directory
 from engine.services.supervision import analysis as supervision, warnings
 from engine.core.errors import Forbidden, InvalidData, NotFound

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 from sqlalchemy import select, update
 
-from conftest import add_user
 from engine.core import audit
 from engine.trailcheck import verify_trail
 from storage.models import AuditEvent, User
-from web_helpers import COLLECT, PASSWORD, login, make_app, token_of
+from web_helpers import COLLECT, PASSWORD, login, token_of
 
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from engine import settings
 from engine.core.errors import XiaoweiError
+from engine.services import words
 from engine.services.facade import Xiaowei
 from storage import Database
 
@@ -55,6 +56,7 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
 
     filters.register(app)
     i18n.init_app(app)
+    words.install(i18n.gettext, filters.english_page)  # the public board's words in the page's language
 
     from webui.api.routes import bp as api_bp
     from webui.views.auth import bp as auth_bp

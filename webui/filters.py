@@ -26,7 +26,7 @@ def china_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return (clock.to_utc(value) + CHINA).strftime(fmt)
 
 
-def _english() -> bool:
+def english_page() -> bool:
     """Whether the page being rendered is in English (the registries have English names)."""
     if not has_request_context():
         return False
@@ -40,7 +40,7 @@ def role_zh(key: Any) -> str:
     role = catalogue.roles().get(str(key or ""))
     if role is None:
         return str(key or "")
-    return role.en if role.en and _english() else role.zh
+    return role.en if role.en and english_page() else role.zh
 
 
 def category_zh(code: Any) -> str:
@@ -48,7 +48,7 @@ def category_zh(code: Any) -> str:
     cat = catalogue.categories().get(str(code or ""))
     if cat is None:
         return str(code or "")
-    return cat.en if cat.en and _english() else cat.zh
+    return cat.en if cat.en and english_page() else cat.zh
 
 
 def zh(message: Any) -> str:

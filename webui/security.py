@@ -72,13 +72,8 @@ def load_user() -> None:
     username = session.get("user")
     if not username:
         return
-    from sqlalchemy import select
-
-    from storage.models import User
-
     with xw().db.read() as s:
-        row = s.execute(select(User.id, User.username, User.display_name, User.active, User.password_changed_at)
-                        .where(User.username == username)).first()
+        row = directory.session_facts(s, username)
         if row is None or not row.active or password_stamp(row.password_changed_at) != session.get("pwd", ""):
             sign_out()
             return

@@ -321,3 +321,16 @@ def record_login_success(session: Session, username: str) -> None:
         user.failed_logins = 0
         user.locked_until = None
         session.flush()
+
+
+def login_facts(session: Session, username: str):
+    """(username, password_hash, active, password_changed_at) of a user, or None: what signing in checks."""
+    return session.execute(select(User.username, User.password_hash, User.active, User.password_changed_at)
+                           .where(User.username == username)).first()
+
+
+def session_facts(session: Session, username: str):
+    """(id, username, display_name, active, password_changed_at) of a user, or None: what each request of
+    a signed-in user checks."""
+    return session.execute(select(User.id, User.username, User.display_name, User.active, User.password_changed_at)
+                           .where(User.username == username)).first()

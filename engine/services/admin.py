@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from engine.core import catalogue, directory, procedures
+from engine.core import audit, catalogue, directory, procedures
 from engine.core.directory import Actor
 from engine.core.errors import Forbidden, InvalidData, NotFound
-from storage.models import Organization, RoleAssignment, User
+from storage.models import AuditEvent, AuditHead, Organization, RoleAssignment, User
 
 # Which organization kinds a role of each level may be held at.
 LEVEL_KINDS = {"village": ("village", "community"), "township": ("township",), "district": ("district",)}
@@ -255,3 +255,25 @@ def reset_parameter(session: Session, actor: Actor, org_code: str, key: str) -> 
     if key not in procedures.declared_parameters(session):
         raise NotFound(f"没有事项声明参数“{key}” / no procedure declares parameter {key}")
     return procedures.reset_param(session, org, key, actor=actor.username)
+
+
+def user_facts(session: Session, username: str):
+    """When the account was made and its password changed, and its failed logins (the user page)."""
+    return session.execute(select(User.created_at, User.password_changed_at, User.failed_logins)
+                           .where(User.username == username)).first()
+
+
+def system_chain_page(session: Session, page: int, per_page: int):
+    """One page of the system chain, newest first: (total, events, verification report, chain head,
+    display names of the actors)."""
+    total = session.scalar(select(func.count()).select_from(AuditEvent)
+                           .where(AuditEvent.chain == audit.SYSTEM_CHAIN)) or 0
+    events = [audit.event_dict(e) for e in session.scalars(
+        select(AuditEvent).where(AuditEvent.chain == audit.SYSTEM_CHAIN)
+        .order_by(AuditEvent.seq.desc()).offset((page - 1) * per_page).limit(per_page))]
+    report = audit.verify_system(session)
+    head = session.get(AuditHead, audit.SYSTEM_CHAIN)
+    actors = {e["actor"] for e in events if e["actor"]}
+    names = dict(session.execute(select(User.username, User.display_name).where(User.username.in_(actors))).all()) \
+        if actors else {}
+    return total, events, report, head, names

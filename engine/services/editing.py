@@ -26,14 +26,14 @@ from lxml import etree
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.core import audit, procedures, spiff
+from engine.core import audit, directory, procedures, spiff
 from engine.core.definitions import BPMN, BPMNDI, NS, XW, ProcedureDefinition, content_hash, read_definition
 from engine.bpmn.diffing import Comparison, compare
 from engine.core.directory import Actor, ancestors, load_actor
 from engine.core.errors import Conflict, Forbidden, InvalidProcedure, NotFound
 from engine.core.lint import lint_bytes
 from engine.core.xmlsafe import MAX_BYTES, UnsafeXml, parse_xml
-from storage.models import Case, Organization, Procedure, ProcedureDraft, ProcedureVersion
+from storage.models import AuditEvent, Case, Organization, ParameterSetting, Procedure, ProcedureDraft, ProcedureVersion
 
 DC = "http://www.omg.org/spec/DD/20100524/DC"
 DI = "http://www.omg.org/spec/DD/20100524/DI"
@@ -530,7 +530,7 @@ def publish_draft(session: Session, procedure_id: str, *, username: str | None =
     xml = draft.bpmn_xml.encode("utf-8")
     result = lint_bytes(xml, f"{procedure_id} 草稿")
     if not result.ok or result.definition is None:
-        raise InvalidProcedure(f"草稿未通过校验,不能发布 / the draft does not validate", result.errors)
+        raise InvalidProcedure("草稿未通过校验,不能发布 / the draft does not validate", result.errors)
     try:
         previous = latest_version(session, procedure_id)
     except NotFound:
@@ -716,3 +716,82 @@ __all__ = [
     "new_draft_from_version", "publish_draft", "export_version", "diff_versions", "diff_draft", "migrate_case",
     "migration_problems", "version_notices", "may_edit", "is_editor", "auto_layout", "read_bpmn",
 ]
+
+
+# --- what the procedure pages show ----------------------------------------------------------------
+def library_rows(session: Session, actor: Actor) -> tuple[list[dict], list[ProcedureDraft]]:
+    """The procedure library for 流程管理: one row per procedure (latest version, owner organization's
+    name or None for the district library, whether ``actor`` may edit it, its draft), and the drafts of
+    new procedures the actor may edit."""
+    procs = session.scalars(select(Procedure).order_by(Procedure.id)).all()
+    latest = {}
+    for v in session.scalars(select(ProcedureVersion).order_by(ProcedureVersion.version)):
+        latest[v.procedure_id] = v
+    drafts = {d.procedure_id: d for d in session.scalars(select(ProcedureDraft))}
+    orgs = {o.id: o.name for o in session.scalars(select(Organization))}
+    rows = [{"id": p.id, "name": p.name, "category": p.category,
+             "version": latest[p.id].version if p.id in latest else None,
+             "owner": orgs.get(p.owner_org_id), "editable": may_edit(session, actor, p.owner_org_id),
+             "draft": drafts.get(p.id)} for p in procs]
+    new_drafts = [d for pid, d in drafts.items() if session.get(Procedure, pid) is None
+                  and may_edit(session, actor, d.org_id)]
+    return rows, new_drafts
+
+
+def versions_of(session: Session, procedure_id: str) -> list[ProcedureVersion]:
+    return list(session.scalars(select(ProcedureVersion).where(ProcedureVersion.procedure_id == procedure_id)
+                                .order_by(ProcedureVersion.version)))
+
+
+def get_procedure(session: Session, procedure_id: str) -> Procedure | None:
+    return session.get(Procedure, procedure_id)
+
+
+def local_parameters(s: Session, actor: Actor, proc: Procedure | None) -> list[dict]:
+    """The procedure's local parameters: default, and the values set in the user's organizations
+    (district → township → village; the nearest one wins for a village)."""
+    if proc is None or proc.current_version_id is None:
+        return []
+    d = procedures.runtime(s, proc.current_version_id).definition
+    if not d.parameters:
+        return []
+    visible = directory.visible_org_ids(s, actor)
+    orgs = {o.id: o for o in s.scalars(select(Organization).where(Organization.id.in_(visible)))}
+    settings = s.scalars(select(ParameterSetting).where(ParameterSetting.key.in_(list(d.parameters)),
+                                                        ParameterSetting.org_id.in_(list(orgs)))).all()
+    rank = {"district": 0, "township": 1, "village": 2, "community": 2}
+    rows = []
+    for key, p in d.parameters.items():
+        found = sorted((x for x in settings if x.key == key),
+                       key=lambda x: (rank.get(orgs[x.org_id].kind, 3), orgs[x.org_id].code))
+        rows.append({"key": key, "label": p.label, "unit": p.unit, "default": str(p.default),
+                     "settings": [{"org": orgs[x.org_id].code, "org_name": orgs[x.org_id].name, "value": x.value}
+                                  for x in found]})
+    return rows
+
+
+# --- the step-table editor (任务单) -----------------------------------------------------------------
+STEP_TABLE_EVENT = "step_table_saved"  # system chain: the table behind a draft, to reopen it after publishing
+
+
+def save_step_table_draft(session: Session, procedure_id: str, xml: bytes, table: dict, *, username: str,
+                          expected_revision: int | None) -> int:
+    """Save the BPMN generated from a step table as the draft, and the table itself in the system chain
+    (to reopen it after publishing); the draft's new revision."""
+    draft = save_draft(session, procedure_id, xml, username=username, expected_revision=expected_revision,
+                       source="任务单", step_table=table)
+    audit.append_system_event(session, STEP_TABLE_EVENT, actor=username, data={
+        "procedure_id": procedure_id, "revision": draft.revision, "content_hash": content_hash(xml), "table": table})
+    return draft.revision
+
+
+def saved_step_table(session: Session, procedure_id: str, content_hash: str) -> dict | None:
+    """The step table saved (audited as ``step_table_saved``) that generated exactly this content."""
+    rows = session.scalars(select(AuditEvent.data).where(
+        AuditEvent.chain == audit.SYSTEM_CHAIN, AuditEvent.type == STEP_TABLE_EVENT,
+        AuditEvent.data.contains(content_hash)).order_by(AuditEvent.seq.desc()).limit(20))
+    for text in rows:
+        data = json.loads(text)
+        if data.get("procedure_id") == procedure_id and data.get("content_hash") == content_hash:
+            return data.get("table")
+    return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from sqlalchemy import bindparam, func, select
 
@@ -19,6 +19,7 @@ from storage import Database
 from storage.models import AuditEvent, Case, Organization, Procedure, ProcedureVersion, TimerDue, WorkItem
 
 ANALYZE_EVERY = timedelta(hours=1)
+T = TypeVar("T")
 
 
 class Xiaowei:
@@ -27,6 +28,28 @@ class Xiaowei:
     def __init__(self, db: Database):
         self.db = db
         self._last_analyze = None  # when tick last refreshed SQLite's planner statistics
+
+    # --- one use case of a service module, in one transaction ----------------------------
+    def write(self, use_case: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``use_case(session, *args, **kwargs)`` (a function of a service module) in one write
+        transaction: how the web views change anything they have no method of this facade for."""
+        with self.db.write() as s:
+            return use_case(s, *args, **kwargs)
+
+    def read(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``query(session, *args, **kwargs)`` in one read transaction."""
+        with self.db.read() as s:
+            return query(s, *args, **kwargs)
+
+    def trail_head(self, case_id: int) -> dict:
+        """The head of a case's chain: ``{"seq", "hash"}`` (the genesis hash before any event)."""
+        from engine.trailcheck import genesis
+
+        with self.db.read() as s:
+            row = s.get(Case, case_id)
+            if row is None:
+                raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
+            return {"seq": row.audit_seq, "hash": row.audit_head or genesis(audit.case_chain(case_id))}
 
     # --- set-up -------------------------------------------------------------------------
     def init(self, *, actor: str = "system") -> list[dict]:

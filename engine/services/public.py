@@ -13,10 +13,11 @@ an objection or a report (an objection is shown as “received”, and the respo
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,7 +25,7 @@ from engine.core import attachments, audit, cases, forms
 from engine.core.definitions import ProcedureDefinition
 from engine.core.directory import get_org
 from engine.core.errors import InvalidData
-from storage.models import Blob, Organization
+from storage.models import Blob, Organization, PublicSubmission
 
 REPORT_PROCEDURE = "T-SUP-01"  # 码上举报受理与办理, run by the township discipline office
 REPORT_MAX_FILES = 5
@@ -143,3 +144,17 @@ def file_report(session: Session, org_code: str, text: str, *, topic: str, name:
     case = cases.start_case(session, REPORT_PROCEDURE, township.code, cases.PUBLIC_ACTOR, data, public=public)
     return {"case_id": case.id, "tracking_code": cases.format_tracking_code(case.tracking_code),
             "township": township.name}
+
+
+# --- the hourly limit of public submissions (objections, reports) ----------------------------------
+def submissions_since(session: Session, bucket: str, kind: str, since: datetime) -> int:
+    """How many submissions of ``kind`` came from one address bucket (a keyed hash of the address) since."""
+    return session.scalar(select(func.count()).select_from(PublicSubmission)
+                          .where(PublicSubmission.bucket == bucket, PublicSubmission.kind == kind,
+                                 PublicSubmission.at >= since)) or 0
+
+
+def count_submission(session: Session, bucket: str, kind: str, now: datetime) -> None:
+    """Count one submission (and forget those older than a day)."""
+    session.execute(delete(PublicSubmission).where(PublicSubmission.at < now - timedelta(days=1)))
+    session.add(PublicSubmission(bucket=bucket, kind=kind, at=now))

@@ -20,14 +20,12 @@ from functools import lru_cache
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup
-from sqlalchemy import delete, func, select
 
 from engine.core import attachments, audit, cases
 from engine.services import public as rules
 from engine.core.errors import Conflict, InvalidData
-from storage.models import Procedure, PublicSubmission
 
-from . import reads as pr
+from engine.services import public_reads as pr
 from webui.i18n import gettext as _
 from webui.security import xw
 
@@ -98,7 +96,7 @@ def _page() -> int:
 def procedure(org_code: str, procedure_id: str):
     with xw().db.read() as s:
         org = pr.board_org(s, org_code)
-        proc = s.get(Procedure, procedure_id)
+        proc = pr.procedure(s, procedure_id)
         edition = "village" if org is not None and org.kind == "village" else "community"
         if org is None or proc is None or proc.current_version_id is None or proc.edition not in (edition, "both"):
             abort(404)
@@ -207,18 +205,13 @@ def _bucket() -> str:
 def _rate_limited(kind: str) -> bool:
     limit = current_app.config.get("PUBLIC_RATE_LIMITS", RATE_LIMITS).get(kind, 5)
     since = audit.db_time() - RATE_WINDOW
-    with xw().db.read() as s:
-        used = s.scalar(select(func.count()).select_from(PublicSubmission)
-                        .where(PublicSubmission.bucket == _bucket(), PublicSubmission.kind == kind,
-                               PublicSubmission.at >= since)) or 0
+    used = xw().read(rules.submissions_since, _bucket(), kind, since)
     return used >= limit
 
 
 def _count_submission(kind: str) -> None:
     now = audit.db_time()
-    with xw().db.write() as s:
-        s.execute(delete(PublicSubmission).where(PublicSubmission.at < now - timedelta(days=1)))
-        s.add(PublicSubmission(bucket=_bucket(), kind=kind, at=now))
+    xw().write(rules.count_submission, _bucket(), kind, now)
 
 
 def _gate(kind: str, text: str, min_chars: int, too_short: str) -> tuple[dict[str, str], str | None, int | None]:

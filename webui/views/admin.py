@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from flask import (Blueprint, abort, flash, g, get_flashed_messages, redirect, render_template, request,
                    url_for)
-from sqlalchemy import func, select
 
 from engine.services import admin as engine_admin
 from engine.core import audit, catalogue, directory
 from engine.core.errors import Forbidden, InvalidData
-from storage.models import AuditEvent, AuditHead, User
 
 from webui.i18n import gettext as _
 from webui.security import login_required, xw
@@ -96,9 +94,8 @@ def new_user():
             errors["confirm"] = "两次输入的密码不一致 / the passwords do not match"
         else:
             try:
-                with xw().db.write() as s:
-                    engine_admin.create_user(s, g.actor, values["username"], values["display_name"], password,
-                                             values["role"], values["org"])
+                xw().write(engine_admin.create_user, g.actor, values["username"], values["display_name"], password,
+                           values["role"], values["org"])
             except InvalidData as exc:
                 errors = {k: exc.message for k in exc.errors} or {"__all__": exc.message}
                 message = exc.message
@@ -115,8 +112,7 @@ def _user_page(username: str, *, errors: dict | None = None, form: str | None = 
     with xw().db.read() as s:
         row = engine_admin.user_in_scope(s, g.actor, username)
         orgs = engine_admin.scope_orgs(s, g.actor)
-        facts = s.execute(select(User.created_at, User.password_changed_at, User.failed_logins)
-                          .where(User.username == username)).first()
+        facts = engine_admin.user_facts(s, username)
     locked = row.locked_until is not None and row.locked_until > audit.db_time()
     blocked = None
     if username == g.user.username:
@@ -137,8 +133,7 @@ def user(username: str):
 def _change(username: str, form: str, action, done: str, values: dict | None = None):
     """Run an administrative change; on invalid input show the user page with the error (422)."""
     try:
-        with xw().db.write() as s:
-            action(s)
+        xw().write(action)
     except InvalidData as exc:
         return _user_page(username, errors={form: exc.message}, form=form, values=values, status=422)
     flash(done, "admin")
@@ -215,14 +210,13 @@ def params():
         key = (request.form.get("key") or "").strip()
         value = (request.form.get("value") or "").strip()
         try:
-            with xw().db.write() as s:
-                if request.form.get("action") == "reset":
-                    changed = engine_admin.reset_parameter(s, g.actor, code, key)
-                    message = _("已取消本级设置:%(key)s(改用上级或默认值)。", key=key) if changed else \
-                        _("本级未设置 %(key)s,无需恢复。", key=key)
-                else:
-                    engine_admin.set_parameter(s, g.actor, code, key, value)
-                    message = _("已设置 %(key)s = %(value)s。", key=key, value=value)
+            if request.form.get("action") == "reset":
+                changed = xw().write(engine_admin.reset_parameter, g.actor, code, key)
+                message = _("已取消本级设置:%(key)s(改用上级或默认值)。", key=key) if changed else \
+                    _("本级未设置 %(key)s,无需恢复。", key=key)
+            else:
+                xw().write(engine_admin.set_parameter, g.actor, code, key, value)
+                message = _("已设置 %(key)s = %(value)s。", key=key, value=value)
         except InvalidData as exc:
             errors[key or "__all__"] = exc.message
             sent[key] = value
@@ -247,16 +241,7 @@ def params():
 @login_required
 def audit_log():
     page = _page()
-    with xw().db.read() as s:
-        total = s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.chain == audit.SYSTEM_CHAIN)) or 0
-        events = [audit.event_dict(e) for e in s.scalars(
-            select(AuditEvent).where(AuditEvent.chain == audit.SYSTEM_CHAIN)
-            .order_by(AuditEvent.seq.desc()).offset((page - 1) * AUDIT_PER_PAGE).limit(AUDIT_PER_PAGE))]
-        report = audit.verify_system(s)
-        head = s.get(AuditHead, audit.SYSTEM_CHAIN)
-        actors = {e["actor"] for e in events if e["actor"]}
-        names = dict(s.execute(select(User.username, User.display_name).where(User.username.in_(actors))).all()) \
-            if actors else {}
+    total, events, report, head, names = xw().read(engine_admin.system_chain_page, page, AUDIT_PER_PAGE)
     pages = max((total + AUDIT_PER_PAGE - 1) // AUDIT_PER_PAGE, 1)
     return render_template("admin/audit.html", events=events, total=total, page=page, pages=pages, report=report,
                            head=head, names=names)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from engine.core import directory
 from engine.core.errors import InvalidData
-from storage.models import User
 
 from webui.security import login_required, safe_next, sign_in, sign_out, xw
 
@@ -18,9 +16,7 @@ _DUMMY_HASH = directory.hash_password("not-a-password-at-all")
 
 
 def _user(username: str):
-    with xw().db.read() as s:
-        return s.execute(select(User.username, User.password_hash, User.active, User.password_changed_at)
-                         .where(User.username == username)).first()
+    return xw().read(directory.login_facts, username)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -35,8 +31,7 @@ def login():
     with xw().db.read() as s:
         locked = directory.login_lock(s, username) if username else None
     if locked is not None:
-        with xw().db.write() as s:
-            directory.record_login_failure(s, username, reason="locked", remote_addr=request.remote_addr or "")
+        xw().write(directory.record_login_failure, username, reason="locked", remote_addr=request.remote_addr or "")
         return render_template("auth/login.html", username=username, next=next_url, locked_until=locked), 429
     row = _user(username) if username else None
     ok = directory.check_password(password, row.password_hash if row else _DUMMY_HASH) and row is not None \
@@ -44,14 +39,12 @@ def login():
     if not ok:
         # A deactivated user gets the same answer as a wrong password; the system chain records why.
         reason = "inactive" if row is not None and not row.active else "bad_password"
-        with xw().db.write() as s:
-            locked = directory.record_login_failure(s, username, reason=reason,
-                                                    remote_addr=request.remote_addr or "")
+        locked = xw().write(directory.record_login_failure, username, reason=reason,
+                            remote_addr=request.remote_addr or "")
         status = 429 if locked else 401
         return render_template("auth/login.html", username=username, next=next_url, failed=True,
                                locked_until=locked), status
-    with xw().db.write() as s:
-        directory.record_login_success(s, row.username)
+    xw().write(directory.record_login_success, row.username)
     sign_in(row.username, row.password_changed_at)
     return redirect(safe_next(next_url))
 
@@ -73,9 +66,8 @@ def password():
     errors: dict[str, str] = {}
     row = _user(g.user.username)
     if row is None or not directory.check_password(current, row.password_hash):
-        with xw().db.write() as s:
-            locked = directory.record_login_failure(s, g.user.username, reason="password_change",
-                                                    remote_addr=request.remote_addr or "")
+        locked = xw().write(directory.record_login_failure, g.user.username, reason="password_change",
+                            remote_addr=request.remote_addr or "")
         if locked:
             sign_out()
             return redirect(url_for("auth.login"))
@@ -91,8 +83,7 @@ def password():
             errors["new"] = "short"
     if errors:
         return render_template("auth/password.html", errors=errors), 422
-    with xw().db.write() as s:
-        directory.set_password(s, g.user.username, new, actor=g.user.username)
+    xw().write(directory.set_password, g.user.username, new, actor=g.user.username)
     fresh = _user(g.user.username)
     sign_in(fresh.username, fresh.password_changed_at)
     return render_template("auth/password.html", errors={}, changed=True)

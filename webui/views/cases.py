@@ -5,23 +5,24 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from flask import (Blueprint, Response, abort, flash, g, get_flashed_messages, redirect, render_template, request,
                    url_for)
-from sqlalchemy import select
 
 from engine.core import attachments as engine_attachments
 from engine.core import cases as engine_cases
 from engine.core import catalogue, procedures
 from engine.render.diagram import DiagramError, render_svg
 from engine.core.errors import Conflict, InvalidData, NotFound, XiaoweiError
-from storage.models import Case, Organization, User
 
 from webui import filters
-from engine.services import reads
+from engine.services import lookups, reads
 from . import uploads
 from webui.security import login_required, xw
+
+if TYPE_CHECKING:
+    from storage.models import Case
 
 bp = Blueprint("cases", __name__)
 
@@ -31,16 +32,15 @@ PROXY_KEYS = ("on_behalf_of", "proxy_reason")
 def guard(case_id: int, action: str) -> Case:
     """The case if the user may see it; 404 when there is none; 403 (recorded in its trail) otherwise."""
     with xw().db.read() as s:
-        case = s.get(Case, case_id)
+        case = lookups.case(s, case_id)
         if case is None:
             abort(404)
         ok = reads.visible(s, g.actor, case.org_id)
-        org = s.get(Organization, case.org_id)
+        org = lookups.org(s, case.org_id)
     if not ok:
-        with xw().db.write() as s:
-            engine_cases.record_denied(s, case_id, g.user.username, action,
-                                       "不在本人所属机构范围内 / outside the user's organizations",
-                                       {"org": org.code if org else None, "path": request.path[:200]})
+        xw().write(engine_cases.record_denied, case_id, g.user.username, action,
+                   "不在本人所属机构范围内 / outside the user's organizations",
+                   {"org": org.code if org else None, "path": request.path[:200]})
         abort(403)
     return case
 
@@ -58,7 +58,7 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
     info = xw().show_case(case_id)
     history = info["history"]
     with xw().db.read() as s:
-        case = s.get(Case, case_id)
+        case = lookups.case(s, case_id)
         d = reads.definition(s, case.procedure_version_id)
         initial = reads.initial_values(history)
         actions, others = [], []
@@ -161,8 +161,7 @@ def trail_context(case: Case, case_id: int) -> dict:
     with xw().db.read() as s:
         d = reads.definition(s, case.procedure_version_id)
         actors = {e["actor"] for e in history if e["actor"]}
-        names = dict(s.execute(select(User.username, User.display_name).where(User.username.in_(actors))).all()) \
-            if actors else {}
+        names = lookups.display_names(s, actors)
     reports = xw().verify(case_id)
     nodes, flows = reads.path_of(d, history)
     current = {i["step_id"] for i in info["current_steps"]} | {t["node"] for t in info["timers"]}
@@ -310,11 +309,9 @@ def start():
             listed = [p for p in procedures.list_procedures(s, edition=edition)
                       if edition != "township" or p["edition"] == "township"]
             held = reads.roles_here(s, g.actor, org.id)
-            from storage.models import Procedure
-
             details = {}
             for p in listed:
-                proc = s.get(Procedure, p["id"])
+                proc = lookups.procedure(s, p["id"])
                 d = reads.definition(s, proc.current_version_id)
                 first = [d.steps[n] for n in _first_steps(d)]
                 details[p["id"]] = {"definition": d, "can_start": any(

@@ -120,10 +120,9 @@ def save(procedure_id: str):
     if len(xml) > MAX_XML:
         return jsonify(error="too_large", message=_("流程图超过 2 MB。")), 413
     try:
-        with xw().db.write() as s:
-            draft = editing.save_draft(s, procedure_id, xml, username=g.user.username,
-                                       expected_revision=revision, source="流程图编辑器")
-            new_revision = draft.revision
+        draft = xw().write(editing.save_draft, procedure_id, xml, username=g.user.username,
+                           expected_revision=revision, source="流程图编辑器")
+        new_revision = draft.revision
     except Conflict as exc:
         return jsonify(error="conflict", message=lang_part(exc.message),
                        current_revision=exc.details.get("current_revision")), 409

@@ -13,15 +13,12 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, abort, g, render_template, request, url_for
-from sqlalchemy import select
 
-from engine.core import audit, catalogue
+from engine.core import catalogue
 from engine.services import editing
-from engine.core.definitions import content_hash
 from engine.core.errors import Conflict, XiaoweiError
 from engine.core.lint import lint_bytes
 from engine.bpmn.steptable import TABLES_DIR, StepTableError, build_bpmn, load_table
-from storage.models import AuditEvent
 
 from . import table_form as tf
 from webui.i18n import current as current_lang
@@ -30,7 +27,6 @@ from webui.i18n import lang_part
 from webui.security import login_required, xw
 
 bp = Blueprint("procedure_editor", __name__)
-TABLE_EVENT = "step_table_saved"  # system chain: the table behind a draft, to reopen it after publishing
 
 
 def _require_editor() -> None:
@@ -60,18 +56,6 @@ def _library_table(procedure_id: str, xml: str) -> dict | None:
         return None
 
 
-def _saved_table(session, procedure_id: str, content_hash: str) -> dict | None:
-    """The step table saved (audited as ``step_table_saved``) that generated exactly this content."""
-    rows = session.scalars(select(AuditEvent.data).where(
-        AuditEvent.chain == audit.SYSTEM_CHAIN, AuditEvent.type == TABLE_EVENT,
-        AuditEvent.data.contains(content_hash)).order_by(AuditEvent.seq.desc()).limit(20))
-    for text in rows:
-        data = json.loads(text)
-        if data.get("procedure_id") == procedure_id and data.get("content_hash") == content_hash:
-            return data.get("table")
-    return None
-
-
 def _load(procedure_id: str) -> tuple[tf.Sheet | None, str | None, str]:
     """(sheet, draft XML, note) of a procedure's draft (or latest version when it has no draft)."""
     with xw().db.read() as s:
@@ -84,7 +68,7 @@ def _load(procedure_id: str) -> tuple[tf.Sheet | None, str | None, str]:
                 return tf.sheet_from_table(table, draft.revision), draft.bpmn_xml, ""
             return None, draft.bpmn_xml, "draft"
         version = editing.latest_version(s, procedure_id)
-        table = _saved_table(s, procedure_id, version.content_hash) or _library_table(procedure_id, version.bpmn_xml)
+        table = editing.saved_step_table(s, procedure_id, version.content_hash) or _library_table(procedure_id, version.bpmn_xml)
         if table is not None:
             return tf.sheet_from_table(table, 0), None, _("以第%(n)s版为基础;保存后成为草稿。", n=version.version)
         return None, None, "version"
@@ -149,12 +133,8 @@ def _handle(sheet: tf.Sheet, *, new: bool):
         return _render(sheet, new=new, found=found, checked=True,
                        done="" if errors else _("校验通过:可以保存,保存后即可在流程管理页发布。"))
     try:
-        with xw().db.write() as s:
-            draft = editing.save_draft(s, sheet.id, xml, username=g.user.username, expected_revision=sheet.revision,
-                                       source="任务单", step_table=table)
-            revision = draft.revision
-            audit.append_system_event(s, TABLE_EVENT, actor=g.user.username, data={
-                "procedure_id": sheet.id, "revision": revision, "content_hash": content_hash(xml), "table": table})
+        revision = xw().write(editing.save_step_table_draft, sheet.id, xml, table, username=g.user.username,
+                              expected_revision=sheet.revision)
     except Conflict as exc:
         return _render(sheet, new=new, status=409, found=found, error=_("%(reason)s 下面仍是您提交的任务单,可以复制保留后重新打开草稿。",
                                                              reason=lang_part(exc.message)))

@@ -12,14 +12,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from flask import Blueprint, abort, g, render_template, request
-from sqlalchemy import select
 
 from engine.core import audit, catalogue
 from engine.services import editing
 from engine.render.diagram import DiagramError, render_svg_bytes
 from engine.core.errors import Conflict, XiaoweiError
 from engine.core.lint import lint_bytes
-from storage.models import Organization, Procedure, ProcedureDraft, ProcedureVersion
 
 from webui.i18n import gettext as _
 from webui.security import login_required, xw
@@ -41,19 +39,9 @@ def _may_edit(session, procedure_id: str) -> bool:
 @login_required
 def index():
     _require_editor()
-    with xw().db.read() as s:
-        procs = s.scalars(select(Procedure).order_by(Procedure.id)).all()
-        latest = {}
-        for v in s.scalars(select(ProcedureVersion).order_by(ProcedureVersion.version)):
-            latest[v.procedure_id] = v
-        drafts = {d.procedure_id: d for d in s.scalars(select(ProcedureDraft))}
-        orgs = {o.id: o.name for o in s.scalars(select(Organization))}
-        rows = [{"id": p.id, "name": p.name, "category": p.category, "version": latest[p.id].version if p.id in latest else None,
-                 "owner": orgs.get(p.owner_org_id) or _("区级事项库"),
-                 "editable": editing.may_edit(s, g.actor, p.owner_org_id),
-                 "draft": drafts.get(p.id)} for p in procs]
-        new_drafts = [d for pid, d in drafts.items() if s.get(Procedure, pid) is None
-                      and editing.may_edit(s, g.actor, d.org_id)]
+    rows, new_drafts = xw().read(editing.library_rows, g.actor)
+    for row in rows:
+        row["owner"] = row["owner"] or _("区级事项库")
     return render_template("procedures/index.html", rows=rows, new_drafts=new_drafts,
                            categories=catalogue.categories())
 
@@ -67,13 +55,12 @@ def _svg(xml: str, marked: set[str]) -> str | None:
 
 def _page(procedure_id: str, *, status: int = 200, **extra):
     with xw().db.read() as s:
-        versions = s.scalars(select(ProcedureVersion).where(ProcedureVersion.procedure_id == procedure_id)
-                             .order_by(ProcedureVersion.version)).all()
+        versions = editing.versions_of(s, procedure_id)
         draft = editing.get_draft(s, procedure_id)
         if not versions and draft is None:
             abort(404)
         editable = _may_edit(s, procedure_id)
-        proc = s.get(Procedure, procedure_id)
+        proc = editing.get_procedure(s, procedure_id)
         name = proc.name if proc else procedure_id
         problems, draft_changes, draft_svg = [], None, None
         if draft is not None and editable:
@@ -94,7 +81,7 @@ def _page(procedure_id: str, *, status: int = 200, **extra):
             svgs = (_svg(by_number[v1].bpmn_xml, comparison.marked_old()),
                     _svg(by_number[v2].bpmn_xml, comparison.marked_new()))
         running = editing.running_cases(s, procedure_id) if editable else []
-        local = _local_parameters(s, proc)
+        local = editing.local_parameters(s, g.actor, proc)
         view = [{"version": v.version, "published_at": audit.iso(v.published_at)[:16].replace("T", " "),
                  "published_by": v.published_by, "note": v.note, "change_summary": v.change_summary,
                  "effective_from": audit.iso(v.effective_from)[:10] if v.effective_from else ""} for v in versions]
@@ -102,32 +89,6 @@ def _page(procedure_id: str, *, status: int = 200, **extra):
                            draft=draft, editable=editable, problems=problems, draft_changes=draft_changes,
                            draft_svg=draft_svg, comparison=comparison, svgs=svgs, v1=v1, v2=v2, running=running,
                            local=local, **extra), status
-
-
-def _local_parameters(s, proc) -> list[dict]:
-    """The procedure's local parameters: default, and the values set in the user's organizations
-    (district → township → village; the nearest one wins for a village)."""
-    if proc is None or proc.current_version_id is None:
-        return []
-    from engine.core import directory, procedures
-    from storage.models import ParameterSetting
-
-    d = procedures.runtime(s, proc.current_version_id).definition
-    if not d.parameters:
-        return []
-    visible = directory.visible_org_ids(s, g.actor)
-    orgs = {o.id: o for o in s.scalars(select(Organization).where(Organization.id.in_(visible)))}
-    settings = s.scalars(select(ParameterSetting).where(ParameterSetting.key.in_(list(d.parameters)),
-                                                        ParameterSetting.org_id.in_(list(orgs)))).all()
-    rank = {"district": 0, "township": 1, "village": 2, "community": 2}
-    rows = []
-    for key, p in d.parameters.items():
-        found = sorted((x for x in settings if x.key == key),
-                       key=lambda x: (rank.get(orgs[x.org_id].kind, 3), orgs[x.org_id].code))
-        rows.append({"key": key, "label": p.label, "unit": p.unit, "default": str(p.default),
-                     "settings": [{"org": orgs[x.org_id].code, "org_name": orgs[x.org_id].name, "value": x.value}
-                                  for x in found]})
-    return rows
 
 
 @bp.get("/procedures/<procedure_id>")
@@ -148,8 +109,7 @@ def _check_edit(procedure_id: str) -> None:
 @login_required
 def start_draft(procedure_id: str):
     _check_edit(procedure_id)
-    with xw().db.write() as s:
-        editing.new_draft_from_version(s, procedure_id, username=g.user.username)
+    xw().write(editing.new_draft_from_version, procedure_id, username=g.user.username)
     return _page(procedure_id, done=_("已从最新版本创建草稿。"))
 
 
@@ -170,10 +130,9 @@ def publish(procedure_id: str):
     _check_edit(procedure_id)
     note = (request.form.get("note") or "").strip()[:2000]
     try:
-        with xw().db.write() as s:
-            result = editing.publish_draft(s, procedure_id, username=g.user.username, note=note,
-                                           effective_from=_effective(request.form.get("effective", "")),
-                                           expected_revision=request.form.get("revision", type=int))
+        result = xw().write(editing.publish_draft, procedure_id, username=g.user.username, note=note,
+                            effective_from=_effective(request.form.get("effective", "")),
+                            expected_revision=request.form.get("revision", type=int))
     except XiaoweiError as exc:
         return _page(procedure_id, status=exc.status if exc.status != 400 else 422, error=exc.message)
     return _page(procedure_id, done=_("已发布第%(n)s版。", n=result["version"]), published=result)
@@ -192,8 +151,7 @@ def migrate(procedure_id: str):
         if to_version is None or c["version"] == to_version:
             continue
         try:
-            with xw().db.write() as s:
-                editing.migrate_case(s, c["case_id"], to_version, username=g.user.username)
+            xw().write(editing.migrate_case, c["case_id"], to_version, username=g.user.username)
             results.append({**c, "ok": True, "reasons": []})
         except (Conflict, XiaoweiError) as exc:
             reasons = exc.details.get("reasons") or [exc.message]
@@ -210,8 +168,7 @@ def import_file():
         return render_template("procedures/import.html", report=None, error=_("请选择 BPMN 文件。")), 422
     data = upload.stream.read(editing.IMPORT_MAX_BYTES + 1)
     try:
-        with xw().db.write() as s:
-            report = editing.import_bpmn(s, data, upload.filename[:100], username=g.user.username)
+        report = xw().write(editing.import_bpmn, data, upload.filename[:100], username=g.user.username)
     except XiaoweiError as exc:
         return render_template("procedures/import.html", report=None, error=exc.message), exc.status
     return render_template("procedures/import.html", report=report, error=None), (200 if report.status == "imported" else 422)

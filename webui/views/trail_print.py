@@ -9,9 +9,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, render_template
 
-from engine.trailcheck import genesis
 from engine.core import audit
-from storage.models import Case
 
 from .cases import guard, trail_context
 from webui.security import login_required, xw
@@ -22,9 +20,7 @@ bp = Blueprint("trail_print", __name__)
 def trail_print_html(case_id: int, *, for_pdf: bool = False) -> str:
     case = guard(case_id, "export_trail" if for_pdf else "view_trail")
     context = trail_context(case, case_id)
-    with xw().db.read() as s:
-        row = s.get(Case, case_id)
-        head = {"seq": row.audit_seq, "hash": row.audit_head or genesis(audit.case_chain(case_id))}
+    head = xw().trail_head(case_id)
     return render_template("cases/trail_print.html", **context, head=head,
                            printed_at=audit.iso(audit.db_time()), for_pdf=for_pdf)
 

@@ -87,15 +87,7 @@ def _list(args) -> tuple[dict, dict]:
 
 
 def _villages() -> list[tuple[str, str]]:
-    from storage.models import Organization
-    from sqlalchemy import select
-
-    with xw().db.read() as s:
-        ids = warnings.visible_orgs(s, g.actor)
-        return [(c, n) for c, n in s.execute(select(Organization.code, Organization.name)
-                                             .where(Organization.id.in_(ids or {-1}),
-                                                    Organization.kind.in_(("village", "community")))
-                                             .order_by(Organization.code))]
+    return xw().read(warnings.visible_villages, g.actor)
 
 
 @bp.get("/warnings")

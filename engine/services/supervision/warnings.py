@@ -136,6 +136,15 @@ def visible_orgs(session: Session, actor: directory.Actor, roles=READER_ROLES) -
     return directory.descendants(session, {oid for role, oid in actor.assignments if role in roles})
 
 
+def visible_villages(session: Session, actor: directory.Actor) -> list[tuple[str, str]]:
+    """(code, name) of the villages and communities whose warnings the actor may read."""
+    ids = visible_orgs(session, actor)
+    return [(c, n) for c, n in session.execute(select(Organization.code, Organization.name)
+                                               .where(Organization.id.in_(ids or {-1}),
+                                                      Organization.kind.in_(("village", "community")))
+                                               .order_by(Organization.code))]
+
+
 def may_read(actor: directory.Actor | None) -> bool:
     return actor is not None and any(role in READER_ROLES for role, _ in actor.assignments)
 

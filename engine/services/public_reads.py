@@ -24,8 +24,8 @@ from storage.models import (AuditEvent, Case, CaseField, Organization, Procedure
                             TimerDue, User, WorkItem)
 
 from engine.services import reads
-from webui.filters import CHINA, category_zh, role_zh
-from webui.i18n import gettext as _
+from engine.services.words import CHINA, category_zh, role_zh
+from engine.services.words import gettext as _
 
 BOARD_ORGS = ("village", "community")
 CLOSED_OK = ("running", "completed")  # money and subsidies of cases not rejected, terminated or cancelled
@@ -170,13 +170,11 @@ def cadres(session: Session, org: Organization) -> list[dict]:
         .where(RoleAssignment.org_id == org.id, User.active.is_(True))
         .order_by(User.id)).all()
     people: "OrderedDict[int, dict]" = OrderedDict()
-    roles = catalogue.roles()
     for r in rows:
         shown = (r.display_name or "").strip()
         if not shown or shown == r.username:  # a login name is never shown
             shown = _("(未登记姓名)")
         entry = people.setdefault(r.id, {"name": shown, "duties": []})
-        role = roles.get(r.role_key)
         entry["duties"].append(r.role_key)  # shown with the role_zh filter
     return list(people.values())
 
@@ -313,6 +311,10 @@ def subsidies(session: Session, org: Organization, *, page: int = 1) -> dict:
 
 
 # --- a case ---------------------------------------------------------------------------------------
+
+def procedure(session: Session, procedure_id: str) -> Procedure | None:
+    return session.get(Procedure, procedure_id)
+
 
 def case_by_code(session: Session, code: str) -> Case | None:
     normal = cases.normalize_tracking_code(code)
