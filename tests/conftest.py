@@ -31,13 +31,18 @@ USING_PG = PG_URL.startswith("postgres")
 _template_sqlite: dict[str, Path] = {}
 
 
+# A test opens a database when it asks for one of these fixtures (the others build on them).
+DATABASE_FIXTURES = {"db_url", "module_db_url"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """On the PostgreSQL pass, skip the tests that open no database: the SQLite pass ran them."""
-    if not USING_PG:
-        return
+    """Mark the tests that open no database (``nodb``: no database fixture among theirs, or marked by
+    hand); on the PostgreSQL pass skip them, the SQLite pass ran them."""
     skip = pytest.mark.skip(reason="opens no database: run on the SQLite pass")
     for item in items:
-        if item.get_closest_marker("nodb") is not None:
+        if not DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.nodb)
+        if USING_PG and item.get_closest_marker("nodb") is not None:
             item.add_marker(skip)
 
 
@@ -66,11 +71,28 @@ def _pg_admin():
 
 
 _template_pg: dict[str, str] = {}
+_people: dict[str, str] = {}  # the users of the "people" template, by role key
 
 
-def _pg_template() -> str:
-    """This worker's template database with the library published (made once, dropped at exit)."""
-    name = _template_pg.get("lib")
+def _seed(db: Database, variant: str) -> None:
+    """What a template holds: the published library, the small organization tree (all variants) and
+    (``people``) one user per role, in the order the tests have always made them."""
+    app = Xiaowei(db)
+    app.init()
+    with db.write() as s:
+        directory.add_org(s, "SFQ", "示范区", "district", None)
+        directory.add_org(s, "SFZ", "示范镇", "township", "SFQ")
+        directory.add_org(s, "DONGAO", "东岙村", "village", "SFZ")
+        directory.add_org(s, "NANXI", "南溪村", "village", "SFZ")
+        directory.add_org(s, "HEPING", "和平社区", "community", "SFZ")
+    if variant == "people":
+        _people.clear()
+        _people.update(_add_people(app))
+
+
+def _pg_template(variant: str = "lib") -> str:
+    """This worker's template database of ``variant`` (made once, dropped at exit)."""
+    name = _template_pg.get(variant)
     if name is None:
         name = f"xwt_{uuid.uuid4().hex[:12]}"
         admin = _pg_admin()
@@ -78,9 +100,9 @@ def _pg_template() -> str:
             _pg_create(conn, name)
         admin.dispose()
         db = Database(_pg_database_url(name))
-        Xiaowei(db).init()
+        _seed(db, variant)
         db.dispose()  # a template must have no open connections
-        _template_pg["lib"] = name
+        _template_pg[variant] = name
 
         def drop() -> None:
             engine = _pg_admin()
@@ -122,6 +144,46 @@ def db_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'xiaowei.db'}"
 
 
+@pytest.fixture(scope="module")
+def module_db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A new, empty database shared by the tests of one module (for data they only read)."""
+    if USING_PG:
+        name = f"m_{uuid.uuid4().hex[:12]}"
+        admin = _pg_admin()
+        with admin.connect() as conn:
+            _pg_create(conn, name)
+        try:
+            yield _pg_database_url(name)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+    else:
+        yield f"sqlite:///{tmp_path_factory.mktemp('module') / 'xiaowei.db'}"
+
+
+def copy_database(source_url: str, target_url: str) -> None:
+    """Make ``target_url`` a copy of ``source_url`` (no connection to the source may be open on
+    PostgreSQL; on SQLite the write-ahead log is folded in first)."""
+    if USING_PG:
+        admin = _pg_admin()
+        with admin.connect() as conn:
+            target = target_url.rsplit("/", 1)[1]
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
+            _pg_create(conn, target, source_url.rsplit("/", 1)[1])
+        admin.dispose()
+        return
+    import sqlite3
+
+    source = Path(source_url.removeprefix("sqlite:///"))
+    target = Path(target_url.removeprefix("sqlite:///"))
+    with sqlite3.connect(source) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for leftover in (target.with_name(target.name + "-wal"), target.with_name(target.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    shutil.copyfile(source, target)
+
+
 @pytest.fixture
 def frozen() -> Iterator[clock.FixedClock]:
     """The engine clock, fixed at a Monday morning (China time) and movable by the test."""
@@ -131,37 +193,32 @@ def frozen() -> Iterator[clock.FixedClock]:
 
 
 @pytest.fixture
-def xw(db_url: str, frozen: clock.FixedClock, tmp_path: Path) -> Iterator[Xiaowei]:
-    """Xiaowei on a fresh database with the library published and a small organization tree."""
+def xw(db_url: str, frozen: clock.FixedClock, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Xiaowei]:
+    """Xiaowei on a fresh database with the library published and a small organization tree (and,
+    for a test that asks for ``people``, its users): a copy of this worker's template, made once."""
+    variant = "people" if "people" in request.fixturenames else "lib"
     if USING_PG:
         # The test's (still unused) database is replaced by a copy of the worker's template.
         name = db_url.rsplit("/", 1)[1]
-        template = _pg_template()
+        template = _pg_template(variant)
         admin = _pg_admin()
         with admin.connect() as conn:
             _pg_create(conn, name, template)
         admin.dispose()
         db = Database(db_url)
-        app = Xiaowei(db)
     else:
-        template = _template_sqlite.get("lib")
+        template = _template_sqlite.get(variant)
         if template is None:
-            template = Path(os.environ.get("PYTEST_TMPDIR_BASE", str(tmp_path.parent))) / f"template-{uuid.uuid4().hex}.db"
+            base = Path(os.environ.get("PYTEST_TMPDIR_BASE", str(tmp_path.parent)))
+            template = base / f"template-{variant}-{uuid.uuid4().hex}.db"
             tdb = Database(f"sqlite:///{template}")
-            Xiaowei(tdb).init()
+            _seed(tdb, variant)
             tdb.dispose()
-            _template_sqlite["lib"] = template
+            _template_sqlite[variant] = template
         target = tmp_path / "xiaowei.db"
         shutil.copyfile(template, target)
         db = Database(f"sqlite:///{target}")
-        app = Xiaowei(db)
-    with db.write() as s:
-        directory.add_org(s, "SFQ", "示范区", "district", None)
-        directory.add_org(s, "SFZ", "示范镇", "township", "SFQ")
-        directory.add_org(s, "DONGAO", "东岙村", "village", "SFZ")
-        directory.add_org(s, "NANXI", "南溪村", "village", "SFZ")
-        directory.add_org(s, "HEPING", "和平社区", "community", "SFZ")
-    yield app
+    yield Xiaowei(db)
     db.dispose()
 
 
@@ -171,20 +228,31 @@ def add_user(app: Xiaowei, username: str, *roles: str) -> str:
     return username
 
 
-@pytest.fixture
-def people(xw: Xiaowei) -> dict[str, str]:
-    """One user per village role at 东岙村 (and a few elsewhere), by role key."""
+def _add_people(app: Xiaowei) -> dict[str, str]:
     from engine.core import catalogue
 
     users = {}
-    for key, role in catalogue.roles().items():
-        org = {"village": "DONGAO", "township": "SFZ", "district": "SFQ"}[role.level]
-        users[key] = add_user(xw, f"dongao_{key}" if role.level == "village" else key, f"{key}@{org}")
-    users["heping_committee"] = add_user(xw, "heping_committee", "committee@HEPING")
-    users["heping_applicant"] = add_user(xw, "heping_applicant", "applicant@HEPING")
-    users["nanxi_all"] = add_user(xw, "nanxi_all", *[f"{k}@NANXI" for k, r in catalogue.roles().items()
-                                                     if r.level == "village"])
+    with app.db.write() as s:
+        def add(username: str, *roles: str) -> str:
+            directory.add_user(s, username, "password123", roles)
+            s.flush()
+            return username
+
+        for key, role in catalogue.roles().items():
+            org = {"village": "DONGAO", "township": "SFZ", "district": "SFQ"}[role.level]
+            users[key] = add(f"dongao_{key}" if role.level == "village" else key, f"{key}@{org}")
+        users["heping_committee"] = add("heping_committee", "committee@HEPING")
+        users["heping_applicant"] = add("heping_applicant", "applicant@HEPING")
+        users["nanxi_all"] = add("nanxi_all", *[f"{k}@NANXI" for k, r in catalogue.roles().items()
+                                               if r.level == "village"])
     return users
+
+
+@pytest.fixture
+def people(xw: Xiaowei) -> dict[str, str]:
+    """One user per village role at 东岙村 (and a few elsewhere), by role key (already in the copy of
+    the template that ``xw`` made for this test)."""
+    return dict(_people)
 
 
 def staff_at(app: Xiaowei, org_code: str, people: dict[str, str]) -> dict[str, str]:

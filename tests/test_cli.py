@@ -1,19 +1,44 @@
-"""The `xiaowei` command line, run as a real process: its forms are a contract."""
+"""The `xiaowei` command line: its forms are a contract.
+
+Commands run in-process through click's runner (the same ``main`` the console script calls, with
+its own stdout, stderr and exit code); the tests about the process itself (the console script,
+``python -m engine.cli``, exit codes of a real process) start one. The read-only and bad-input
+cases share one database per module; a test that changes data gets a copy of it.
+"""
 
 import json
 import os
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
+from click.testing import CliRunner
 
-from conftest import ROOT
+from conftest import ROOT, copy_database
+from engine.cli import main
+from engine.cli.base import Context
 
 XIAOWEI = shutil.which("xiaowei", path=os.path.dirname(sys.executable)) or shutil.which("xiaowei")
 
 
 def run(db_url, *args, ok=True, env=None):
+    """``xiaowei ARGS --db URL`` in this process: returncode, stdout and stderr like a process."""
+    context = Context()
+    result = CliRunner().invoke(main, [*args, "--db", db_url], obj=context, env=env, catch_exceptions=True)
+    if context._app is not None:
+        context._app.db.dispose()
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a traceback would have reached the user
+    done = SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+    if ok:
+        assert done.returncode == 0, f"{args}: {done.stderr}"
+    return done
+
+
+def run_process(db_url, *args, ok=True, env=None):
+    """The real console script (or ``python -m engine.cli``) as a process."""
     cmd = [XIAOWEI or sys.executable, *([] if XIAOWEI else ["-m", "engine.cli"]), *args, "--db", db_url]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                             env={**os.environ, "XIAOWEI_SCRYPT_N": "16", **(env or {})}, timeout=120)
@@ -22,12 +47,20 @@ def run(db_url, *args, ok=True, env=None):
     return result
 
 
-def test_console_script_is_installed():
+def test_console_script_is_installed(db_url):
     assert XIAOWEI, "pip install -e . provides the xiaowei command"
+    listed = run_process(db_url, "roles", "list", "--json")
+    assert {"party_branch", "supervision_committee"} <= {r["key"] for r in json.loads(listed.stdout)}
+    module = subprocess.run([sys.executable, "-m", "engine.cli", "case", "show", "1", "--db", db_url],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert module.returncode == 1 and "xiaowei init" in module.stderr and "Traceback" not in module.stderr
 
 
-@pytest.fixture
-def cli_db(db_url):
+@pytest.fixture(scope="module")
+def shared_cli_db(module_db_url):
+    """One database per module made with the commands themselves: the library, four organizations,
+    two users. Tests that only read or are refused use it as it is."""
+    db_url = module_db_url
     run(db_url, "init")
     for args in (["SFQ", "--name", "示范区", "--kind", "district"],
                  ["SFZ", "--name", "示范镇", "--kind", "township", "--parent", "SFQ"],
@@ -40,7 +73,15 @@ def cli_db(db_url):
     return db_url
 
 
-def test_catalogue_commands(cli_db):
+@pytest.fixture
+def cli_db(shared_cli_db, db_url):
+    """A copy of the module's database for a test that changes it."""
+    copy_database(shared_cli_db, db_url)
+    return db_url
+
+
+def test_catalogue_commands(shared_cli_db):
+    cli_db = shared_cli_db
     procs = json.loads(run(cli_db, "procedures", "list", "--json").stdout)
     ids = {p["id"] for p in procs}
     assert {"V-DEC-01", "B-PUR-02", "B-SVC-01"} <= ids
@@ -92,8 +133,8 @@ def test_case_lifecycle_through_the_cli(cli_db):
     (["user", "add", "zhao", "--password", "short"], "8"),
     (["tick", "--now", "yesterday"], "ISO"),
 ])
-def test_bad_input_is_one_clear_line_and_non_zero(cli_db, args, message):
-    result = run(cli_db, *args, ok=False)
+def test_bad_input_is_one_clear_line_and_non_zero(shared_cli_db, args, message):
+    result = run(shared_cli_db, *args, ok=False)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     first = result.stderr.strip().splitlines()[0]
@@ -143,24 +184,44 @@ def test_database_problems_are_one_line(tmp_path):
 
 
 def test_serve_ticker_fires_due_timers_in_the_background(xw, people, frozen):
-    """`xiaowei serve` starts a ticker thread that runs the engine's tick again and again until stopped."""
+    """`xiaowei serve` starts a ticker thread: it fires a due disclosure timer without anyone opening the
+    case, survives a failing round, and stops when told."""
     import time
 
+    from conftest import do_step
     from engine.cli.serve import start_ticker
 
+    case_id = xw.start_case("V-DEC-01", "DONGAO", people["party_branch"])
+    for step in ("collect", "propose", "consult", "party_review", "resolve", "resolve_supervision",
+                 "disclose_resolution"):
+        do_step(xw, case_id, step, people)
+    assert xw.tasks(case_id, fire=False) == [] and xw.show_case(case_id)["timers"]
+    frozen.advance(days=8)  # the 7-day notice is over: only a tick (or opening the case) fires it
     calls = []
     original = xw.tick
 
-    def counting_tick(**kwargs):
+    def flaky_tick(**kwargs):
         calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the database went away for a moment")
         return original(**kwargs)
 
-    xw.tick = counting_tick
+    xw.tick = flaky_tick
     stop = start_ticker(xw, 0.05)
     try:
-        deadline = time.monotonic() + 5
-        while len(calls) < 2 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 10
+        while not xw.tasks(case_id, fire=False) and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
         stop.set()
-    assert len(calls) >= 2
+    assert [t["step_id"] for t in xw.tasks(case_id, fire=False)] == ["disclose_resolution_objections"]
+    assert len(calls) >= 2  # the failing first round did not stop the thread
+    with xw.db.read() as s:
+        from engine.core import audit
+
+        fired = [e for e in audit.case_events(s, case_id) if e.type == "timer_fired"]
+    assert len(fired) == 1 and fired[0].actor == "system"
+    time.sleep(0.2)
+    settled = len(calls)
+    time.sleep(0.2)
+    assert len(calls) == settled  # stopped

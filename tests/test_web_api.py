@@ -65,12 +65,53 @@ def test_api_complete_with_permission_checks(app, xw, people, case_id):
     assert (people["nanxi_all"], "complete") in actors and (people["joint_meeting"], "complete") in actors
 
 
-def test_openapi_document_lists_the_paths(app):
+def test_openapi_document_matches_the_routes(app):
+    """Every /api/v1 route is in the document with its methods, and the document lists no other."""
+    import re
+
     response = app.test_client().get("/api/v1/openapi.json")
     assert response.status_code == 200
     doc = response.json
     assert doc["openapi"].startswith("3.")
-    assert {"/api/v1/tasks", "/api/v1/cases/{case_id}", "/api/v1/cases/{case_id}/steps/{step_id}",
-            "/api/v1/me", "/api/v1/openapi.json"} <= set(doc["paths"])
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1"):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            routes |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert len(routes) >= 11
+    assert documented == routes, (sorted(routes - documented), sorted(documented - routes))
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            assert op["summary"] and op["responses"], (path, method)
+            if op.get("security") != []:
+                assert "401" in op["responses"], (path, method)
+            if method == "post":
+                assert {"csrf": []} in [{k: v} for s in op["security"] for k, v in s.items()], (path, method)
+                assert "400" in op["responses"], (path, method)
     post = doc["paths"]["/api/v1/cases/{case_id}/steps/{step_id}"]["post"]
     assert {"400", "403", "404", "409", "422"} <= set(post["responses"])
+
+
+def test_api_start_a_case_and_download_its_trail(app, people):
+    from engine.trailcheck import verify_trail
+
+    client = api_client(app, people["party_branch"])
+    body = {"procedure_id": "V-DEC-01", "org": "DONGAO", "data": {"title": "API 发起的事项"}}
+    assert client.post("/api/v1/cases", json=body).status_code == 400  # no CSRF token
+    started = client.post("/api/v1/cases", json=body, headers={"X-CSRF-Token": client.csrf})
+    assert started.status_code == 201, started.json
+    case_id = started.json["case_id"]
+    assert [t["step_id"] for t in started.json["tasks"]] == ["collect"]
+    bad = client.post("/api/v1/cases", json={"org": "DONGAO"}, headers={"X-CSRF-Token": client.csrf})
+    assert bad.status_code == 422 and set(bad.json["errors"]) == {"procedure_id"}
+    elsewhere = client.post("/api/v1/cases", json={**body, "org": "NANXI"}, headers={"X-CSRF-Token": client.csrf})
+    assert elsewhere.status_code in (403, 404) and elsewhere.json["error"] in ("forbidden", "not_found")
+    trail = client.get(f"/api/v1/cases/{case_id}/trail")
+    assert trail.status_code == 200 and trail.mimetype == "application/json"
+    assert verify_trail(trail.text) == []
+    assert trail.json["events"][0]["type"] == "case_started"
+    tampered = trail.text.replace("API 发起的事项", "别的事项")
+    assert tampered != trail.text and verify_trail(tampered)
+    outsider = api_client(app, people["nanxi_all"])
+    assert outsider.get(f"/api/v1/cases/{case_id}/trail").status_code == 403

@@ -1,4 +1,5 @@
-"""A small JSON API over the same session cookie and permission checks as the pages.
+"""Every ``/api/v1`` route: a small JSON API over the same session cookie and permission checks as the
+pages. Its OpenAPI document is beside it (:mod:`.openapi`); a test checks the two list the same paths.
 
 POSTs need the session's CSRF token in the ``X-CSRF-Token`` header (``GET /api/v1/me`` gives it).
 Errors are ``XiaoweiError.to_dict()`` with the error's HTTP status.
@@ -6,7 +7,7 @@ Errors are ``XiaoweiError.to_dict()`` with the error's HTTP status.
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from engine.core import audit
 from engine.core.errors import InvalidData
@@ -15,7 +16,10 @@ from engine.services import reads
 from webui.views import uploads
 from webui.views.cases import PROXY_KEYS, guard
 from webui.security import csrf_token, login_required, xw
+from webui.views import warnings as warning_views
 from webui.views.tasks import task_filters
+
+from .openapi import OPENAPI
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -121,144 +125,49 @@ def files():
     return jsonify(files=stored), 201
 
 
+@bp.post("/cases")
+@login_required
+def start():
+    """Start a case of a procedure at an organization, as the caller (the same checks as 发起事项)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidData("请求体须为 JSON 对象 / the body must be a JSON object", {})
+    procedure_id, org_code, data = body.get("procedure_id"), body.get("org"), body.get("data") or {}
+    problems = {k: "text" for k, v in (("procedure_id", procedure_id), ("org", org_code)) if not isinstance(v, str) or not v}
+    if not isinstance(data, dict):
+        problems["data"] = "object"
+    if problems:
+        raise InvalidData("须给出 procedure_id、org(文字)和 data(JSON 对象)/ procedure_id and org (text) and data "
+                          "(an object) are required", problems)
+    case_id = xw().start_case(procedure_id, org_code, g.user.username, data)
+    return jsonify(case_id=case_id, tasks=xw().tasks(case_id, fire=False)), 201
+
+
+@bp.get("/cases/<int:case_id>/trail")
+@login_required
+def trail(case_id: int):
+    """The case's self-contained audit trail (the JSON that ``python -m engine.trailcheck`` verifies offline)."""
+    guard(case_id, "export_trail")
+    return Response(xw().export_trail(case_id), mimetype="application/json",
+                    headers={"Content-Disposition": f"attachment; filename=trail-{case_id}.json"})
+
+
+@bp.get("/warnings")
+@login_required
+def warnings_list():
+    """预警 in the caller's scope (the page's filters); the same data as ``xiaowei warnings list --json``."""
+    warning_views.require_reader()
+    data, _ = warning_views.warning_list(request.args)
+    return jsonify(data)
+
+
+@bp.get("/warnings/<int:warning_id>")
+@login_required
+def warning(warning_id: int):
+    warning_views.require_reader()
+    return jsonify(xw().show_warning(warning_id, g.user.username))
+
+
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(OPENAPI)
-
-
-def _err(desc: str) -> dict:
-    return {"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-
-
-_CASE_ID = {"name": "case_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-OPENAPI = {
-    "openapi": "3.0.3",
-    "info": {"title": "小微 Xiaowei API", "version": "1.0.0",
-             "description": "Tasks and cases of village and community procedures (小微权力). Authenticate by "
-                            "signing in at /login (session cookie); POSTs need the X-CSRF-Token header with "
-                            "the token from GET /api/v1/me."},
-    "servers": [{"url": "/"}],
-    "components": {
-        "securitySchemes": {
-            "session": {"type": "apiKey", "in": "cookie", "name": "xw_session"},
-            "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
-        },
-        "schemas": {
-            "Error": {"type": "object", "required": ["error"], "properties": {
-                "error": {"type": "string", "example": "invalid_data"},
-                "message": {"type": "string"},
-                "errors": {"type": "object", "additionalProperties": {"type": "string"},
-                           "description": "field name → message (invalid_data)"}}},
-            "Task": {"type": "object", "properties": {
-                "case_id": {"type": "integer"}, "title": {"type": "string"}, "procedure_id": {"type": "string"},
-                "procedure_name": {"type": "string"}, "step_id": {"type": "string"},
-                "step_name": {"type": "string"}, "role": {"type": "string"}, "org": {"type": "string"},
-                "org_name": {"type": "string"}, "ready_at": {"type": "string", "format": "date-time"},
-                "due_at": {"type": "string", "format": "date-time", "nullable": True},
-                "overdue": {"type": "boolean"}, "proxy": {"type": "boolean"}}},
-            "FileRef": {"type": "object", "description": "a stored evidence file, named by the SHA-256 of its "
-                                                         "content (JPEG, PNG, WebP, GIF, HEIC or PDF)",
-                        "required": ["sha256"], "properties": {
-                            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                            "name": {"type": "string", "description": "display name (cleaned)"},
-                            "size": {"type": "integer"}, "type": {"type": "string", "example": "image/jpeg"}}},
-            "Case": {"type": "object", "description": "status, current steps, timers, history and the steps "
-                                                      "the caller may act on (actions)",
-                     "properties": {"id": {"type": "integer"}, "title": {"type": "string"},
-                                    "status": {"type": "string", "enum": ["running", "completed", "rejected",
-                                                                          "terminated", "cancelled"]},
-                                    "tracking_code": {"type": "string"},
-                                    "current_steps": {"type": "array", "items": {"type": "object"}},
-                                    "history": {"type": "array", "items": {"type": "object"}},
-                                    "actions": {"type": "array", "items": {"type": "object"}}}},
-        },
-    },
-    "security": [{"session": []}],
-    "paths": {
-        "/api/v1/me": {"get": {"summary": "The signed-in user and the CSRF token for POSTs",
-                               "responses": {"200": {"description": "user"}, "401": _err("not signed in")}}},
-        "/api/v1/tasks": {"get": {
-            "summary": "我的待办: ready steps the caller can act on",
-            "parameters": [{"name": "procedure", "in": "query", "schema": {"type": "string"}},
-                           {"name": "org", "in": "query", "schema": {"type": "string"}},
-                           {"name": "overdue", "in": "query", "schema": {"type": "string", "enum": ["1"]}}],
-            "responses": {"200": {"description": "tasks", "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"count": {"type": "integer"}, "tasks": {
-                    "type": "array", "items": {"$ref": "#/components/schemas/Task"}}}}}}},
-                "401": _err("not signed in")}}},
-        "/api/v1/cases": {"get": {
-            "summary": "事项查询: the caller's cases, or every visible case with scope=all (supervisors)",
-            "parameters": [{"name": k, "in": "query", "schema": {"type": "string"}, "description": d} for k, d in (
-                ("scope", "all = every case in the caller's organizations (supervisors and township staff)"),
-                ("org", "organization code"), ("procedure", "procedure id"), ("category", "category code"),
-                ("status", "running | completed | rejected | terminated | cancelled"),
-                ("from", "started on or after this China date, YYYY-MM-DD"),
-                ("to", "started on or before this China date, YYYY-MM-DD"),
-                ("overdue", "1 = only cases with an overdue step"), ("amount_min", "yuan"), ("amount_max", "yuan"),
-                ("person", "a username or name who acted, or a name in a person field"),
-                ("q", "title or tracking code"), ("page", "page number from 1 (50 per page)"))],
-            "responses": {"200": {"description": "total, page, per_page and cases"},
-                          "401": _err("not signed in"), "422": _err("a filter has errors")}}},
-        "/api/v1/cases/{case_id}": {"get": {
-            "summary": "A case the caller may see", "parameters": [_CASE_ID],
-            "responses": {"200": {"description": "case", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Case"}}}},
-                "401": _err("not signed in"), "403": _err("outside the caller's organizations (recorded)"),
-                "404": _err("no such case")}}},
-        "/api/v1/cases/{case_id}/steps/{step_id}": {"post": {
-            "summary": "Complete a ready step", "security": [{"session": [], "csrf": []}],
-            "parameters": [_CASE_ID, {"name": "step_id", "in": "path", "required": True,
-                                      "schema": {"type": "string"}}],
-            "requestBody": {"required": True, "content": {
-                "application/json": {"schema": {
-                    "type": "object", "description": "form data: field name → value; optional on_behalf_of and "
-                                                     "proxy_reason for 代办; optional attachments: files stored "
-                                                     "before with POST /api/v1/files (recorded in the step's "
-                                                     "audit event)",
-                    "properties": {"attachments": {"type": "array", "maxItems": 10, "items": {
-                        "$ref": "#/components/schemas/FileRef"}}},
-                    "additionalProperties": True}},
-                "multipart/form-data": {"schema": {
-                    "type": "object", "description": "form fields as text parts; evidence files as file parts "
-                                                     "(at most 10 per step, each at most XIAOWEI_MAX_UPLOAD_MB, "
-                                                     "default 10 MB; the extension must match the content); "
-                                                     "attachment = sha256 of a file stored before",
-                    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                                   "attachment": {"type": "array", "items": {"type": "string"}}},
-                    "additionalProperties": {"type": "string"}}}}},
-            "responses": {"200": {"description": "the case status and its ready steps (and the attachments "
-                                                 "recorded)"},
-                          "400": _err("missing or wrong CSRF token"), "401": _err("not signed in"),
-                          "403": _err("the caller may not do this step (recorded)"), "404": _err("no such case or step"),
-                          "409": _err("the step is not ready or was already done"),
-                          "422": _err("the form data has errors")}}},
-        "/api/v1/files": {"post": {
-            "summary": "Upload evidence files (photos, scans, PDF) to attach to a step later",
-            "security": [{"session": [], "csrf": []}],
-            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                "type": "object", "properties": {"files": {"type": "array", "maxItems": 10, "items": {
-                    "type": "string", "format": "binary"}}}}}}},
-            "responses": {"201": {"description": "the stored files", "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"files": {"type": "array", "items": {
-                    "$ref": "#/components/schemas/FileRef"}}}}}}},
-                "400": _err("missing or wrong CSRF token"), "401": _err("not signed in"),
-                "413": _err("the request is larger than 20 MB"),
-                "422": _err("empty, oversized, unknown or disguised file (the extension does not match the "
-                            "content), or more than 10 files")}}},
-        "/api/v1/warnings": {"get": {
-            "summary": "预警: warnings in the caller's scope (supervisors and township staff), newest first; the same "
-                       "data as `xiaowei warnings list --json`",
-            "parameters": [{"name": k, "in": "query", "schema": {"type": "string"}, "description": d} for k, d in (
-                ("severity", "red | yellow | blue"), ("status", "raised | acknowledged | resolved | dismissed | open"),
-                ("rule", "rule id, e.g. WR-01"), ("org", "organization code"), ("page", "page number from 1 (50 per page)"))],
-            "responses": {"200": {"description": "total, limit, offset and warnings"},
-                          "401": _err("not signed in"), "403": _err("not a supervisor")}}},
-        "/api/v1/warnings/{warning_id}": {"get": {
-            "summary": "A warning: facts, who it involves, handling history",
-            "parameters": [{"name": "warning_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-            "responses": {"200": {"description": "warning"}, "401": _err("not signed in"),
-                          "403": _err("not a supervisor"), "404": _err("no such warning in the caller's scope")}}},
-        "/api/v1/openapi.json": {"get": {"summary": "This description", "security": [],
-                                         "responses": {"200": {"description": "OpenAPI 3 document"}}}},
-    },
-}

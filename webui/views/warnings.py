@@ -5,7 +5,7 @@ data under the same permissions. Rules and storage: :mod:`engine.services.superv
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 
 from engine.core import directory
 from engine.services.supervision import warnings
@@ -66,12 +66,12 @@ def _filters(args) -> dict:
     return {"severity": severity, "status": status, "rule": rule, "org_code": org, "page": page}
 
 
-def _require_reader() -> None:
+def require_reader() -> None:
     if not warnings.may_read(g.actor):
         abort(403)
 
 
-def _list(args) -> tuple[dict, dict]:
+def warning_list(args) -> tuple[dict, dict]:
     f = _filters(args)
     page = f.pop("page")
     with xw().db.read() as s:
@@ -93,8 +93,8 @@ def _villages() -> list[tuple[str, str]]:
 @bp.get("/warnings")
 @login_required
 def index():
-    _require_reader()
-    data, f = _list(request.args)
+    require_reader()
+    data, f = warning_list(request.args)
     pages = max(1, -(-data["total"] // PER_PAGE))
     return render_template("warnings/index.html", data=data, f=f, pages=pages, rules=warnings.RULES,
                            severities=warnings.SEVERITIES, statuses=warnings.STATUSES, villages=_villages())
@@ -109,7 +109,7 @@ def _may_handle(org_code: str) -> bool:
 @bp.get("/warnings/<int:warning_id>")
 @login_required
 def show(warning_id: int):
-    _require_reader()
+    require_reader()
     w = xw().show_warning(warning_id, g.user.username)
     return render_template("warnings/show.html", w=w, rule=warnings.RULES.get(w["rule"]), actions=ACTIONS,
                            may_handle=_may_handle(w["org"]), error=None, opinion="")
@@ -118,7 +118,7 @@ def show(warning_id: int):
 @bp.post("/warnings/<int:warning_id>/handle")
 @login_required
 def handle(warning_id: int):
-    _require_reader()
+    require_reader()
     w = xw().show_warning(warning_id, g.user.username)
     if not _may_handle(w["org"]):
         abort(403)
@@ -137,22 +137,6 @@ def handle(warning_id: int):
         return render_template("warnings/show.html", w=w, rule=warnings.RULES.get(w["rule"]), actions=ACTIONS,
                                may_handle=True, error=exc.message, opinion=opinion), exc.status
     return redirect(url_for("warnings.show", warning_id=warning_id))
-
-
-# --- JSON API -------------------------------------------------------------------------------------------
-@bp.get("/api/v1/warnings")
-@login_required
-def api_list():
-    _require_reader()
-    data, _ = _list(request.args)
-    return jsonify(data)
-
-
-@bp.get("/api/v1/warnings/<int:warning_id>")
-@login_required
-def api_show(warning_id: int):
-    _require_reader()
-    return jsonify(xw().show_warning(warning_id, g.user.username))
 
 
 @bp.app_context_processor
