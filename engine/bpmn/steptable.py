@@ -29,18 +29,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import yaml
 from lxml import etree
 
+from engine.core.definitions import BPMN as BPMN_NS, BPMNDI as BPMNDI_NS, DC as DC_NS, DI as DI_NS
+from engine.core.definitions import XSI as XSI_NS, XW as XW_NS
 from engine.core.expressions import ExpressionError, check
 
 PROCESSES_DIR = Path(__file__).resolve().parents[2] / "processes"
 TABLES_DIR = PROCESSES_DIR / "tables"
 REGISTRY_DIR = PROCESSES_DIR  # roles.yaml and categories.yaml
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-BPMNDI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
-DC_NS = "http://www.omg.org/spec/DD/20100524/DC"
-DI_NS = "http://www.omg.org/spec/DD/20100524/DI"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-XW_NS = "urn:xiaowei:bpmn:1"
 NSMAP = {"bpmn": BPMN_NS, "bpmndi": BPMNDI_NS, "dc": DC_NS, "di": DI_NS, "xsi": XSI_NS, "xw": XW_NS}
 TARGET_NAMESPACE = "urn:xiaowei:procedures"
 

@@ -19,8 +19,12 @@ from lxml import etree
 
 from .forms import Constraint, Field, Option
 
+# The XML namespaces of a procedure file: the one copy (the generator, the renderer and lint use it).
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 BPMNDI = "http://www.omg.org/spec/BPMN/20100524/DI"
+DC = "http://www.omg.org/spec/DD/20100524/DC"
+DI = "http://www.omg.org/spec/DD/20100524/DI"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XW = "urn:xiaowei:bpmn:1"
 NS = {"bpmn": BPMN, "bpmndi": BPMNDI, "xw": XW}
 

@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from lxml import etree
 
+from engine.bpmn.geometry import Box, is_wide as _is_wide, text_width as _text_width
 from engine.core import xmlsafe
+from engine.core.definitions import BPMN as BPMN_NS, BPMNDI as BPMNDI_NS, DC as DC_NS, DI as DI_NS, XW as XW_NS
 
 __all__ = ["DiagramError", "render_svg", "render_svg_bytes", "safe_parser"]
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-BPMNDI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
-DC_NS = "http://www.omg.org/spec/DD/20100524/DC"
-DI_NS = "http://www.omg.org/spec/DD/20100524/DI"
-XW_NS = "urn:xiaowei:bpmn:1"
 SVG_NS = "http://www.w3.org/2000/svg"
 
 _SVG = "{%s}" % SVG_NS
@@ -189,32 +185,6 @@ def _stylesheet() -> str:
 
 # --------------------------------------------------------------------------- geometry
 
-@dataclass(frozen=True)
-class Box:
-    """An axis-aligned rectangle in diagram coordinates."""
-
-    x: float
-    y: float
-    w: float
-    h: float
-
-    @property
-    def cx(self) -> float:
-        return self.x + self.w / 2
-
-    @property
-    def cy(self) -> float:
-        return self.y + self.h / 2
-
-    @property
-    def right(self) -> float:
-        return self.x + self.w
-
-    @property
-    def bottom(self) -> float:
-        return self.y + self.h
-
-
 def _num(value: float) -> str:
     """Format a coordinate deterministically (at most two decimals, no trailing zeros)."""
     if not math.isfinite(value):
@@ -267,28 +237,6 @@ def _clean(text: str | None) -> str:
         return ""
     text = _INVALID_XML_CHARS.sub("", text)
     return " ".join(text.split())
-
-
-def _is_wide(ch: str) -> bool:
-    """True for characters a CJK font draws full width (ambiguous ones such as · “ … too)."""
-    return unicodedata.east_asian_width(ch) in ("W", "F", "A") and ord(ch) > 0x7F
-
-
-def _char_width(ch: str, size: float) -> float:
-    """Approximate advance width of ``ch`` at font size ``size``."""
-    if _is_wide(ch):
-        return size
-    if ch == " ":
-        return size * 0.3
-    if ch in "il.,:;'|!()[]·":
-        return size * 0.32
-    if ch.isupper() or ch in "mwMW@%&":
-        return size * 0.68
-    return size * 0.55
-
-
-def _text_width(text: str, size: float) -> float:
-    return sum(_char_width(ch, size) for ch in text)
 
 
 def _tokens(text: str) -> list[str]:

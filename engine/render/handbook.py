@@ -22,7 +22,6 @@ import copy
 import math
 import re
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -35,6 +34,7 @@ from lxml import etree
 from markupsafe import Markup
 from sqlalchemy import select
 
+from engine.bpmn.geometry import Box as _Box, text_width
 from engine.core import catalogue, clock, procedures
 from engine.core.definitions import ProcedureDefinition
 from .diagram import render_svg
@@ -96,25 +96,6 @@ class HandbookEntry:
 
 
 @dataclass(frozen=True)
-class _Box:
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-
-    @property
-    def width(self) -> float:
-        return self.x1 - self.x0
-
-    @property
-    def height(self) -> float:
-        return self.y1 - self.y0
-
-    def meets(self, other: "_Box") -> bool:
-        return self.x0 < other.x1 and other.x0 < self.x1 and self.y0 < other.y1 and other.y0 < self.y1
-
-
-@dataclass(frozen=True)
 class _Lane:
     name: str
     box: _Box
@@ -140,10 +121,6 @@ class ChartPages:
     sheet_scale: float | None
 
 
-def _char_width(ch: str, size: float) -> float:
-    return size if unicodedata.east_asian_width(ch) in ("W", "F") else size * 0.58
-
-
 def _numbers(text: str | None) -> list[float]:
     return [float(n) for n in _NUMBER.findall(text or "")]
 
@@ -154,21 +131,21 @@ def _element_box(el: etree._Element) -> _Box | None:
     try:
         if tag == "rect":
             x, y = float(el.get("x", 0)), float(el.get("y", 0))
-            return _Box(x, y, x + float(el.get("width", 0)), y + float(el.get("height", 0)))
+            return _Box.corners(x, y, x + float(el.get("width", 0)), y + float(el.get("height", 0)))
         if tag == "circle":
             cx, cy, r = float(el.get("cx", 0)), float(el.get("cy", 0)), float(el.get("r", 0))
-            return _Box(cx - r, cy - r, cx + r, cy + r)
+            return _Box.corners(cx - r, cy - r, cx + r, cy + r)
         if tag == "path":
             nums = _numbers(el.get("d"))
             xs, ys = nums[0::2], nums[1::2]
             if xs and ys:
-                return _Box(min(xs), min(ys), max(xs), max(ys))
+                return _Box.corners(min(xs), min(ys), max(xs), max(ys))
         if tag == "tspan":
             text = el.text or ""
             size = 12.0
-            width = sum(_char_width(ch, size) for ch in text)
+            width = text_width(text, size)
             x, y = float(el.get("x", 0)), float(el.get("y", 0))
-            return _Box(x - width / 2, y - size, x + width / 2, y + 3)
+            return _Box.corners(x - width / 2, y - size, x + width / 2, y + 3)
     except ValueError:
         return None
     return None
@@ -177,7 +154,7 @@ def _element_box(el: etree._Element) -> _Box | None:
 def _union(boxes: list[_Box]) -> _Box | None:
     if not boxes:
         return None
-    return _Box(min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes), max(b.y1 for b in boxes))
+    return _Box.corners(min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes), max(b.y1 for b in boxes))
 
 
 def _has_class(el: etree._Element, name: str) -> bool:
@@ -215,8 +192,8 @@ def _chart_items(root: etree._Element) -> tuple[list[_Box], list[_Lane]]:
 def _view_box(root: etree._Element) -> _Box:
     nums = _numbers(root.get("viewBox"))
     if len(nums) == 4:
-        return _Box(nums[0], nums[1], nums[0] + nums[2], nums[1] + nums[3])
-    return _Box(0, 0, float(root.get("width", 800)), float(root.get("height", 600)))
+        return _Box.corners(nums[0], nums[1], nums[0] + nums[2], nums[1] + nums[3])
+    return _Box.corners(0, 0, float(root.get("width", 800)), float(root.get("height", 600)))
 
 
 def _row_cuts(view: _Box, lanes: list[_Lane], max_height: float) -> list[tuple[float, float]]:
@@ -291,7 +268,7 @@ def _trim_rows(box: _Box, items: list[_Box], lanes: list[_Lane], view: _Box) -> 
         y0 = view.y0
     if y1 >= lanes[-1].box.y1:
         y1 = view.y1
-    return _Box(box.x0, max(box.y0, y0), box.x1, min(box.y1, y1))
+    return _Box.corners(box.x0, max(box.y0, y0), box.x1, min(box.y1, y1))
 
 
 def _strip_for_copy(svg: etree._Element) -> None:
@@ -307,7 +284,7 @@ def _strip_for_copy(svg: etree._Element) -> None:
 def _crop(svg: etree._Element, box: _Box) -> None:
     """Drop the nodes, flows and labels of a sheet copy that lie wholly outside ``box``."""
     margin = 4.0
-    area = _Box(box.x0 - margin, box.y0 - margin, box.x1 + margin, box.y1 + margin)
+    area = _Box.corners(box.x0 - margin, box.y0 - margin, box.x1 + margin, box.y1 + margin)
     for layer in ("layer-flows", "layer-nodes", "layer-labels"):
         group = svg.find(f".//{_S}g[@class='{layer}']")
         if group is None:
@@ -356,11 +333,11 @@ def chart_pages(definition: ProcedureDefinition) -> ChartPages:
         planned: list[tuple[_Box, bool]] = []
         # columns first: the charts run from top left to bottom right, so a column holds few lanes
         for x0, x1 in _column_cuts(view, items, lane_end, max_w):
-            column = _Box(x0, view.y0, x1, view.y1)
+            column = _Box.corners(x0, view.y0, x1, view.y1)
             column_items = [b for b in items if b.meets(column)]
             trimmed = _trim_rows(column, column_items, lanes, view)
             for y0, y1 in _row_cuts(trimmed, [lane for lane in lanes if lane.box.meets(trimmed)], max_h):
-                box = _Box(x0, y0, x1, y1)
+                box = _Box.corners(x0, y0, x1, y1)
                 if any(b.meets(box) for b in column_items):
                     planned.append((_trim_rows(box, column_items, lanes, view), x0 > lane_end))
         sheet_scale = min(min(CHART_AREA_WIDTH / (b.width + (LANE_BAND if band else 0)),

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.core import audit, directory, procedures, spiff
-from engine.core.definitions import BPMN, BPMNDI, NS, XW, ProcedureDefinition, content_hash, read_definition
+from engine.core.definitions import BPMN, BPMNDI, DC, DI, NS, XSI, XW, ProcedureDefinition, content_hash, read_definition
 from engine.bpmn.diffing import Comparison, compare
 from engine.core.directory import Actor, ancestors, load_actor
 from engine.core.errors import Conflict, Forbidden, InvalidProcedure, NotFound
@@ -35,9 +35,6 @@ from engine.core.lint import lint_bytes
 from engine.core.xmlsafe import MAX_BYTES, UnsafeXml, parse_xml
 from storage.models import AuditEvent, Case, Organization, ParameterSetting, Procedure, ProcedureDraft, ProcedureVersion
 
-DC = "http://www.omg.org/spec/DD/20100524/DC"
-DI = "http://www.omg.org/spec/DD/20100524/DI"
-XSI = "http://www.w3.org/2001/XMLSchema-instance"
 KNOWN_NAMESPACES = {BPMN, BPMNDI, DC, DI, XW, XSI}
 IMPORT_MAX_BYTES = 2 * 1024 * 1024  # a procedure is a few dozen KB; other tools' exports rarely pass 1 MB
 EDITOR_ROLES_TOWNSHIP = frozenset({"township_staff", "township_government"})
