@@ -207,19 +207,38 @@ def xw(db_url: str, frozen: clock.FixedClock, tmp_path: Path, request: pytest.Fi
         admin.dispose()
         db = Database(db_url)
     else:
-        template = _template_sqlite.get(variant)
-        if template is None:
-            base = Path(os.environ.get("PYTEST_TMPDIR_BASE", str(tmp_path.parent)))
-            template = base / f"template-{variant}-{uuid.uuid4().hex}.db"
-            tdb = Database(f"sqlite:///{template}")
-            _seed(tdb, variant)
-            tdb.dispose()
-            _template_sqlite[variant] = template
+        template = Path(_template_url(variant, tmp_path.parent).removeprefix("sqlite:///"))
         target = tmp_path / "xiaowei.db"
         shutil.copyfile(template, target)
         db = Database(f"sqlite:///{target}")
     yield Xiaowei(db)
     db.dispose()
+
+
+def _template_url(variant: str, tmp_base: Path) -> str:
+    """The URL of this worker's template database of ``variant`` (made on first use)."""
+    if USING_PG:
+        return _pg_database_url(_pg_template(variant))
+    template = _template_sqlite.get(variant)
+    if template is None:
+        template = Path(os.environ.get("PYTEST_TMPDIR_BASE", str(tmp_base))) / f"template-{variant}-{uuid.uuid4().hex}.db"
+        tdb = Database(f"sqlite:///{template}")
+        _seed(tdb, variant)
+        tdb.dispose()
+        _template_sqlite[variant] = template
+    return f"sqlite:///{template}"
+
+
+@pytest.fixture(scope="module")
+def shared_xw(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Xiaowei, dict]]:
+    """(Xiaowei, people) on one database for the tests of a module that only read it (the same
+    library, organizations and users as ``xw`` + ``people``), at the same fixed time."""
+    with clock.using(clock.FixedClock("2026-03-02T01:00:00+00:00")):
+        source = _template_url("people", tmp_path_factory.getbasetemp())
+        copy_database(source, module_db_url)
+        db = Database(module_db_url)
+        yield Xiaowei(db), dict(_people)
+        db.dispose()
 
 
 def add_user(app: Xiaowei, username: str, *roles: str) -> str:
