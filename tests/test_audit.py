@@ -69,7 +69,9 @@ def test_edit_with_recomputed_hash_is_detected_by_the_next_link(xw, finished_cas
 def test_delete_is_detected(xw, finished_case):
     victim = rows(xw, finished_case)[4]
     tamper(xw, "DELETE FROM audit_event WHERE id = :i", i=victim.id)
-    assert any("deleted" in p for p in problems(xw, finished_case))
+    found = problems(xw, finished_case)
+    assert any(f"seq {victim.seq + 1} found where {victim.seq} was expected" in p for p in found), found
+    assert any(f"seq {victim.seq + 1}" in p and "does not link" in p for p in found), found
 
 
 def test_delete_of_the_last_event_is_detected(xw, finished_case):
@@ -82,7 +84,11 @@ def test_swap_is_detected(xw, finished_case):
     a, b = rows(xw, finished_case)[2:4]
     tamper(xw, "UPDATE audit_event SET data = :d, hash = :h WHERE id = :i", d=b.data, h=b.hash, i=a.id)
     tamper(xw, "UPDATE audit_event SET data = :d, hash = :h WHERE id = :i", d=a.data, h=a.hash, i=b.id)
-    assert problems(xw, finished_case)
+    found = problems(xw, finished_case)
+    # each moved event's hash was computed for the other position; the links no longer follow
+    assert any(f"seq {a.seq} " in p and "edited" in p for p in found), found
+    assert any(f"seq {b.seq} " in p and "edited" in p for p in found), found
+    assert any(f"seq {b.seq} " in p and "does not link" in p for p in found), found
 
 
 def test_insert_is_detected(xw, finished_case):
@@ -94,7 +100,9 @@ def test_insert_is_detected(xw, finished_case):
     tamper(xw, "INSERT INTO audit_event (chain, case_id, seq, type, at, actor, role, data, prev_hash, hash) "
                "VALUES (:chain, :case_id, :seq, 'step_completed', :at, 'intruder', '', '{}', :prev, :hash)",
            chain=ev.chain, case_id=ev.case_id, seq=ev.seq + 1, at=ev.at, prev=ev.hash, hash="0" * 64)
-    assert problems(xw, finished_case)
+    found = problems(xw, finished_case)
+    assert any(f"seq {ev.seq + 1} " in p and "edited" in p for p in found), found
+    assert any("head" in p for p in found), found  # the case's stated head is the event before it
 
 
 def test_system_chain_covers_administrative_actions(xw, finished_case):
