@@ -108,3 +108,23 @@ def test_api_search_matches_the_page(app, xw, people, frozen):
     bad = client.get("/api/v1/cases?scope=all&to=yesterday")
     assert bad.status_code == 422 and "to" in bad.get_json()["errors"]
     assert login(app, people["nanxi_all"]).get("/api/v1/cases?scope=all").get_json()["total"] == 1
+
+
+def test_cli_and_web_list_cases_with_one_query(xw, people):
+    """`xiaowei case list` and the case search of the pages and the API are one query: the same cases
+    for the same filters (the command line sees every organization, newest case first)."""
+    from engine.core import directory
+    from engine.services import reads
+
+    ids = [xw.start_case("V-DEC-01", org, people["party_branch"] if org == "DONGAO" else people["nanxi_all"])
+           for org in ("DONGAO", "NANXI", "DONGAO")]
+    xw.cancel(ids[0], people["district_admin"], "重复发起")
+    with xw.db.read() as s:
+        actor = directory.load_actor(s, people["district_admin"])
+        for org, status in ((None, None), ("DONGAO", None), ("SFZ", None), ("DONGAO", "running"), ("NANXI", "cancelled")):
+            web, total = reads.search_cases(s, actor, reads.CaseQuery(mine=False, org_code=org, status=status,
+                                                                       by_id=True))
+            cli = xw.list_cases(org_code=org, status=status)
+            assert [c["id"] for c in cli] == [c["id"] for c in web] and total == len(cli), (org, status)
+    assert [c["id"] for c in xw.list_cases(org_code="SFZ")] == sorted(ids, reverse=True)
+    assert [c["id"] for c in xw.list_cases(status="cancelled")] == [ids[0]]

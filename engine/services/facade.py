@@ -307,21 +307,19 @@ class Xiaowei:
             }
 
     def list_cases(self, *, org_code: str | None = None, status: str | None = None, limit: int = 500) -> list[dict]:
+        """Every case (the operator's view, ``xiaowei case list``), newest first, through the case
+        search the pages and the API use (:func:`engine.services.reads.search_cases`)."""
+        from . import reads
+
         with self.db.read() as s:
-            query = (select(Case, Organization.code, Procedure.name)
-                     .join(Organization, Organization.id == Case.org_id)
-                     .join(Procedure, Procedure.id == Case.procedure_id))
             if org_code:
-                org = directory.get_org(s, org_code)
-                query = query.where(Case.org_id.in_(directory.descendants(s, [org.id])))
-            if status:
-                query = query.where(Case.status == status)
-            rows = s.execute(query.order_by(Case.id.desc()).limit(limit)).all()
-            return [{"id": c.id, "title": c.title, "procedure_id": c.procedure_id, "procedure_name": pname,
-                     "org": code, "status": c.status, "status_zh": cases.STATUS_ZH.get(c.status, c.status),
-                     "tracking_code": cases.format_tracking_code(c.tracking_code),
-                     "created_at": audit.iso(c.created_at), "updated_at": audit.iso(c.updated_at)}
-                    for c, code, pname in rows]
+                directory.get_org(s, org_code)  # an unknown code is an error here, not an empty list
+            rows, _ = reads.search_cases(s, None, reads.CaseQuery(mine=False, org_code=org_code, status=status,
+                                                                  per_page=limit, by_id=True))
+        return [{"id": r["id"], "title": r["title"], "procedure_id": r["procedure_id"],
+                 "procedure_name": r["procedure_name"], "org": r["org"], "status": r["status"],
+                 "status_zh": cases.STATUS_ZH.get(r["status"], r["status"]), "tracking_code": r["tracking_code"],
+                 "created_at": audit.iso(r["created_at"]), "updated_at": audit.iso(r["updated_at"])} for r in rows]
 
     def verify(self, case_id: int | None = None) -> list[audit.ChainReport]:
         with self.db.read() as s:

@@ -133,6 +133,7 @@ class CaseQuery:
     text: str | None = None             # title or tracking code
     page: int = 1
     per_page: int = 50
+    by_id: bool = False                 # newest case first (the command line) instead of newest change
 
 
 
@@ -141,24 +142,31 @@ def _like(value: str) -> str:
     return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def search_cases(session: Session, actor: Actor, q: CaseQuery) -> tuple[list[dict], int]:
-    """One page of cases the actor may see that match ``q``, newest change first, and the total count.
+def search_cases(session: Session, actor: Actor | None, q: CaseQuery) -> tuple[list[dict], int]:
+    """One page of cases the actor may see that match ``q``, newest change first, and the total count:
+    the one case query of the pages, the API and ``xiaowei case list`` (``actor`` None: the operator at
+    the command line, every case).
 
     Reads only ``case_instance`` and the derived ``work_item`` / ``case_field`` tables (and the audit
     events' actor index for "mine" and people); never deserializes a case."""
-    orgs = directory.visible_org_ids(session, actor)
-    if not orgs:
-        return [], 0
-    conditions = [Case.org_id.in_(orgs)]
+    conditions = []
+    if actor is not None:
+        orgs = directory.visible_org_ids(session, actor)
+        if not orgs:
+            return [], 0
+        conditions.append(Case.org_id.in_(orgs))
     matched: set[int] | None = None  # the cases a person search found
-    if q.mine:
+    if q.mine and actor is not None:
         acted = select(AuditEvent.case_id).where(AuditEvent.actor == actor.username,
                                                  AuditEvent.case_id.is_not(None),
                                                  AuditEvent.type != "access_denied")
         started = select(Case.id).where(Case.started_by == actor.username)
         conditions.append(Case.id.in_(union(started, acted)))
-    if q.org_code:
-        conditions.append(Case.org_id.in_(select(Organization.id).where(Organization.code == q.org_code)))
+    if q.org_code:  # the organization and everything below it (a township: its villages)
+        org_id = session.scalar(select(Organization.id).where(Organization.code == q.org_code))
+        if org_id is None:
+            return [], 0
+        conditions.append(Case.org_id.in_(directory.descendants(session, [org_id])))
     if q.procedure:
         conditions.append(Case.procedure_id == q.procedure)
     if q.category:
@@ -198,15 +206,15 @@ def search_cases(session: Session, actor: Actor, q: CaseQuery) -> tuple[list[dic
         code = "".join(ch for ch in t.upper() if ch.isalnum())
         conditions.append(or_(Case.title.like(_like(t), escape="\\"), Case.tracking_code == code))
     first = max(q.page - 1, 0) * q.per_page
+    order = (Case.id.desc(),) if q.by_id else (Case.updated_at.desc(), Case.id.desc())
     if matched is not None:
-        ordered = session.scalars(select(Case.id).where(*conditions)
-                                  .order_by(Case.updated_at.desc(), Case.id.desc())).all()
+        ordered = session.scalars(select(Case.id).where(*conditions).order_by(*order)).all()
         hits = [i for i in ordered if i in matched]
         total, ids = len(hits), hits[first:first + q.per_page]
     else:
         total = session.scalar(select(func.count()).select_from(Case).where(*conditions)) or 0
         # The page's ids first (an index-only scan for the plain list), then the details of those rows only.
-        ids = session.scalars(select(Case.id).where(*conditions).order_by(Case.updated_at.desc(), Case.id.desc())
+        ids = session.scalars(select(Case.id).where(*conditions).order_by(*order)
                               .limit(q.per_page).offset(first)).all()
     if not ids:
         return [], total
