@@ -115,20 +115,23 @@ def test_system_chain_covers_administrative_actions(xw, finished_case):
 
 
 def test_cli_verify_exit_codes(xw, finished_case, db_url):
-    cmd = [sys.executable, "-m", "engine.cli", "audit", "verify", "--db", db_url]
-    ok = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    assert ok.returncode == 0, ok.stderr
+    from test_cli import run
+
+    assert run(db_url, "audit", "verify").returncode == 0
     tamper(xw, "DELETE FROM audit_event WHERE id = :i", i=rows(xw, finished_case)[1].id)
-    bad = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    # the exit code of a real process, as cron or a shell script sees it
+    bad = subprocess.run([sys.executable, "-m", "engine.cli", "audit", "verify", "--db", db_url],
+                         capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 1 and "FAILED" in bad.stdout
-    only = subprocess.run(cmd + ["--case", str(finished_case), "--json"], capture_output=True, text=True, cwd=ROOT)
+    only = run(db_url, "audit", "verify", "--case", str(finished_case), "--json", ok=False)
     assert only.returncode == 1 and json.loads(only.stdout)[0]["ok"] is False
 
 
 def test_exported_trail_verifies_offline_and_fails_after_any_byte_edit(xw, finished_case, tmp_path, db_url):
     out = tmp_path / "trail.json"
-    subprocess.run([sys.executable, "-m", "engine.cli", "audit", "export", str(finished_case), "-o", str(out),
-                    "--db", db_url], check=True, capture_output=True, cwd=ROOT)
+    from test_cli import run
+
+    run(db_url, "audit", "export", str(finished_case), "-o", str(out))
     check = subprocess.run([sys.executable, "-m", "engine.trailcheck", str(out)], capture_output=True, text=True, cwd=ROOT)
     assert check.returncode == 0 and check.stdout.startswith("OK")
     # the verifier needs nothing but the standard library

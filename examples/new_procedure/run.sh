@@ -12,9 +12,13 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 work="${1:-$(mktemp -d)}"
-mkdir -p "$work/procedures"
+mkdir -p "$work/procedures" "$work/library"
 export DATABASE_URL="sqlite:///$work/example.db"
 cd "$here/../.."
+# A library of its own: the registries (roles, categories, working days) without the handbook's
+# procedures, so that `xiaowei init` publishes nothing else (XIAOWEI_PROCESSES: docs/architecture.md).
+cp processes/roles.yaml processes/categories.yaml processes/calendar.yaml "$work/library/"
+export XIAOWEI_PROCESSES="$work/library"
 
 echo "== 1. step table → BPMN"
 python -m engine.bpmn.steptable "$here/EX-PUB-01.yaml" -o "$work/procedures/EX-PUB-01.bpmn"
@@ -22,7 +26,7 @@ python -m engine.bpmn.steptable "$here/EX-PUB-01.yaml" -o "$work/procedures/EX-P
 echo "== 2. lint"
 xiaowei lint "$work/procedures/EX-PUB-01.bpmn"
 
-echo "== 3. publish (after the library: xiaowei init)"
+echo "== 3. publish (xiaowei init makes the schema first)"
 xiaowei init >/dev/null
 xiaowei procedures publish-dir "$work/procedures"
 xiaowei procedures show EX-PUB-01
