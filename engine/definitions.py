@@ -406,6 +406,7 @@ def _read_field(el: etree._Element) -> Field:
         required=_bool(el.get("required")), public=_bool(el.get("public")), unit=el.get("unit", ""),
         help=el.get("help", ""), min=_decimal(el.get("min")), max=_decimal(el.get("max")),
         max_length=int(max_length) if max_length and max_length.isdigit() else None,
+        default=el.get("default"),
         options=tuple(Option(o.get("value", ""), o.get("label", "") or o.get("value", ""))
                       for o in el.findall("xw:option", NS)),
     )
