@@ -35,7 +35,7 @@ from lxml import etree
 from markupsafe import Markup
 from sqlalchemy import select
 
-from . import catalogue, clock, procedures
+from . import catalogue, clock, procedures, voting
 from .definitions import ProcedureDefinition
 from .diagram import render_svg
 from .errors import NotFound, XiaoweiError
@@ -434,6 +434,14 @@ def format_value(value: Any, ptype: str = "text") -> str:
     return str(value)
 
 
+def _vote_rule(step: Any, params: dict[str, Any]) -> str:
+    """A vote step's rule in words with its source, under the handbook's parameters."""
+    if step.kind != "vote" or not step.vote:
+        return ""
+    rule = voting.step_rule(step.vote, params, role=step.role)
+    return voting.describe(rule) if rule is not None else ""
+
+
 def _role_zh(key: str | None) -> str:
     return catalogue.role_zh(key, "—")
 
@@ -483,6 +491,7 @@ def _procedure_view(entry: HandbookEntry, number: int) -> dict[str, Any]:
         "id": s.id, "name": s.name, "kind": STEP_KIND_ZH.get(s.kind, s.kind), "kind_key": s.kind,
         "role": _role_zh(s.role), "time_limit": _time_limit(s), "instructions": s.instructions,
         "evidence": s.evidence or "—", "proxy": s.proxy, "basis": s.basis,
+        "vote_rule": _vote_rule(s, entry.params),
     } for s in steps]
     disclosures = [{
         "step": s.name, "what": s.disclosure.get("what", "") or "—",

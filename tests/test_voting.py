@@ -462,3 +462,52 @@ def test_step_table_form_takes_the_body_from_the_role() -> None:
     rebuilt = table_from_sheet(sheet_from_table(table))
     assert _vote_of(rebuilt, "party_review")["body"] == "party_members_meeting"
     assert _vote_of(rebuilt, "resolve")["body"] == "villagers_representatives"
+
+
+# --------------------------------------------------------------------------------------------
+# Pages: the step page, the trail and the handbook state the rule and its source in words
+
+
+def test_step_page_and_trail_state_the_rule_and_the_check(app, xw, people) -> None:
+    import html
+
+    from web_helpers import login
+
+    case_id = _to_party_review(xw, people)
+    client = login(app, people["party_members_meeting"])
+    page = html.unescape(client.get(f"/cases/{case_id}").text)
+    assert "表决规则" in page
+    assert ("党员大会:到会人数须达到应到人数的半数以上方可表决;赞成票须超过应到人数的半数方为通过。"
+            in page)
+    assert "依据《中国共产党支部工作条例(试行)》第十一条" in page
+    assert 'name="excluded"' in page and 'value="0"' in page  # prefilled default
+    vote = {"meeting_date": "2026-03-02", "members_total": 41, "present": 17, "in_favour": 15, "against": 2,
+            "abstain": 0}
+    xw.complete(case_id, "party_review", people["party_members_meeting"], vote)
+    trail = html.unescape(login(app, people["supervision_committee"]).get(f"/cases/{case_id}/trail").text)
+    assert "到会 17 人,不足应到 41 人的二分之一(至少 21 人)" in trail
+    assert "赞成 15 票,未超过应到 41 人的半数(至少 21 票)" in trail
+
+
+def test_step_page_says_when_the_township_rule_is_stricter(app, xw, people) -> None:
+    import html
+
+    from engine.directory import get_org
+    from web_helpers import login
+
+    with xw.db.write() as s:
+        procedures.set_param(s, get_org(s, "SFZ"), "party_quorum", "2/3")
+    case_id = _to_party_review(xw, people)
+    page = html.unescape(login(app, people["party_members_meeting"]).get(f"/cases/{case_id}").text)
+    assert "到会人数须达到应到人数的三分之二以上方可表决" in page
+    assert "本镇(街道)设定了比法定规则更严的规则。法定规则:党员大会:到会人数须达到应到人数的半数以上" in page
+
+
+def test_handbook_states_vote_rules(xw) -> None:
+    import html
+
+    from engine.handbook import collect_entries, render_handbook_html
+
+    text = html.unescape(render_handbook_html(collect_entries(xw, "village"), edition="village"))
+    assert "表决规则:党员大会:到会人数须达到应到人数的半数以上方可表决" in text
+    assert "表决规则:村民代表会议:到会人数须达到应到人数的三分之二以上方可表决" in text

@@ -15,7 +15,7 @@ from engine.errors import XiaoweiError
 from engine.service import Xiaowei
 from storage import Database
 
-from . import filters, i18n, security
+from . import filters, i18n, security, vote_rules
 
 
 def create_app(config: dict[str, Any] | None = None, *, db: Database | None = None) -> Flask:
@@ -52,6 +52,7 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
     app.extensions["xiaowei"] = Xiaowei(database)
 
     filters.register(app)
+    vote_rules.register(app)
     i18n.init_app(app)
 
     from .api import bp as api_bp
