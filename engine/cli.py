@@ -181,9 +181,13 @@ def serve(host: str, port: int, tick_every: int) -> None:
 
     from webui import warm_up
 
+    from .workdays import check_calendar
+
     engine_app = _app()
     app = create_app(db=engine_app.db)
     warm_up(app)
+    for warning in check_calendar():  # a missing holiday calendar is said at start-up, not found out later
+        click.echo(f"警告 / warning: {warning}", err=True)
     if tick_every > 0:
         start_ticker(engine_app, tick_every)
     click.echo(f"小微 Xiaowei: http://{host}:{port}/")
@@ -494,6 +498,8 @@ def tick(as_json: bool, now: str | None) -> None:
     else:
         click.echo(f"到期事项 {result['due_cases']},推进 {result['cases_advanced']} / due {result['due_cases']}, "
                    f"advanced {result['cases_advanced']}")
+        for warning in result.get("calendar_warnings", []):
+            click.echo(f"警告 / warning: {warning}", err=True)
 
 
 @main.group("audit")

@@ -63,7 +63,6 @@ STEP_KIND_ZH = {
     "task": "办理", "meeting": "会议", "vote": "表决", "approval": "审批", "disclosure": "公示",
     "supervision": "监督",
 }
-LEGAL_STATUS_ZH = {"typical": "地方通行做法", "recalled": "条款待核"}
 CHINESE_NUMERALS = "一二三四五六七八九十"
 
 # Landscape chart area in CSS px (A4 landscape 297×210 mm, page margins 10/12 mm, a title line).
@@ -519,8 +518,7 @@ def _procedure_view(entry: HandbookEntry, number: int) -> dict[str, Any]:
         "description": d.description, "handling_subject": d.handling_subject, "handling_mode": d.handling_mode,
         "overall_time_limit": d.overall_time_limit, "version": entry.version,
         "published": _china_date(entry.published_at), "hash": d.content_hash[:12],
-        "steps": task_rows, "legal_basis": [{**b, "status_zh": LEGAL_STATUS_ZH.get(b.get("status", ""), "")}
-                                            for b in d.legal_basis],
+        "steps": task_rows, "legal_basis": d.cited_basis(),
         "disclosures": disclosures, "supervision": supervision, "risks": [r for r in d.risk_points if r],
         "params": params, "chart": chart_pages(d),
         "requires_disclosure": d.requires.get("disclosure", False),

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from lxml import etree
 
-from . import catalogue, spiff, voting
+from . import catalogue, legaltext, spiff, voting
 from .definitions import (
     BPMN, BPMNDI, NS, OUTCOMES, PARAM_TYPES, STEP_KINDS, ProcedureDefinition, parse_param_value,
     read_definition,
@@ -130,6 +130,7 @@ def check_definition(d: ProcedureDefinition, *, require_di: bool = True) -> Iter
     yield from _check_graph(d)
     yield from _check_checkpoints(d)
     yield from _check_votes(d)
+    yield from _check_user_facing_text(d)
     if require_di:
         yield from _check_di(d)
 
@@ -432,6 +433,17 @@ def _check_checkpoints(d: ProcedureDefinition) -> Iterable[Problem]:
             yield Problem("checkpoint-bypass", path[-1],
                           f"存在绕过{zh}环节直达办结的路径:{names}",
                           f"a path reaches a completed end without a {en} checkpoint: {' -> '.join(path)}")
+
+
+def _check_user_facing_text(d: ProcedureDefinition) -> Iterable[Problem]:
+    """User-facing text holds only verified text: authoring notes go to the review field."""
+    for element, where, text in legaltext.user_facing_texts(d):
+        found = legaltext.authoring_notes(text)
+        if found:
+            yield Problem("authoring-note", element,
+                          f"{where}中有编写备注“{found[0]}”:公开的依据和办理要求只写核实过的内容,"
+                          "备注请写在“编写备注”(review)中,仅镇街工作人员在编辑器中可见",
+                          f"user-facing text ({where}) holds the authoring note {found[0]!r}: move it to review")
 
 
 def _vote_gateway(d: ProcedureDefinition, step_id: str) -> Any:

@@ -60,13 +60,13 @@ TIME_LIMIT_RE = re.compile(r"^\d+(d|wd|h)$")
 
 TABLE_KEYS = {"id", "name", "name_en", "category", "edition", "handling_subject", "handling_mode",
               "overall_time_limit", "description", "requires", "legal_basis", "risk_points",
-              "parameters", "lanes", "steps", "ends"}
+              "parameters", "lanes", "steps", "ends", "review"}
 STEP_KEYS = {"id", "name", "role", "kind", "time_limit", "instructions", "basis", "evidence",
              "proxy", "supervision_note", "fields", "constraints", "gateway", "next", "vote",
-             "approval", "disclosure", "supervision"}
+             "approval", "disclosure", "supervision", "review"}
 FIELD_KEYS = {"name", "label", "type", "required", "public", "unit", "min", "max", "maxLength",
               "help", "options", "default"}
-PARAMETER_KEYS = {"key", "label", "type", "unit", "default", "source"}
+PARAMETER_KEYS = {"key", "label", "type", "unit", "default", "source", "review"}
 # Vote rules: "at_least" (以上, the number itself included) or "more_than" (过半数, strictly more):
 # the comparison of a count with the threshold that meets the rule, and the one that fails it.
 VOTE_RULES = {"at_least": (">=", "<"), "more_than": (">", "<=")}
@@ -232,7 +232,7 @@ class _Validator:
         for index, basis in enumerate(table.get("legal_basis") or []):
             where = f"legal_basis[{index}]"
             self.mapping(basis, where)
-            self.keys(basis, where, {"source"}, {"source", "article", "status", "note"})
+            self.keys(basis, where, {"source"}, {"source", "article", "status", "note", "review"})
             if "status" in basis:
                 self.choice(basis["status"], where, LEGAL_STATUSES, "status")
         for index, risk in enumerate(table.get("risk_points") or []):
@@ -784,6 +784,7 @@ def _step_task(step: Mapping) -> dict:
         "step": {"kind": step["kind"], "timeLimit": step.get("time_limit"),
                  "evidence": step.get("evidence"), "proxy": step.get("proxy")},
         "basis": step.get("basis"),
+        "review": step.get("review"),
         "fields": _all_fields(step),
         "constraints": constraints,
         "disclosure": disclosure and {
@@ -1172,16 +1173,18 @@ def _process_extensions(ext: etree._Element, table: Mapping) -> None:
         _xw(ext, "description", str(table["description"]).strip())
     for basis in table.get("legal_basis") or []:
         _xw(ext, "legalBasis", basis.get("note"), source=basis["source"],
-            article=basis.get("article"), status=basis.get("status"))
+            article=basis.get("article"), status=basis.get("status"), review=basis.get("review"))
     for risk in table.get("risk_points") or []:
         _xw(ext, "riskPoint", risk)
     for parameter in table.get("parameters") or []:
         _xw(ext, "parameter", key=parameter["key"], label=parameter["label"],
             type=parameter["type"], unit=parameter.get("unit"), default=parameter.get("default"),
-            source=parameter.get("source"))
+            source=parameter.get("source"), review=parameter.get("review"))
     if table.get("requires"):
         _xw(ext, "requires", **{key: table["requires"][key] for key in ("disclosure", "supervision")
                                 if key in table["requires"]})
+    if table.get("review"):
+        _xw(ext, "review", " ".join(str(table["review"]).split()))
 
 
 def _write_lane(lane_set: etree._Element, lane: Mapping, graph: Graph) -> None:
@@ -1237,6 +1240,8 @@ def _write_task(process: etree._Element, node: Node) -> None:
         evidence=step.get("evidence"), proxy=True if step.get("proxy") else None)
     if task.get("basis"):
         _xw(ext, "basis", task["basis"])
+    if task.get("review"):
+        _xw(ext, "review", " ".join(str(task["review"]).split()))
     for item in task["fields"]:
         _write_field(ext, item)
     for constraint in task["constraints"]:

@@ -14,10 +14,12 @@ from datetime import date, datetime, timedelta
 from flask import Blueprint, abort, g, render_template, request
 from sqlalchemy import select
 
-from engine import audit, catalogue, editing
+from engine import audit, catalogue, editing, procedures
+from engine.definitions import read_definition
 from engine.diagram import DiagramError, render_svg_bytes
 from engine.errors import Conflict, XiaoweiError
 from engine.lint import lint_bytes
+from engine.xmlsafe import parse_xml
 from storage.models import Organization, Procedure, ProcedureDraft, ProcedureVersion
 
 from .i18n import gettext as _
@@ -94,13 +96,34 @@ def _page(procedure_id: str, *, status: int = 200, **extra):
                     _svg(by_number[v2].bpmn_xml, comparison.marked_new()))
         running = editing.running_cases(s, procedure_id) if editable else []
         local = _local_parameters(s, proc)
+        review = _review_notes(s, proc, draft if editable else None)
         view = [{"version": v.version, "published_at": audit.iso(v.published_at)[:16].replace("T", " "),
                  "published_by": v.published_by, "note": v.note, "change_summary": v.change_summary,
                  "effective_from": audit.iso(v.effective_from)[:10] if v.effective_from else ""} for v in versions]
     return render_template("procedures/show.html", procedure_id=procedure_id, name=name, versions=view,
                            draft=draft, editable=editable, problems=problems, draft_changes=draft_changes,
                            draft_svg=draft_svg, comparison=comparison, svgs=svgs, v1=v1, v2=v2, running=running,
-                           local=local, **extra), status
+                           local=local, review=review, **extra), status
+
+
+def _review_notes(s, proc, draft) -> list[dict]:
+    """Authoring notes (``review``) of the draft, else of the current version, and the legal bases
+    cited without their article (not yet read in the source): for township staff only."""
+    definition = None
+    if draft is not None:
+        try:
+            root = parse_xml(draft.bpmn_xml.encode("utf-8"))
+            definition = read_definition(root, draft.bpmn_xml.encode("utf-8"))
+        except (ValueError, XiaoweiError):
+            definition = None
+    if definition is None and proc is not None and proc.current_version_id:
+        definition = procedures.runtime(s, proc.current_version_id).definition
+    if definition is None:
+        return []
+    notes = definition.review_notes()
+    notes += [{"where": f"依据{b['source']}{b['article']}", "text": _("条款未核对原文:公开页面只写出处,不写条号。")}
+              for b in definition.legal_basis if b.get("article") and b.get("status") != "confirmed"]
+    return notes
 
 
 def _local_parameters(s, proc) -> list[dict]:
