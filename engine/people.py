@@ -13,7 +13,7 @@ database (``app_secret``) — fine for a demo; in production set the variable so
 live beside the data it protects.
 
 The query functions the separation-of-duties and conflict-of-interest rules use:
-:func:`person_of_user`, :func:`is_self`, :func:`declared_relation`, :func:`same_household`,
+:func:`person_of_user`, :func:`is_self`, :func:`same_person`, :func:`declared_relation`, :func:`same_household`,
 :func:`conflict_of` (all three at once, in Chinese) and :func:`case_persons`.
 """
 
@@ -207,6 +207,7 @@ def set_household(session: Session, person: Person, household: Household | None,
     """Move a person into a household (or out of it), audited."""
     before = person.household_id
     person.household_id = household.id if household else None
+    session.flush()
     audit.append_system_event(session, "person_household_set", actor=actor, data={
         "person_id": person.id, "before": before, "after": person.household_id})
 
@@ -218,6 +219,7 @@ def link_user(session: Session, username: str, person: Person, *, actor: str) ->
         raise NotFound(f"没有用户 {username} / no such user")
     before = user.person_id
     user.person_id = person.id
+    session.flush()
     audit.append_system_event(session, "user_person_linked", actor=actor,
                               data={"username": username, "person_id": person.id, "before": before})
 
@@ -361,6 +363,13 @@ def declared_relation(session: Session, username: str, person_id: int, max_degre
         or_((PersonRelation.person_id == person.id) & (PersonRelation.relative_id == person_id),
             (PersonRelation.person_id == person_id) & (PersonRelation.relative_id == person.id)),
         PersonRelation.degree <= max_degree).order_by(PersonRelation.degree)).first()
+
+
+def same_person(session: Session, username: str, other_username: str) -> bool:
+    """Whether two accounts are held by the same person (a keeper approving their own use of the
+    seal under another account, a cadre with two accounts)."""
+    mine, theirs = person_of_user(session, username), person_of_user(session, other_username)
+    return mine is not None and theirs is not None and mine.id == theirs.id
 
 
 def same_household(session: Session, username: str, person_id: int) -> bool:

@@ -198,3 +198,13 @@ def test_migration_copies_the_name_based_kinship_register(db_url) -> None:
             (cadre, "李秀梅", "spouse", 1), (cadre, "王建军", "sibling", 2), (cadre, "王建国", "self", 0)]
         assert register.declared_relation(s, "dongao.director", rows[0].relative_id, 1) is not None
     db.dispose()
+
+
+def test_two_accounts_of_one_person(xw, people) -> None:
+    keeper, approver = people["seal_keeper"], people["director"]
+    with xw.db.write() as s:
+        person = register.person_for_user(s, keeper, id_number=OTHER_ID)
+        assert not register.same_person(s, keeper, approver)
+        register.link_user(s, approver, person, actor="cli")  # the director also keeps the seal
+        assert register.same_person(s, keeper, approver)
+        assert register.is_self(s, approver, person.id)
