@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from datetime import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,6 +31,13 @@ class Setting:
 
 def _flag(text: str) -> bool:
     return text.strip() != "0"
+
+
+def _hhmm(text: str) -> time:
+    hours, _, minutes = text.strip().partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+        raise ValueError(text)
+    return time(int(hours), int(minutes))  # ValueError beyond 23:59
 
 
 def _positive_float(text: str) -> float:
@@ -62,6 +70,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("XIAOWEI_NOW", "now", None, str,
             "an ISO 8601 time the `xiaowei` command runs at instead of the clock (scripted timelines and "
             "tests); never read by the web app"),
+    Setting("XIAOWEI_OFFICE_CLOSE", "office_close", time(17, 30), _hhmm,
+            "the close of the office day in Beijing time (`HH:MM`, default 17:30): time limits counted in days "
+            "end then"),
+    Setting("XIAOWEI_PERSON_KEY", "person_key", None, str,
+            "the key the person register derives its encryption and keyed-hash keys from (ID numbers, "
+            "phones); unset, each database makes and keeps its own — set it in production and keep it "
+            "outside the database (docs/people.md)"),
 )
 
 
@@ -75,6 +90,8 @@ class Settings:
     max_upload_mb: float
     scrypt_n: int
     now: str | None
+    office_close: time
+    person_key: str | None
 
 
 assert [f.name for f in fields(Settings)] == [s.attr for s in SETTINGS]

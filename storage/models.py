@@ -43,6 +43,8 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # The person who holds the account (people are persons; accounts act): engine/people.py.
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
 
     assignments: Mapped[list["RoleAssignment"]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
@@ -386,4 +388,77 @@ class PeriodicCase(Base):
     period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
     case_id: Mapped[int | None] = mapped_column(ForeignKey("case_instance.id"))
     detail: Mapped[str] = mapped_column(Text, default="")  # JSON: e.g. the grade and score
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Household(Base):
+    """A household (户) of a village or community: persons of one household are one party for the
+    conflict-of-interest rules."""
+
+    __tablename__ = "household"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))  # e.g. 张三明户, or the 户籍 number
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Person(Base):
+    """A natural person (自然人) that accounts, applicants, payees, suppliers' contacts and declared
+    relatives refer to. The ID number is kept encrypted (``id_cipher``, Fernet) and as a keyed hash
+    (``id_hash``, HMAC-SHA256) so that the same person is found again without storing it in clear;
+    the phone likewise. ``name_key`` is the normalized name for lookups."""
+
+    __tablename__ = "person"
+    __table_args__ = (Index("ix_person_org_name", "org_id", "name_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organization.id"), index=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("household.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(100))
+    id_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    id_cipher: Mapped[str] = mapped_column(Text, default="")
+    id_tail: Mapped[str] = mapped_column(String(4), default="")  # last four characters, for people to tell apart
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone_cipher: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+
+
+class PersonRelation(Base):
+    """Kinship by person, with degree: ``relative_id`` is ``person_id``'s ``relation`` (degree 1:
+    spouse, parents, children; 2: siblings, grandparents, grandchildren; 3+: wider)."""
+
+    __tablename__ = "person_relation"
+    __table_args__ = (UniqueConstraint("person_id", "relative_id", "relation"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    relative_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    relation: Mapped[str] = mapped_column(String(20))
+    degree: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    declared_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CasePerson(Base):
+    """Derived: a person a case is about — the applicant, payee, 代办 beneficiary, supplier's contact…
+    — as its forms named them, resolved to the register (``matched`` by id number, name or new)."""
+
+    __tablename__ = "case_person"
+    __table_args__ = (UniqueConstraint("case_id", "step_id", "field"), Index("ix_case_person_person", "person_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_instance.id"), index=True)
+    step_id: Mapped[str] = mapped_column(String(100))
+    field: Mapped[str] = mapped_column(String(60))
+    role: Mapped[str] = mapped_column(String(30))  # applicant | payee | beneficiary | contact | party
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    matched: Mapped[str] = mapped_column(String(10))  # id | name | new
+
+
+class AppSecret(Base):
+    """A key the application made for itself when none was configured (see engine/people.py)."""
+
+    __tablename__ = "app_secret"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime)

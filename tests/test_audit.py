@@ -140,6 +140,8 @@ def test_exported_trail_verifies_offline_and_fails_after_any_byte_edit(xw, finis
     assert standalone.returncode == 0, standalone.stderr
     raw = out.read_bytes()
     for position in (len(raw) // 3, len(raw) // 2, len(raw) - 3, raw.index(b'"actor"') + 12):
+        while raw[position] >= 0x80:  # edit an ASCII byte: inside a Chinese character the file is no longer UTF-8
+            position += 1
         edited = bytearray(raw)
         edited[position] = ord("x") if edited[position] != ord("x") else ord("y")
         bad = tmp_path / f"edited-{position}.json"

@@ -238,10 +238,10 @@ def test_steps_not_ready_or_done_and_unknown_ids(xw, people):
 def test_due_times_follow_time_limits(xw, people, frozen):
     case_id = xw.start_case("V-DEC-01", "DONGAO", people["party_branch"])
     (task,) = xw.tasks(case_id)
-    assert task["due_at"] == "2026-03-12T01:00:00.000000Z"  # 10 calendar days
+    assert task["due_at"] == "2026-03-12T09:30:00.000000Z"  # 10 calendar days, at the close of the office day
     do_step(xw, case_id, "collect", people)
     (task,) = xw.tasks(case_id)
-    assert task["due_at"] == "2026-03-09T01:00:00.000000Z"  # 5 working days from a Monday
+    assert task["due_at"] == "2026-03-09T09:30:00.000000Z"  # 5 working days from a Monday, 17:30 China time
     frozen.advance(days=8)
     assert xw.tasks(case_id)[0]["overdue"] is True
 

@@ -35,7 +35,7 @@ risk_points: [先办后补]
 parameters:
   - {key: limit, label: 金额上限, type: money, unit: 元, default: 10000, source: 测试}
   - {key: quorum, label: 到会比例, type: ratio, default: 2/3}
-  - {key: pass_ratio, label: 通过比例, type: ratio, default: 1/2}
+  - {key: pass_ratio, label: 通过比例, type: ratio, default: 3/5}
   - {key: notice_days, label: 公示天数, type: days, unit: 天, default: 5}
 lanes:
   - {role: applicant}
@@ -73,7 +73,7 @@ steps:
     kind: vote
     time_limit: 48h
     basis: 测试法第二条
-    vote: {quorum_param: quorum, pass_param: pass_ratio, pass_of: members,
+    vote: {body: villagers_representatives, quorum_param: quorum, pass_param: pass_ratio, pass_of: members,
            on_no_quorum: decide, on_fail: end_rejected}
     supervision: {role: supervision_committee, action: 监督表决, on_return: decide}
     gateway:
@@ -346,8 +346,9 @@ def test_vote_gateway(sample_xml: bytes) -> None:
     assert all(f.get("public") == "true" for f in ext.iterfind("xw:field", NS))
     assert [c.get("test") for c in ext.iterfind("xw:constraint", NS)] == [
         "present <= members_total", "in_favour + against + abstain <= present"]
-    assert ext.find("xw:vote", NS).attrib == {"body": "committee", "quorumParam": "quorum",
-                                               "passParam": "pass_ratio"}
+    assert ext.find("xw:vote", NS).attrib == {"body": "villagers_representatives", "quorumParam": "quorum",
+                                               "passParam": "pass_ratio", "quorumRule": "at_least",
+                                               "passRule": "more_than", "passOf": "members"}
 
 
 def test_vote_pass_of_present(sample_xml: bytes) -> None:

@@ -201,8 +201,21 @@ def test_affairs_disclosure_removed_early(xw, people, frozen):
 
 
 # --- WR-07 quorum short of the statutory rule ------------------------------------------------------
-def test_vote_passed_only_because_of_a_lowered_local_quorum(xw, people):
-    set_param(xw, "DONGAO", "vrep_quorum", "1/2")
+def test_vote_passed_only_because_of_a_lowered_local_quorum(xw, people, monkeypatch):
+    """A township can no longer lower a lawful quorum (refused, engine.voting), and a lowered setting
+    made earlier does not apply to new cases; a case started under one (before the rule was enforced)
+    carries it in its parameters, and WR-07 still finds a vote that passed only because of it."""
+    from engine.core import audit, procedures
+    from engine.core.directory import get_org
+    from engine.core.errors import InvalidData
+    from storage.models import ParameterSetting
+
+    with pytest.raises(InvalidData):
+        set_param(xw, "DONGAO", "vrep_quorum", "1/2")
+    with xw.db.write() as s:
+        s.add(ParameterSetting(org_id=get_org(s, "DONGAO").id, key="vrep_quorum", value="1/2",
+                               updated_at=audit.db_time(), updated_by="legacy"))
+    monkeypatch.setattr(procedures, "_keep_votes_lawful", lambda definition, values: None)  # the old engine
     vote = {"members_total": 30, "in_favour": 12, "against": 3, "abstain": 3}
     short = expense(xw, people, amount=20000, until="secretary_sign",
                     data={"resolve": {**vote, "present": 18}})

@@ -207,8 +207,8 @@ def test_parameters_inherit_and_a_village_overrides_its_township(app, xw, people
     page = staff.get("/admin/params?org=DONGAO")
     assert page.status_code == 200 and 'id="p-vrep_quorum"' in page.text and "事项默认值" in page.text
     assert "东岙村 → 示范镇 → 示范区 → 事项默认值" in page.text
-    assert post(staff, "/admin/params", org="SFZ", key="vrep_quorum", value="3/5").status_code == 302
-    assert post(staff, "/admin/params", org="DONGAO", key="vrep_quorum", value="3/4").status_code == 302
+    assert post(staff, "/admin/params", org="SFZ", key="vrep_quorum", value="3/4").status_code == 302
+    assert post(staff, "/admin/params", org="DONGAO", key="vrep_quorum", value="4/5").status_code == 302
 
     def row(org: str) -> str:
         text = staff.get(f"/admin/params?org={org}&q=vrep_quorum").text
@@ -217,9 +217,9 @@ def test_parameters_inherit_and_a_village_overrides_its_township(app, xw, people
         return found.group(0)
 
     dongao, nanxi = row("DONGAO"), row("NANXI")
-    assert "<strong>3/4</strong>" in dongao and "本级" in dongao and "东岙村" in dongao
-    assert "已覆盖:示范镇 设定的 3/5" in dongao
-    assert "<strong>3/5</strong>" in nanxi and "上级" in nanxi and "示范镇" in nanxi
+    assert "<strong>4/5</strong>" in dongao and "本级" in dongao and "东岙村" in dongao
+    assert "已覆盖:示范镇 设定的 3/4" in dongao
+    assert "<strong>3/4</strong>" in nanxi and "上级" in nanxi and "示范镇" in nanxi
     # The engine reads the same values.
     from engine.core import procedures
     from storage.models import Procedure
@@ -227,10 +227,10 @@ def test_parameters_inherit_and_a_village_overrides_its_township(app, xw, people
     with xw.db.read() as s:
         d = procedures.runtime(s, s.get(Procedure, "V-DEC-01").current_version_id).definition
         values = procedures.effective_params(s, d, directory.get_org(s, "DONGAO"))
-    assert str(values["vrep_quorum"]["value"]) == "3/4" and values["vrep_quorum"]["source"] == "DONGAO"
+    assert str(values["vrep_quorum"]["value"]) == "4/5" and values["vrep_quorum"]["source"] == "DONGAO"
     # Reset at the village: the township's value applies again.
     assert post(staff, "/admin/params", org="DONGAO", key="vrep_quorum", action="reset").status_code == 302
-    assert "<strong>3/5</strong>" in row("DONGAO")
+    assert "<strong>3/4</strong>" in row("DONGAO")
     events = system_events(xw, "parameter_set", "parameter_reset")
     assert [(e["type"], e["data"]["org"], e["actor"]) for e in events] == [
         ("parameter_set", "SFZ", people["township_staff"]), ("parameter_set", "DONGAO", people["township_staff"]),
@@ -239,6 +239,7 @@ def test_parameters_inherit_and_a_village_overrides_its_township(app, xw, people
 
 
 @pytest.mark.parametrize("key,value,message", [("vrep_quorum", "abc", "无效"), ("vrep_quorum", "3/2", "无效"),
+                                               ("vrep_quorum", "1/2", "村民代表会议的到会人数须达到应到人数的三分之二以上"),
                                                ("village_publicity_days", "-3", "不能为负数"),
                                                ("village_publicity_days", "", "请填写参数值")])
 def test_invalid_parameter_value_is_shown_inline_and_nothing_changes(app, xw, people, key, value, message):
@@ -256,10 +257,10 @@ def test_invalid_parameter_value_is_shown_inline_and_nothing_changes(app, xw, pe
 def test_parameters_outside_the_area_are_refused(app, xw, people, other_township):
     staff = login(app, people["township_staff"])
     assert staff.get(f"/admin/params?org={other_township}").status_code == 403
-    assert post(staff, "/admin/params", org="SFQ", key="vrep_quorum", value="1/2").status_code == 403
+    assert post(staff, "/admin/params", org="SFQ", key="vrep_quorum", value="3/4").status_code == 403
     assert post(staff, "/admin/params", org="DONGAO", key="no_such_param", value="1").status_code == 404
     district = login(app, people["district_admin"])
-    assert post(district, "/admin/params", org="SFQ", key="vrep_quorum", value="1/2").status_code == 302
+    assert post(district, "/admin/params", org="SFQ", key="vrep_quorum", value="3/4").status_code == 302
     assert "启泰镇" in district.get("/admin/params?org=XICUN").text
 
 

@@ -17,7 +17,7 @@ from engine.services import words
 from engine.services.facade import Xiaowei
 from storage import Database
 
-from . import filters, i18n, security
+from . import filters, i18n, security, vote_rules
 
 
 def create_app(config: dict[str, Any] | None = None, *, db: Database | None = None) -> Flask:
@@ -55,6 +55,7 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
     app.extensions["xiaowei"] = Xiaowei(database)
 
     filters.register(app)
+    vote_rules.register(app)
     i18n.init_app(app)
     words.install(i18n.gettext, filters.english_page)  # the public board's words in the page's language
 

@@ -57,8 +57,16 @@ def zh(message: Any) -> str:
     return text.split(" / ", 1)[0] if " / " in text else text
 
 
+def calendar_warnings() -> list[str]:
+    """Missing holiday calendars (this year, or next year late in the year), for administrators."""
+    from engine.core.workdays import check_calendar
+
+    english = english_page()
+    return [w.en if english else w.zh for w in check_calendar()]
+
+
 def register(app: Flask) -> None:
     app.jinja_env.filters.update(china_time=china_time, role_zh=role_zh, category_zh=category_zh, zh=zh)
-    app.jinja_env.globals.update(categories=catalogue.categories)
+    app.jinja_env.globals.update(categories=catalogue.categories, calendar_warnings=calendar_warnings)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

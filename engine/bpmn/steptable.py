@@ -32,6 +32,7 @@ from lxml import etree
 from engine.core.definitions import BPMN as BPMN_NS, BPMNDI as BPMNDI_NS, DC as DC_NS, DI as DI_NS
 from engine.core.definitions import XSI as XSI_NS, XW as XW_NS
 from engine.core.expressions import ExpressionError, check
+from engine.core import voting
 
 PROCESSES_DIR = Path(__file__).resolve().parents[2] / "processes"
 TABLES_DIR = PROCESSES_DIR / "tables"
@@ -55,19 +56,19 @@ TIME_LIMIT_RE = re.compile(r"^\d+(d|wd|h)$")
 
 TABLE_KEYS = {"id", "name", "name_en", "category", "edition", "handling_subject", "handling_mode",
               "overall_time_limit", "description", "requires", "legal_basis", "risk_points",
-              "parameters", "lanes", "steps", "ends"}
+              "parameters", "lanes", "steps", "ends", "review"}
 STEP_KEYS = {"id", "name", "role", "kind", "time_limit", "instructions", "basis", "evidence",
              "proxy", "supervision_note", "fields", "constraints", "gateway", "next", "vote",
-             "approval", "disclosure", "supervision"}
+             "approval", "disclosure", "supervision", "review"}
 FIELD_KEYS = {"name", "label", "type", "required", "public", "unit", "min", "max", "maxLength",
-              "help", "options"}
-PARAMETER_KEYS = {"key", "label", "type", "unit", "default", "source"}
+              "help", "options", "default"}
+PARAMETER_KEYS = {"key", "label", "type", "unit", "default", "source", "review"}
 # Vote rules: "at_least" (以上, the number itself included) or "more_than" (过半数, strictly more):
 # the comparison of a count with the threshold that meets the rule, and the one that fails it.
 VOTE_RULES = {"at_least": (">=", "<"), "more_than": (">", "<=")}
-VOTE_RULE_DEFAULTS = {"quorum_rule": "at_least", "pass_rule": "more_than"}
 SUGAR_KEYS = {
-    "vote": ({"quorum_param", "pass_param", "on_no_quorum", "on_fail"}, {"pass_of", "quorum_rule", "pass_rule"}),
+    "vote": ({"body", "quorum_param", "pass_param", "on_no_quorum", "on_fail"},
+             {"matter", "pass_of", "quorum_rule", "pass_rule", "household_quorum_param"}),
     "approval": ({"on_reject"}, set()),
     "disclosure": ({"what", "where", "min_days_param"}, {"objection"}),
     "supervision": ({"role", "action", "on_return"}, set()),
@@ -131,6 +132,7 @@ class _Validator:
         self.source = source
         self.lanes: set[str] = set()
         self.parameters: set[str] = set()
+        self.defaults: dict[str, Any] = {}
         self.targets: set[str] = set()
 
     def fail(self, where: str, message: str) -> None:
@@ -226,7 +228,7 @@ class _Validator:
         for index, basis in enumerate(table.get("legal_basis") or []):
             where = f"legal_basis[{index}]"
             self.mapping(basis, where)
-            self.keys(basis, where, {"source"}, {"source", "article", "status", "note"})
+            self.keys(basis, where, {"source"}, {"source", "article", "status", "note", "review"})
             if "status" in basis:
                 self.choice(basis["status"], where, LEGAL_STATUSES, "status")
         for index, risk in enumerate(table.get("risk_points") or []):
@@ -243,6 +245,7 @@ class _Validator:
             if parameter["key"] in self.parameters:
                 self.fail(where, f"duplicate parameter {parameter['key']!r}")
             self.parameters.add(parameter["key"])
+            self.defaults[parameter["key"]] = parameter.get("default")
 
     def check_lanes(self, lanes: Any) -> None:
         self.sequence(lanes, "lanes")
@@ -366,15 +369,7 @@ class _Validator:
     def check_checkpoint_refs(self, step: Mapping, where: str) -> None:
         vote = step.get("vote")
         if vote:
-            self.parameter(vote["quorum_param"], f"{where}.vote.quorum_param")
-            self.parameter(vote["pass_param"], f"{where}.vote.pass_param")
-            self.choice(vote.get("pass_of", "present"), f"{where}.vote.pass_of",
-                        ("present", "members"), "pass_of")
-            for rule in ("quorum_rule", "pass_rule"):
-                self.choice(vote.get(rule, VOTE_RULE_DEFAULTS[rule]), f"{where}.vote.{rule}",
-                            tuple(VOTE_RULES), rule)
-            self.target(vote["on_no_quorum"], f"{where}.vote.on_no_quorum")
-            self.target(vote["on_fail"], f"{where}.vote.on_fail")
+            self.check_vote(vote, f"{where}.vote")
         if step.get("approval"):
             self.target(step["approval"]["on_reject"], f"{where}.approval.on_reject")
         if step.get("disclosure"):
@@ -386,6 +381,30 @@ class _Validator:
         note = step.get("supervision_note")
         if note and note["role"] not in role_names():
             self.fail(f"{where}.supervision_note.role", f"unknown role {note['role']!r}")
+
+    def check_vote(self, vote: Mapping, where: str) -> None:
+        """A vote names its body (processes/bodies.yaml); its rule may be stricter than the body's
+        lawful rule, never weaker."""
+        self.choice(vote["body"], f"{where}.body", tuple(voting.bodies()), "meeting body")
+        body = voting.bodies()[vote["body"]]
+        if vote.get("matter") is not None:
+            self.choice(vote["matter"], f"{where}.matter", tuple(body.matters), f"matter of {vote['body']}")
+        law = voting.lawful_rule(vote["body"], vote.get("matter"))
+        self.parameter(vote["quorum_param"], f"{where}.quorum_param")
+        self.parameter(vote["pass_param"], f"{where}.pass_param")
+        if "household_quorum_param" in vote:
+            if law.quorum_households is None:
+                self.fail(f"{where}.household_quorum_param", f"{law.name} has no quorum counted by households")
+            self.parameter(vote["household_quorum_param"], f"{where}.household_quorum_param")
+        self.choice(vote.get("pass_of", law.passing.of), f"{where}.pass_of", ("present", "members"), "pass_of")
+        for rule in ("quorum_rule", "pass_rule"):
+            self.choice(vote.get(rule, "at_least"), f"{where}.{rule}", tuple(VOTE_RULES), rule)
+        self.target(vote["on_no_quorum"], f"{where}.on_no_quorum")
+        self.target(vote["on_fail"], f"{where}.on_fail")
+        rule = voting.step_rule(_vote_attributes(vote), self.defaults)
+        reasons = voting.weaker_than_law(rule) if rule is not None else []
+        if reasons:
+            self.fail(where, "vote rule weaker than the law: " + " ".join(reasons))
 
     def check_disclosure(self, disclosure: Mapping, where: str) -> None:
         self.parameter(disclosure["min_days_param"], f"{where}.min_days_param")
@@ -437,18 +456,6 @@ def _field(name: str, label: str, type_: str, public: bool = False, **extra: Any
     return {"name": name, "label": label, "type": type_, "required": True, "public": public, **extra}
 
 
-VOTE_FIELDS = [
-    _field("meeting_date", "会议日期", "date", public=True),
-    _field("members_total", "应到人数", "integer", public=True, min=0),
-    _field("present", "实到人数", "integer", public=True, min=0),
-    _field("in_favour", "赞成票", "integer", public=True, min=0),
-    _field("against", "反对票", "integer", public=True, min=0),
-    _field("abstain", "弃权票", "integer", public=True, min=0),
-]
-VOTE_CONSTRAINTS = [
-    {"test": "present <= members_total", "message": "实到人数不能超过应到人数"},
-    {"test": "in_favour + against + abstain <= present", "message": "赞成、反对、弃权票数之和不能超过实到人数"},
-]
 APPROVAL_FIELDS = [
     _field("approved", "是否同意", "boolean"),
     _field("opinion", "审核意见", "textarea"),
@@ -469,12 +476,53 @@ SUPERVISION_FIELDS = [
     _field("signed_off", "签字确认", "boolean"),
     _field("supervision_opinion", "监督意见", "textarea", public=True),
 ]
-SUGAR_FIELDS = {"vote": VOTE_FIELDS, "approval": APPROVAL_FIELDS, "disclosure": DISCLOSURE_FIELDS}
+SUGAR_FIELDS = {"approval": APPROVAL_FIELDS, "disclosure": DISCLOSURE_FIELDS}
+
+
+def _field_ref(step_id: str, name: str) -> str:
+    """How a generated vote condition or constraint names the field ``name`` of step ``step_id``.
+    The one place to change when fields are qualified by their step (bare names for now)."""
+    return name
+
+
+def _vote_attributes(vote: Mapping) -> dict[str, str]:
+    """The ``xw:vote`` attributes of a table's vote spec (rules resolved from its body when omitted)."""
+    law = _vote_law(vote)
+    attributes = {"body": vote.get("body"), "matter": vote.get("matter"), "quorumParam": vote.get("quorum_param"),
+                  "passParam": vote.get("pass_param"), "householdQuorumParam": vote.get("household_quorum_param")}
+    if law is not None:
+        attributes.update(quorumRule=vote.get("quorum_rule", law.quorum.rule),
+                          passRule=vote.get("pass_rule", law.passing.rule),
+                          passOf=vote.get("pass_of", law.passing.of))
+    return {key: str(value) for key, value in attributes.items() if value is not None}
+
+
+def _vote_law(vote: Mapping | None) -> "voting.VoteRule | None":
+    """The lawful rule of a vote spec's body (None when the spec names no known body)."""
+    if not vote or vote.get("body") not in voting.bodies():
+        return None
+    try:
+        return voting.lawful_rule(vote["body"], vote.get("matter"))
+    except KeyError:
+        return None
+
+
+def _vote_shape(step: Mapping) -> "voting.VoteRule | None":
+    """The rule that decides a vote step's form: its body's, with the step's own household option."""
+    vote = step.get("vote")
+    law = _vote_law(vote)
+    if law is None:
+        return None
+    return voting.step_rule(_vote_attributes(vote), {}) or law
 
 
 def _all_fields(step: Mapping) -> list[dict]:
     """The form of a step: the fields its checkpoint adds, then its own."""
-    sugar = next((SUGAR_FIELDS[key] for key in SUGAR_FIELDS if step.get(key)), [])
+    if step.get("vote"):
+        shape = _vote_shape(step)
+        sugar = voting.vote_fields(shape) if shape is not None else []
+    else:
+        sugar = next((SUGAR_FIELDS[key] for key in SUGAR_FIELDS if step.get(key)), [])
     return [*sugar, *(step.get("fields") or [])]
 
 
@@ -611,13 +659,12 @@ class _GraphBuilder:
         if not spec:
             return current
         gateway = self.gateway(current, f"{step['id']}_vote_gw", "表决结果?")
-        quorum = f'members_total * param("{spec["quorum_param"]}")'
-        base = "members_total" if spec.get("pass_of") == "members" else "present"
-        # The comparison that holds when the rule is met, and its negation (the failing exit).
-        met, unmet = VOTE_RULES[spec.get("quorum_rule", VOTE_RULE_DEFAULTS["quorum_rule"])]
-        _, failed = VOTE_RULES[spec.get("pass_rule", VOTE_RULE_DEFAULTS["pass_rule"])]
-        fail = f'present {met} {quorum} and in_favour {failed} {base} * param("{spec["pass_param"]}")'
-        self.connect(gateway, spec["on_no_quorum"], "到会不足法定人数", f"present {unmet} {quorum}")
+        rule = _vote_shape(step)
+        assert rule is not None  # validated
+        names = {"quorum": spec["quorum_param"], "pass": spec["pass_param"],
+                 "quorum_households": spec.get("household_quorum_param", "")}
+        no_quorum, fail = voting.vote_conditions(rule, names, lambda name: _field_ref(step["id"], name))
+        self.connect(gateway, spec["on_no_quorum"], "到会不足法定人数", no_quorum)
         self.connect(gateway, spec["on_fail"], "未通过", fail)
         self.default_labels[gateway] = "通过"
         return gateway
@@ -724,21 +771,23 @@ def _step_task(step: Mapping) -> dict:
     """The user-task payload of a table step (documentation, xw:step data, form, checkpoints)."""
     vote = step.get("vote")
     disclosure = step.get("disclosure")
-    constraints = (VOTE_CONSTRAINTS if vote else []) + list(step.get("constraints") or [])
+    shape = _vote_shape(step) if vote else None
+    sugar = voting.vote_constraints(shape, lambda name: _field_ref(step["id"], name)) if shape else []
+    constraints = sugar + list(step.get("constraints") or [])
     places = disclosure["where"] if disclosure else None
     return {
         "documentation": step.get("instructions"),
         "step": {"kind": step["kind"], "timeLimit": step.get("time_limit"),
                  "evidence": step.get("evidence"), "proxy": step.get("proxy")},
         "basis": step.get("basis"),
+        "review": step.get("review"),
         "fields": _all_fields(step),
         "constraints": constraints,
         "disclosure": disclosure and {
             "what": disclosure["what"],
             "where": places if isinstance(places, str) else ";".join(places),
             "minDaysParam": disclosure["min_days_param"]},
-        "vote": vote and {"body": step["role"], "quorumParam": vote["quorum_param"],
-                          "passParam": vote["pass_param"]},
+        "vote": vote and _vote_attributes(vote),
         "supervision": ({"role": step["role"], "action": step["name"]}
                         if step["kind"] == "supervision" else None),
         "supervisionNote": step.get("supervision_note"),
@@ -1120,16 +1169,18 @@ def _process_extensions(ext: etree._Element, table: Mapping) -> None:
         _xw(ext, "description", str(table["description"]).strip())
     for basis in table.get("legal_basis") or []:
         _xw(ext, "legalBasis", basis.get("note"), source=basis["source"],
-            article=basis.get("article"), status=basis.get("status"))
+            article=basis.get("article"), status=basis.get("status"), review=basis.get("review"))
     for risk in table.get("risk_points") or []:
         _xw(ext, "riskPoint", risk)
     for parameter in table.get("parameters") or []:
         _xw(ext, "parameter", key=parameter["key"], label=parameter["label"],
             type=parameter["type"], unit=parameter.get("unit"), default=parameter.get("default"),
-            source=parameter.get("source"))
+            source=parameter.get("source"), review=parameter.get("review"))
     if table.get("requires"):
         _xw(ext, "requires", **{key: table["requires"][key] for key in ("disclosure", "supervision")
                                 if key in table["requires"]})
+    if table.get("review"):
+        _xw(ext, "review", " ".join(str(table["review"]).split()))
 
 
 def _write_lane(lane_set: etree._Element, lane: Mapping, graph: Graph) -> None:
@@ -1185,6 +1236,8 @@ def _write_task(process: etree._Element, node: Node) -> None:
         evidence=step.get("evidence"), proxy=True if step.get("proxy") else None)
     if task.get("basis"):
         _xw(ext, "basis", task["basis"])
+    if task.get("review"):
+        _xw(ext, "review", " ".join(str(task["review"]).split()))
     for item in task["fields"]:
         _write_field(ext, item)
     for constraint in task["constraints"]:
@@ -1202,7 +1255,7 @@ def _write_field(ext: etree._Element, item: Mapping) -> None:
     element = _xw(ext, "field", name=item["name"], label=item["label"], type=item["type"],
                   required=bool(item.get("required", False)), public=bool(item.get("public", False)),
                   unit=item.get("unit"), min=item.get("min"), max=item.get("max"),
-                  maxLength=item.get("maxLength"), help=item.get("help"))
+                  maxLength=item.get("maxLength"), help=item.get("help"), default=item.get("default"))
     for option in item.get("options") or []:
         _xw(element, "option", value=option["value"], label=option["label"])
 

@@ -147,6 +147,8 @@ def tick(as_json: bool, now: str | None) -> None:
     else:
         click.echo(f"到期事项 {result['due_cases']},推进 {result['cases_advanced']} / due {result['due_cases']}, "
                    f"advanced {result['cases_advanced']}")
+        for warning in result.get("calendar_warnings", []):
+            click.echo(f"警告 / warning: {warning}", err=True)
 
 
 @main.group("audit")

@@ -44,9 +44,13 @@ def serve(host: str, port: int, tick_every: int) -> None:
 
     from webui import warm_up
 
+    from engine.core.workdays import check_calendar
+
     engine_app = facade()
     app = create_app(db=engine_app.db)
     warm_up(app)
+    for warning in check_calendar():  # a missing holiday calendar is said at start-up, not found out later
+        click.echo(f"警告 / warning: {warning}", err=True)
     if tick_every > 0:
         start_ticker(engine_app, tick_every)
     click.echo(f"小微 Xiaowei: http://{host}:{port}/")

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from . import attachments as evidence
-from . import audit, catalogue, clock, forms, spiff
+from . import audit, catalogue, clock, forms, people, spiff
 from .definitions import ProcedureDefinition
 from .directory import Actor, chain_ids, get_org, load_actor
 from .errors import Conflict, Forbidden, InvalidData, NotFound
@@ -314,6 +314,8 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
                for k, v in clean.items() if task.data.get(k) != v]
     task.data.update(clean)
     ctx.field_values, ctx.field_step = clean, step.id
+    people.resolve_step(session, case.id, session.get(Organization, case.org_id), step, clean,
+                        actor=actor.username, on_behalf_of=proxy["name"] if proxy else None)
     if case.title == d.name:
         case.title = next((str(clean[f.name])[:200] for f in step.fields if f.type == "text" and clean.get(f.name)),
                           case.title)

@@ -64,19 +64,18 @@ class TimeLimit:
     def due_from(self, start: datetime) -> datetime:
         """The due time of a step that became ready at ``start`` (naive UTC).
 
-        Working days are counted in China Standard Time with the calendar of processes/calendar.yaml
-        (weekends, public holidays and adjusted working days, engine/workdays.py); the due time keeps
-        the time of day of ``start``.
+        Hours count from ``start``. Days end at the close of the office day in Beijing time
+        (engine/workdays.py: 17:30 unless ``XIAOWEI_OFFICE_CLOSE`` says otherwise): working days
+        with the holiday calendar (weekends, public holidays, 调休), calendar days moved to the next
+        working day when the last one is a day off (民法典第二百零三条).
         """
         if self.unit == "h":
             return start + timedelta(hours=self.amount)
-        if self.unit == "d":
-            return start + timedelta(days=self.amount)
-        from .workdays import add_working_days
+        from .workdays import due_calendar_days, due_working_days
 
-        local = start + CHINA_OFFSET
-        due = add_working_days(local.date(), self.amount)
-        return datetime.combine(due, local.time()) - CHINA_OFFSET
+        if self.unit == "d":
+            return due_calendar_days(start, self.amount)
+        return due_working_days(start, self.amount)
 
 
 @dataclass(frozen=True)
@@ -87,6 +86,7 @@ class Parameter:
     default: Any
     unit: str = ""
     source: str = ""
+    review: str = ""  # authoring note for township staff (the editor), never on public pages
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "label": self.label, "type": self.type, "default": format_param(self.default),
@@ -146,6 +146,7 @@ class Step:
     vote: dict[str, str] | None = None
     supervision: dict[str, str] | None = None
     supervision_notes: tuple[dict[str, str], ...] = ()
+    review: str = ""  # authoring note for township staff (the editor), never on public pages
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -182,6 +183,7 @@ class ProcedureDefinition:
     flows: dict[str, Flow] = field(default_factory=dict)
     steps: dict[str, Step] = field(default_factory=dict)
     process_element: etree._Element | None = None
+    review: str = ""  # authoring note on the whole procedure (editor only)
 
     @property
     def start_ids(self) -> list[str]:
@@ -193,6 +195,21 @@ class ProcedureDefinition:
             for f in step.fields:
                 out.setdefault(f.name, f)
         return out
+
+    def cited_basis(self) -> list[dict[str, str]]:
+        """The legal basis as user-facing pages cite it: an article only where its text was read
+        (status ``confirmed``); authoring notes are never part of it."""
+        return [{"source": b["source"], "article": b["article"] if b.get("status") == "confirmed" else "",
+                 "note": b["note"], "status": b.get("status", "")} for b in self.legal_basis]
+
+    def review_notes(self) -> list[dict[str, str]]:
+        """Authoring notes for township staff (shown in the editor, never in public): where and what."""
+        notes = [{"where": "事项", "text": self.review}] if self.review else []
+        notes += [{"where": f"依据{b['source']}{b.get('article', '')}", "text": b["review"]}
+                  for b in self.legal_basis if b.get("review")]
+        notes += [{"where": f"参数“{p.label}”", "text": p.review} for p in self.parameters.values() if p.review]
+        notes += [{"where": f"步骤“{s.name}”", "text": s.review} for s in self.steps.values() if s.review]
+        return notes
 
     def roles(self) -> list[str]:
         return [lane.role for lane in self.lanes.values() if lane.role]
@@ -208,7 +225,8 @@ class ProcedureDefinition:
             **self.summary(),
             "description": self.description, "handling_subject": self.handling_subject,
             "handling_mode": self.handling_mode, "overall_time_limit": self.overall_time_limit,
-            "legal_basis": self.legal_basis, "risk_points": self.risk_points,
+            "legal_basis": [{k: v for k, v in b.items() if k != "review"} for b in self.legal_basis],
+            "risk_points": self.risk_points,
             "parameters": [p.to_dict() for p in self.parameters.values()],
             "requires": self.requires,
             "lanes": [{"id": lane.id, "name": lane.name, "role": lane.role} for lane in self.lanes.values()],
@@ -303,9 +321,10 @@ def read_definition(root: etree._Element, xml: bytes, process_id: str | None = N
     d.description = _text(_ext1(process, "description"))
     d.legal_basis = [
         {"source": e.get("source", ""), "article": e.get("article", ""), "status": e.get("status", ""),
-         "note": _text(e)}
+         "note": _text(e), "review": e.get("review", "")}
         for e in _ext(process, "legalBasis")
     ]
+    d.review = _text(_ext1(process, "review"))
     d.risk_points = [_text(e) for e in _ext(process, "riskPoint")]
     for e in _ext(process, "parameter"):
         key, ptype = e.get("key", ""), e.get("type", "text")
@@ -313,7 +332,8 @@ def read_definition(root: etree._Element, xml: bytes, process_id: str | None = N
             default = parse_param_value(ptype, e.get("default"))
         except ValueError:
             default = e.get("default")
-        d.parameters[key] = Parameter(key, e.get("label", key), ptype, default, e.get("unit", ""), e.get("source", ""))
+        d.parameters[key] = Parameter(key, e.get("label", key), ptype, default, e.get("unit", ""), e.get("source", ""),
+                                      e.get("review", ""))
     req = _ext1(process, "requires")
     d.requires = {
         "disclosure": _bool(req.get("disclosure")) if req is not None else False,
@@ -388,6 +408,7 @@ def _read_step(el: etree._Element, node: Node, d: ProcedureDefinition) -> Step:
         lane=node.lane, role=lane.role if lane else None,
         instructions=_text(el.find("bpmn:documentation", NS)),
         basis=_text(_ext1(el, "basis")),
+        review=_text(_ext1(el, "review")),
         evidence=meta.get("evidence", "") if meta is not None else "",
         proxy=_bool(meta.get("proxy")) if meta is not None else False,
         time_limit=limit, time_limit_text=time_text,
@@ -410,6 +431,7 @@ def _read_field(el: etree._Element) -> Field:
         required=_bool(el.get("required")), public=_bool(el.get("public")), unit=el.get("unit", ""),
         help=el.get("help", ""), min=_decimal(el.get("min")), max=_decimal(el.get("max")),
         max_length=int(max_length) if max_length and max_length.isdigit() else None,
+        default=el.get("default"),
         options=tuple(Option(o.get("value", ""), o.get("label", "") or o.get("value", ""))
                       for o in el.findall("xw:option", NS)),
     )

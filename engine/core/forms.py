@@ -49,13 +49,15 @@ class Field:
     max: Decimal | None = None
     max_length: int | None = None
     options: tuple[Option, ...] = ()
+    # The value taken when the field is left blank (e.g. 0 members excluded from 应到); shown prefilled.
+    default: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name, "label": self.label, "type": self.type,
             "required": self.required, "public": self.public,
         }
-        for key in ("unit", "help"):
+        for key in ("unit", "help", "default"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         if self.min is not None:
@@ -94,6 +96,11 @@ def check_field_definition(f: Field) -> list[str]:
         problems.append(f"选择字段“{f.name}”没有选项 / choice field without options")
     if not f.label:
         problems.append(f"字段“{f.name}”缺少中文标签 / field without label")
+    if f.default is not None:
+        try:
+            coerce(f, f.default)
+        except ValueError:
+            problems.append(f"字段“{f.name}”的默认值“{f.default}”无效 / invalid default value")
     return problems
 
 
@@ -113,6 +120,8 @@ def validate(fields: tuple[Field, ...], constraints: tuple[Constraint, ...], raw
             result.errors[str(name)] = f"未知字段 / unknown field: {name}"
     for f in fields:
         value = raw.get(f.name)
+        if _is_blank(value) and f.default is not None:
+            value = f.default
         if _is_blank(value):
             if f.required:
                 result.errors[f.name] = f"请填写“{f.label}” / {f.label} is required"

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from lxml import etree
 
-from . import catalogue, spiff
+from . import catalogue, legaltext, spiff, voting
 from .definitions import (
     BPMN, BPMNDI, NS, OUTCOMES, PARAM_TYPES, STEP_KINDS, ProcedureDefinition, parse_param_value,
     read_definition,
@@ -129,6 +129,8 @@ def check_definition(d: ProcedureDefinition, *, require_di: bool = True) -> Iter
     yield from _check_gateways(d)
     yield from _check_graph(d)
     yield from _check_checkpoints(d)
+    yield from _check_votes(d)
+    yield from _check_user_facing_text(d)
     if require_di:
         yield from _check_di(d)
 
@@ -431,6 +433,90 @@ def _check_checkpoints(d: ProcedureDefinition) -> Iterable[Problem]:
             yield Problem("checkpoint-bypass", path[-1],
                           f"存在绕过{zh}环节直达办结的路径:{names}",
                           f"a path reaches a completed end without a {en} checkpoint: {' -> '.join(path)}")
+
+
+def _check_user_facing_text(d: ProcedureDefinition) -> Iterable[Problem]:
+    """User-facing text holds only verified text: authoring notes go to the review field."""
+    for element, where, text in legaltext.user_facing_texts(d):
+        found = legaltext.authoring_notes(text)
+        if found:
+            yield Problem("authoring-note", element,
+                          f"{where}中有编写备注“{found[0]}”:公开的依据和办理要求只写核实过的内容,"
+                          "备注请写在“编写备注”(review)中,仅镇街工作人员在编辑器中可见",
+                          f"user-facing text ({where}) holds the authoring note {found[0]!r}: move it to review")
+
+
+def _vote_gateway(d: ProcedureDefinition, step_id: str) -> Any:
+    """The exclusive gateway that decides a vote step: the first one after it (past its own
+    supervision task and gateway) whose exits read the vote's counts."""
+    queue, seen = deque([step_id]), {step_id}
+    while queue:
+        node = d.nodes[queue.popleft()]
+        for flow_id in node.outgoing:
+            flow = d.flows.get(flow_id)
+            target = d.nodes.get(flow.target) if flow else None
+            if target is None or target.id in seen:
+                continue
+            seen.add(target.id)
+            if target.type == "exclusiveGateway":
+                conditions = [d.flows[f].condition or "" for f in target.outgoing if f in d.flows]
+                if any("in_favour" in c or "present" in c for c in conditions):
+                    return target
+                queue.append(target.id)
+            elif target.type == "userTask" and d.steps.get(target.id) and d.steps[target.id].kind == "supervision":
+                queue.append(target.id)
+    return None
+
+
+def _evaluate_condition(condition: str, counts: dict, params: dict) -> bool:
+    """A gateway condition over sample counts; names qualified by a step (``resolve.present``) read
+    the field of that name."""
+    try:
+        expr = compile_expression(condition)
+        scope = {name: counts.get(name.rsplit(".", 1)[-1]) for name in expr.names}
+        return bool(expr.evaluate(scope, params))
+    except (ExpressionError, TypeError, ZeroDivisionError):
+        return False
+
+
+def _passing_exit(flow: Any, gateway: Any) -> bool:
+    """The exit a vote takes when it passes: the default flow, or one named “通过”."""
+    name = flow.name or ""
+    return flow.id == gateway.default_flow or ("通过" in name and not any(w in name for w in ("未", "不", "否")))
+
+
+def _check_votes(d: ProcedureDefinition) -> Iterable[Problem]:
+    """Every vote step names a known meeting body and applies at least its lawful rule: by what the
+    step declares (``xw:vote``) and by what its gateway actually does at the law's boundaries."""
+    params = {k: p.default for k, p in d.parameters.items()}
+    for step in d.steps.values():
+        if step.kind != "vote" or step.vote is None:
+            continue
+        rule = voting.step_rule(step.vote, params, role=step.role)
+        if rule is None:
+            yield Problem("vote-body", step.id,
+                          f"表决步骤“{step.name}”未指明会议机构,或会议机构“{step.vote.get('body', '')}”不在会议机构表中"
+                          "(processes/bodies.yaml)",
+                          f"vote step names no known meeting body ({step.vote.get('body', '')!r})")
+            continue
+        for reason in voting.weaker_than_law(rule):
+            yield Problem("vote-rule", step.id, f"表决步骤“{step.name}”的规则弱于法定规则:{reason}",
+                          f"the vote rule of step {step.id} is weaker than the law")
+        gateway = _vote_gateway(d, step.id)
+        if gateway is None:
+            yield Problem("vote-gateway", step.id, f"表决步骤“{step.name}”之后没有按票数分流的网关",
+                          f"vote step {step.id} is not followed by a gateway over its counts")
+            continue
+        exits = [(d.flows[f].condition, _passing_exit(d.flows[f], gateway)) for f in gateway.outgoing if f in d.flows]
+        law = voting.lawful_rule(rule.body, rule.matter or None)
+        found = voting.gateway_violations(law, rule, exits, params, _evaluate_condition)
+        if found:
+            sample = found[0]
+            yield Problem("vote-gateway", gateway.id,
+                          f"表决步骤“{step.name}”的出口条件在{voting.counts_words(sample.counts, rule)}时判为通过,"
+                          f"但依{law.cited or law.name}不能通过:"
+                          + ";".join(t.text for t in sample.law.tests if not t.ok),
+                          f"the gateway after vote step {step.id} passes counts the law does not pass")
 
 
 def _check_di(d: ProcedureDefinition) -> Iterable[Problem]:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from . import audit, catalogue, spiff
+from . import audit, catalogue, spiff, voting
 from .definitions import ProcedureDefinition, content_hash, parse_param_value, read_definition
 from .directory import ancestors
 from .errors import InvalidProcedure, NotFound
@@ -209,7 +209,60 @@ def effective_params(session: Session, definition: ProcedureDefinition, org: Org
                     continue
                 break
         result[key] = {"value": value, "source": source}
+    _keep_votes_lawful(definition, result)
     return result
+
+
+VOTE_PARAM_ATTRIBUTES = ("quorumParam", "passParam", "householdQuorumParam")
+
+
+def _keep_votes_lawful(definition: ProcedureDefinition, values: dict[str, dict]) -> None:
+    """A local setting that would make a vote step weaker than its body's lawful rule does not apply
+    (such settings are refused when made; this guards settings made before a rule changed): the
+    declared default is used instead, with source ``law``."""
+    for step in definition.steps.values():
+        if step.kind != "vote" or not step.vote:
+            continue
+        for attribute in VOTE_PARAM_ATTRIBUTES:
+            key = step.vote.get(attribute)
+            if not key or key not in values or values[key]["source"] in ("default", "law"):
+                continue
+            rule = voting.step_rule(step.vote, values, role=step.role)
+            if rule is not None and voting.weaker_than_law(rule):
+                values[key] = {"value": definition.parameters[key].default, "source": "law"}
+
+
+def vote_steps_using(session: Session, key: str):
+    """(definition, step) of every vote step of a current procedure whose rule reads parameter ``key``."""
+    procs = session.scalars(select(Procedure).where(Procedure.current_version_id.is_not(None))
+                            .order_by(Procedure.id)).all()
+    for proc in procs:
+        d = runtime(session, proc.current_version_id).definition  # type: ignore[arg-type]
+        for step in d.steps.values():
+            if step.kind == "vote" and step.vote and key in (step.vote.get(a) for a in VOTE_PARAM_ATTRIBUTES):
+                yield d, step
+
+
+def _vote_rules_with(session: Session, org: Organization, key: str, value: Any) -> list[str]:
+    """The rules of the vote steps that read ``key`` if it were ``value`` at ``org``, in words;
+    raises :class:`InvalidData` with the law's reason when one would be weaker than the law."""
+    from .errors import InvalidData
+
+    described = []
+    for d, step in vote_steps_using(session, key):
+        values = effective_params(session, d, org)
+        values[key] = {"value": value, "source": org.code}
+        rule = voting.step_rule(step.vote, values, role=step.role)  # type: ignore[arg-type]
+        if rule is None:
+            continue
+        reasons = voting.weaker_than_law(rule)
+        if reasons:
+            label = d.parameters[key].label if key in d.parameters else key
+            raise InvalidData(f"“{label}”不能设为 {value}(事项{d.id}“{step.name}”):{reasons[0]}"
+                              "镇街只能设定比法定规则更严的规则。 / a local rule may be stricter than the law, "
+                              "never weaker", {"value": reasons[0]})
+        described.append(f"{d.id} {step.name}:{voting.describe(rule)}")
+    return described
 
 
 def set_param(session: Session, org: Organization, key: str, value: str, *, actor: str = "system") -> None:
@@ -228,14 +281,17 @@ def set_param(session: Session, org: Organization, key: str, value: str, *, acto
             from .errors import InvalidData
 
             raise InvalidData(f"参数“{key}”不能为负数 / parameter {key} cannot be negative", {"value": value})
+    vote_rules = _vote_rules_with(session, org, key, parsed) if declared[0].type == "ratio" else []
     row = session.scalar(select(ParameterSetting).where(ParameterSetting.org_id == org.id, ParameterSetting.key == key))
     old = row.value if row else None
     if row is None:
         session.add(ParameterSetting(org_id=org.id, key=key, value=value, updated_at=audit.db_time(), updated_by=actor))
     else:
         row.value, row.updated_at, row.updated_by = value, audit.db_time(), actor
-    audit.append_system_event(session, "parameter_set", actor=actor,
-                              data={"org": org.code, "key": key, "before": old, "after": value})
+    data = {"org": org.code, "key": key, "before": old, "after": value}
+    if vote_rules:
+        data["vote_rules"] = vote_rules  # the stricter local rules now in force, in words
+    audit.append_system_event(session, "parameter_set", actor=actor, data=data)
 
 
 def reset_param(session: Session, org: Organization, key: str, *, actor: str = "system") -> bool:

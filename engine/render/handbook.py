@@ -35,7 +35,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from engine.bpmn.geometry import Box as _Box, text_width
-from engine.core import catalogue, clock, procedures
+from engine.core import catalogue, clock, procedures, voting
 from engine.core.definitions import ProcedureDefinition
 from .diagram import render_svg
 from engine.core.errors import NotFound, XiaoweiError
@@ -63,7 +63,6 @@ STEP_KIND_ZH = {
     "task": "办理", "meeting": "会议", "vote": "表决", "approval": "审批", "disclosure": "公示",
     "supervision": "监督",
 }
-LEGAL_STATUS_ZH = {"typical": "地方通行做法", "recalled": "条款待核"}
 CHINESE_NUMERALS = "一二三四五六七八九十"
 
 # Landscape chart area in CSS px (A4 landscape 297×210 mm, page margins 10/12 mm, a title line).
@@ -411,6 +410,14 @@ def format_value(value: Any, ptype: str = "text") -> str:
     return str(value)
 
 
+def _vote_rule(step: Any, params: dict[str, Any]) -> str:
+    """A vote step's rule in words with its source, under the handbook's parameters."""
+    if step.kind != "vote" or not step.vote:
+        return ""
+    rule = voting.step_rule(step.vote, params, role=step.role)
+    return voting.describe(rule) if rule is not None else ""
+
+
 def _role_zh(key: str | None) -> str:
     return catalogue.role_zh(key, "—")
 
@@ -460,6 +467,7 @@ def _procedure_view(entry: HandbookEntry, number: int) -> dict[str, Any]:
         "id": s.id, "name": s.name, "kind": STEP_KIND_ZH.get(s.kind, s.kind), "kind_key": s.kind,
         "role": _role_zh(s.role), "time_limit": _time_limit(s), "instructions": s.instructions,
         "evidence": s.evidence or "—", "proxy": s.proxy, "basis": s.basis,
+        "vote_rule": _vote_rule(s, entry.params),
     } for s in steps]
     disclosures = [{
         "step": s.name, "what": s.disclosure.get("what", "") or "—",
@@ -487,8 +495,7 @@ def _procedure_view(entry: HandbookEntry, number: int) -> dict[str, Any]:
         "description": d.description, "handling_subject": d.handling_subject, "handling_mode": d.handling_mode,
         "overall_time_limit": d.overall_time_limit, "version": entry.version,
         "published": _china_date(entry.published_at), "hash": d.content_hash[:12],
-        "steps": task_rows, "legal_basis": [{**b, "status_zh": LEGAL_STATUS_ZH.get(b.get("status", ""), "")}
-                                            for b in d.legal_basis],
+        "steps": task_rows, "legal_basis": d.cited_basis(),
         "disclosures": disclosures, "supervision": supervision, "risks": [r for r in d.risk_points if r],
         "params": params, "chart": chart_pages(d),
         "requires_disclosure": d.requires.get("disclosure", False),

@@ -792,3 +792,23 @@ def saved_step_table(session: Session, procedure_id: str, content_hash: str) -> 
         if data.get("procedure_id") == procedure_id and data.get("content_hash") == content_hash:
             return data.get("table")
     return None
+
+
+def review_notes(s: Session, proc, draft) -> list[dict]:
+    """Authoring notes (``review``) of the draft, else of the current version, and the legal bases
+    cited without their article (not yet read in the source): for township staff only."""
+    definition = None
+    if draft is not None:
+        try:
+            root = parse_xml(draft.bpmn_xml.encode("utf-8"))
+            definition = read_definition(root, draft.bpmn_xml.encode("utf-8"))
+        except (ValueError, UnsafeXml):
+            definition = None
+    if definition is None and proc is not None and proc.current_version_id:
+        definition = procedures.runtime(s, proc.current_version_id).definition
+    if definition is None:
+        return []
+    notes = definition.review_notes()
+    notes += [{"where": f"依据{b['source']}{b['article']}", "text": "条款未核对原文:公开页面只写出处,不写条号。"}
+              for b in definition.legal_basis if b.get("article") and b.get("status") != "confirmed"]
+    return notes

@@ -221,6 +221,11 @@ class Xiaowei:
         if promoted:
             result["versions_effective"] = promoted
         result.update(self._start_of_month(now))
+        from engine.core.workdays import check_calendar
+
+        missing = check_calendar()  # logged once a day; shown on the admin pages
+        if missing:
+            result["calendar_warnings"] = [str(w) for w in missing]
         return result
 
     # --- supervision (engine.supervision): scheduled cases, grades, notes ---------------------------

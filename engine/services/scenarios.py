@@ -22,6 +22,7 @@ from engine.core.lint import sample_values
 
 _NAMED = {
     "members_total": 30, "present": 25, "in_favour": 20, "against": 3, "abstain": 2,
+    "excluded": 0, "excluded_basis": "无", "written_total": 0, "written_in_favour": 0, "count_basis": "persons",
     "approved": True, "signed_off": True, "objection_upheld": False, "objection_count": 0,
 }
 

@@ -72,7 +72,7 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
                 entry["proxy_required"] = how == "proxy"
                 sent = (values or {}).get(step.id)
                 entry["vals"] = dict(sent) if sent is not None else \
-                    {f.name: _text_value(initial.get(f.name)) for f in step.fields}
+                    {f.name: _text_value(initial.get(f.name, f.default)) for f in step.fields}
                 public_intake(s, entry, case.id, d, step, history, sent is None)
                 entry["errors"] = dict((errors or {}).get(step.id, {}))
                 entry["uploads"] = list((files or {}).get(step.id, []))

@@ -82,13 +82,14 @@ def _page(procedure_id: str, *, status: int = 200, **extra):
                     _svg(by_number[v2].bpmn_xml, comparison.marked_new()))
         running = editing.running_cases(s, procedure_id) if editable else []
         local = editing.local_parameters(s, g.actor, proc)
+        review = editing.review_notes(s, proc, draft if editable else None)
         view = [{"version": v.version, "published_at": audit.iso(v.published_at)[:16].replace("T", " "),
                  "published_by": v.published_by, "note": v.note, "change_summary": v.change_summary,
                  "effective_from": audit.iso(v.effective_from)[:10] if v.effective_from else ""} for v in versions]
     return render_template("procedures/show.html", procedure_id=procedure_id, name=name, versions=view,
                            draft=draft, editable=editable, problems=problems, draft_changes=draft_changes,
                            draft_svg=draft_svg, comparison=comparison, svgs=svgs, v1=v1, v2=v2, running=running,
-                           local=local, **extra), status
+                           local=local, review=review, **extra), status
 
 
 @bp.get("/procedures/<procedure_id>")

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from flask import has_request_context
 
-from engine.core import catalogue
+from engine.core import catalogue, voting
 from engine.bpmn.steptable import FIELD_TYPES, ID_RE, KINDS, NAME_RE, TIME_LIMIT_RE
 
 
@@ -303,6 +303,8 @@ def check_rows(sheet: Sheet, *, new: bool) -> Findings:
             found.row(i, _("请选择步骤类型。"))
         if r.time_limit and not TIME_LIMIT_RE.match(r.time_limit):
             found.row(i, _("时限“%(limit)s”格式错误:应为 5wd(工作日)、10d(自然日)或 48h(小时)。", limit=r.time_limit))
+        if r.kind == "vote" and not ((r.extra.get("vote") or {}).get("body") or voting.body_for_role(r.role)):
+            found.row(i, _("表决步骤须由会议机构办理:请把办理角色选为党员大会、村(居)民代表会议、成员(代表)大会等会议机构。"))
         if r.kind in ("approval", "vote") and not r.on_fail:
             found.row(i, _("%(kind)s步骤须选择“未通过时”的去向。", kind=_(KIND_ZH[r.kind])))
         if r.on_fail and r.on_fail not in targets:
@@ -379,8 +381,13 @@ def table_from_sheet(sheet: Sheet) -> dict:
         elif r.kind == "vote":
             vote = {"quorum_param": "vote_quorum", "pass_param": "vote_pass", "on_no_quorum": r.id,
                     **(extra.get("vote") or {}), "on_fail": r.on_fail}
-            for key, label, default in ((vote["quorum_param"], "表决法定到会比例", "2/3"),
-                                        (vote["pass_param"], "表决通过比例(到会人员)", "1/2")):
+            vote.setdefault("body", voting.body_for_role(r.role) or "")
+            law = _vote_law(vote)
+            quorum_default = str(law.quorum.ratio) if law else "2/3"
+            pass_default = str(law.passing.ratio) if law else "1/2"
+            pass_label = "表决通过比例(应到人数)" if law and law.passing.of == "members" else "表决通过比例(到会人员)"
+            for key, label, default in ((vote["quorum_param"], "表决法定到会比例", quorum_default),
+                                        (vote["pass_param"], pass_label, pass_default)):
                 if key not in params:
                     params[key] = {"key": key, "label": label, "type": "ratio", "default": default}
                     parameters.append(params[key])
@@ -420,6 +427,13 @@ def table_from_sheet(sheet: Sheet) -> dict:
     table["lanes"] = _lanes(base.get("lanes") or [], steps)
     table["ends"] = _ends(base.get("ends") or [], steps)
     return table
+
+
+def _vote_law(vote: Mapping) -> "voting.VoteRule | None":
+    try:
+        return voting.lawful_rule(vote.get("body") or "", vote.get("matter") or None)
+    except KeyError:
+        return None
 
 
 def _lanes(old: list[dict], steps: list[dict]) -> list[dict]:
