@@ -60,9 +60,14 @@ class Xiaowei:
 
     # --- evidence files -----------------------------------------------------------------
     def store_files(self, files: list[tuple[str | None, bytes]], username: str) -> list[dict]:
-        """Check and store evidence files (all or none); their references for :meth:`complete`."""
+        """Check and store evidence files (all or none); their references for :meth:`complete`. The
+        bytes count against the user's daily upload quota (atomically, in the same transaction)."""
+        from . import limits
+
         with self.db.write() as s:
-            return attachments.store_many(s, files, username)
+            stored = attachments.store_many(s, files, username)
+            limits.charge_upload(s, username, sum(len(content) for _, content in files))
+            return stored
 
     def file_owners(self, hashes: list[str]) -> dict[str, str]:
         """sha256 → the user who first stored that file (for the hashes that exist)."""

@@ -1,15 +1,20 @@
-"""Sign in, sign out, change one's own password."""
+"""Sign in, sign out, change one's own password, sign out everywhere.
+
+Sign-in is throttled per (user name, client address) with growing delays (:mod:`engine.throttle`):
+no stranger can lock a cadre out. A session lives on the server (:mod:`engine.sessions`); logout
+ends it there. A correct password stored under an older hash is re-hashed with argon2id.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from engine import directory
+from engine import directory, passwords, sessions, throttle
 from engine.errors import InvalidData
 from storage.models import User
 
-from .security import login_required, safe_next, sign_in, sign_out, xw
+from .security import client_address, login_required, safe_next, sign_in, sign_out, xw
 
 bp = Blueprint("auth", __name__)
 
@@ -19,8 +24,12 @@ _DUMMY_HASH = directory.hash_password("not-a-password-at-all")
 
 def _user(username: str):
     with xw().db.read() as s:
-        return s.execute(select(User.username, User.password_hash, User.active, User.password_changed_at)
+        return s.execute(select(User.id, User.username, User.password_hash, User.active, User.password_changed_at)
                          .where(User.username == username)).first()
+
+
+def _throttled(username: str, next_url: str, wait: int):
+    return render_template("auth/login.html", username=username, next=next_url, wait=wait), 429
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -28,31 +37,35 @@ def login():
     if request.method == "GET":
         if g.get("user") is not None:
             return redirect(safe_next(request.args.get("next")))
-        return render_template("auth/login.html", next=request.args.get("next", ""))
+        nxt = request.args.get("next", "")
+        return render_template("auth/login.html", next=nxt if len(nxt) <= 2000 else "")
     username = (request.form.get("username") or "").strip()[:64]
-    password = request.form.get("password") or ""
-    next_url = request.form.get("next", "")
-    with xw().db.read() as s:
-        locked = directory.login_lock(s, username) if username else None
-    if locked is not None:
-        with xw().db.write() as s:
-            directory.record_login_failure(s, username, reason="locked", remote_addr=request.remote_addr or "")
-        return render_template("auth/login.html", username=username, next=next_url, locked_until=locked), 429
-    row = _user(username) if username else None
+    password = (request.form.get("password") or "")[:1024]
+    next_url = (request.form.get("next") or "")[:2000]
+    address = client_address()
+    if not username:
+        return render_template("auth/login.html", username=username, next=next_url, failed=True), 401
+    with xw().db.write() as s:
+        wait = throttle.attempt(s, username, address)
+    if wait:
+        return _throttled(username, next_url, wait)
+    row = _user(username)
     ok = directory.check_password(password, row.password_hash if row else _DUMMY_HASH) and row is not None \
         and row.active
     if not ok:
         # A deactivated user gets the same answer as a wrong password; the system chain records why.
         reason = "inactive" if row is not None and not row.active else "bad_password"
         with xw().db.write() as s:
-            locked = directory.record_login_failure(s, username, reason=reason,
-                                                    remote_addr=request.remote_addr or "")
-        status = 429 if locked else 401
+            wait = throttle.failed(s, username, address, reason=reason)
         return render_template("auth/login.html", username=username, next=next_url, failed=True,
-                               locked_until=locked), status
+                               wait=wait), 401
     with xw().db.write() as s:
+        throttle.succeeded(s, username, address)
         directory.record_login_success(s, row.username)
-    sign_in(row.username, row.password_changed_at)
+        if passwords.needs_rehash(row.password_hash):
+            directory.upgrade_hash(s, row.username, password)
+        token = sessions.start(s, row.id)
+    sign_in(row.username, row.password_changed_at, token)
     return redirect(safe_next(next_url))
 
 
@@ -62,37 +75,56 @@ def logout():
     return redirect(url_for("auth.login", bye=1))
 
 
+@bp.post("/logout/everywhere")
+@login_required
+def logout_everywhere():
+    """End every session of the signed-in user, on every device (this one too)."""
+    with xw().db.write() as s:
+        sessions.sign_out_everywhere(s, g.user.username, actor=g.user.username)
+    sign_out()
+    return redirect(url_for("auth.login", bye=1))
+
+
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
 def password():
     if request.method == "GET":
-        return render_template("auth/password.html", errors={})
-    current = request.form.get("current") or ""
-    new = request.form.get("new") or ""
-    confirm = request.form.get("confirm") or ""
+        with xw().db.read() as s:
+            count = sessions.open_count(s, g.user.id)
+        return render_template("auth/password.html", errors={}, sessions_open=count)
+    current = (request.form.get("current") or "")[:1024]
+    new = (request.form.get("new") or "")[:1024]
+    confirm = (request.form.get("confirm") or "")[:1024]
     errors: dict[str, str] = {}
-    row = _user(g.user.username)
-    if row is None or not directory.check_password(current, row.password_hash):
-        with xw().db.write() as s:
-            locked = directory.record_login_failure(s, g.user.username, reason="password_change",
-                                                    remote_addr=request.remote_addr or "")
-        if locked:
-            sign_out()
-            return redirect(url_for("auth.login"))
-        errors["current"] = "wrong"
-    elif new != confirm:
-        errors["confirm"] = "mismatch"
-    elif new == current:
-        errors["new"] = "same"
-    else:
-        try:
-            directory.validate_password(new)
-        except InvalidData:
-            errors["new"] = "short"
-    if errors:
-        return render_template("auth/password.html", errors=errors), 422
+    address = client_address()
     with xw().db.write() as s:
-        directory.set_password(s, g.user.username, new, actor=g.user.username)
+        wait = throttle.attempt(s, g.user.username, address)
+    row = _user(g.user.username)
+    if wait:
+        errors["current"] = "wait"
+    elif row is None or not directory.check_password(current, row.password_hash):
+        with xw().db.write() as s:
+            throttle.failed(s, g.user.username, address, reason="password_change")
+        errors["current"] = "wrong"
+    else:
+        with xw().db.write() as s:
+            throttle.succeeded(s, g.user.username, address)
+        if new != confirm:
+            errors["confirm"] = "mismatch"
+        elif new == current:
+            errors["new"] = "same"
+        else:
+            try:
+                directory.validate_password(new)
+            except InvalidData:
+                errors["new"] = "short"
+    if errors:
+        return render_template("auth/password.html", errors=errors, wait=wait, sessions_open=None), \
+            429 if wait else 422
+    with xw().db.write() as s:
+        directory.set_password(s, g.user.username, new, actor=g.user.username)  # ends every session
+        token = sessions.start(s, row.id)
     fresh = _user(g.user.username)
-    sign_in(fresh.username, fresh.password_changed_at)
-    return render_template("auth/password.html", errors={}, changed=True)
+    sign_in(fresh.username, fresh.password_changed_at, token)
+    return render_template("auth/password.html", errors={}, changed=True, sessions_open=None)
+
