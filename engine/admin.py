@@ -203,6 +203,14 @@ def reset_password(session: Session, actor: Actor, username: str, password: str)
     directory.set_password(session, username, password, actor=actor.username)
 
 
+def sign_out_everywhere(session: Session, actor: Actor, username: str) -> int:
+    """End every session of a user in the area (audited); how many were open."""
+    from . import sessions
+
+    manageable_user(session, actor, username)
+    return sessions.sign_out_everywhere(session, username, actor=actor.username, reason="admin")
+
+
 def set_active(session: Session, actor: Actor, username: str, active: bool) -> None:
     manageable_user(session, actor, username)
     directory.set_active(session, username, active, actor=actor.username)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from . import clock
 from .trailcheck import FORMAT, event_hash, event_hash_text, genesis, render
-from storage.models import AuditEvent, AuditHead, Case, Organization, ProcedureVersion
+from storage.models import AuditCheckpoint, AuditEvent, AuditHead, Case, Organization, ProcedureVersion
 
 SYSTEM_CHAIN = "system"
 _INSERT_EVENT = insert(AuditEvent)
@@ -145,13 +145,21 @@ def verify_chain(events: Iterator[AuditEvent] | list[AuditEvent], chain: str, he
     return ChainReport(chain, count, problems)
 
 
-def verify(session: Session, case_id: int | None = None) -> list[ChainReport]:
-    """Verify one case's chain, or every chain in the database."""
+def verify(session: Session, case_id: int | None = None, *, replay: bool = True) -> list[ChainReport]:
+    """Verify one case's chain, or every chain in the database: the hashes and links of each chain,
+    its head against the newest signed checkpoint that anchors it (a cut or a rehash shows), and —
+    with ``replay`` — the case's stored status, open steps, work items and timers against its
+    replayed events (:mod:`engine.replay`). Verifying everything also checks every checkpoint
+    (signature, root, consistency of the tree) as the chain "checkpoints"."""
+    from . import checkpoints
+
     reports = []
+    heads: dict[str, tuple[int, str]] = {}
     if case_id is None:
         cases = session.execute(select(Case.id, Case.audit_seq, Case.audit_head).order_by(Case.id)).all()
         head = session.get(AuditHead, SYSTEM_CHAIN)
         reports.append(_verify_stored(session, SYSTEM_CHAIN, head.seq if head else 0, head.hash if head else ""))
+        heads[SYSTEM_CHAIN] = (head.seq if head else 0, head.hash if head else "")
         orphan = session.scalars(select(AuditEvent.chain).where(
             AuditEvent.case_id.is_not(None), ~AuditEvent.case_id.in_(select(Case.id))).limit(1)).first()
         if orphan:
@@ -159,8 +167,32 @@ def verify(session: Session, case_id: int | None = None) -> list[ChainReport]:
     else:
         cases = session.execute(select(Case.id, Case.audit_seq, Case.audit_head).where(Case.id == case_id)).all()
     for cid, seq, head_hash in cases:
-        reports.append(_verify_stored(session, case_chain(cid), seq, head_hash))
+        reports.append(_verify_case(session, cid, seq, head_hash, replay=replay))
+        heads[case_chain(cid)] = (seq, head_hash)
+    by_chain = {r.chain: r for r in reports}
+    for chain, found in checkpoints.anchor_problems(session, heads).items():
+        if chain in by_chain:
+            by_chain[chain].problems.extend(found)
+    if case_id is None:
+        problems = checkpoints.verify_all(session)
+        count = session.scalar(select(func.count()).select_from(AuditCheckpoint)) or 0
+        if problems or count:
+            reports.append(ChainReport("checkpoints", count, problems))
     return reports
+
+
+def _verify_case(session: Session, case_id: int, head_seq: int, head_hash: str, *, replay: bool) -> ChainReport:
+    chain = case_chain(case_id)
+    events = list(session.scalars(select(AuditEvent).where(AuditEvent.chain == chain)
+                                  .order_by(AuditEvent.seq, AuditEvent.id)))
+    report = verify_chain(events, chain, head_seq, head_hash)
+    if replay:
+        from . import replay as replaying
+
+        case = session.get(Case, case_id)
+        if case is not None:
+            report.problems.extend(replaying.compare(session, case, events))
+    return report
 
 
 def verify_system(session: Session) -> ChainReport:
@@ -212,6 +244,11 @@ def export_trail(session: Session, case_id: int) -> str:
         "head": {"seq": len(events), "hash": events[-1]["hash"] if events else genesis(case_chain(case.id))},
         "exported_at": iso(db_time()),
     }
+    from . import checkpoints
+
+    anchor = checkpoints.anchor_for(session, case_chain(case.id))
+    if anchor is not None:
+        trail["anchor"] = anchor  # the signed checkpoint and this chain's inclusion proof (engine.trailcheck)
     return render(trail)
 
 

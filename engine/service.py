@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from sqlalchemy import bindparam, func, select
 
 from . import attachments, audit, cases, directory, procedures
-from .errors import Forbidden, NotFound
+from .errors import EngineIncident, Forbidden, NotFound
 from storage import Database
 from storage.models import AuditEvent, Case, Organization, Procedure, ProcedureVersion, TimerDue, WorkItem
 
@@ -36,9 +36,17 @@ class Xiaowei:
 
     # --- cases --------------------------------------------------------------------------
     def start_case(self, procedure_id: str, org_code: str, username: str, data: Mapping[str, Any] | None = None) -> int:
-        with self.db.write() as s:
-            case = cases.start_case(s, procedure_id, org_code, username, data)
-            case_id = case.id
+        try:
+            with self.db.write() as s:
+                case = cases.start_case(s, procedure_id, org_code, username, data)
+                case_id = case.id
+        except EngineIncident as exc:
+            from . import incidents
+
+            with self.db.write() as s:
+                incidents.record_start(s, org_code, procedure_id, exc, actor=username,
+                                       submission=_submission(None, username, data))
+            raise
         self._warn(case_id)
         return case_id
 
@@ -55,8 +63,47 @@ class Xiaowei:
         except Forbidden as exc:
             self._record_denied(case_id, username, exc)
             raise
+        except EngineIncident as exc:
+            self._record_incident(case_id, exc, username, _submission(step_id, username, data, on_behalf_of,
+                                                                      proxy_reason, attachments))
+            raise
         self._warn(case_id)
         return {"case_id": case_id, "status": status, "tasks": tasks}
+
+    # --- incidents: a condition or timer failed at run time (engine.incidents) -----------------
+    def _record_incident(self, case_id: int, exc: EngineIncident, actor: str, submission: dict | None = None) -> None:
+        """After the failed change rolled back: the incident on the case's trail, the township warned."""
+        from . import incidents
+
+        with self.db.write() as s:
+            recorded = incidents.record(s, case_id, exc, actor=actor,
+                                        submission=getattr(exc, "submission", None) or submission)
+        if recorded is not None:
+            self._warn(case_id)
+
+    def retry_case(self, case_id: int, username: str, params: Mapping[str, str] | None = None) -> dict:
+        """An administrator retries a case after an incident with the parameters now in force (and
+        ``params`` given here); the failed submission is completed again as its author."""
+        from . import incidents
+
+        try:
+            with self.db.write() as s:
+                result = incidents.retry(s, case_id, username, params)
+                result["tasks"] = _tasks(s, case_id)
+        except Forbidden as exc:
+            self._record_denied(case_id, username, exc)
+            raise
+        except EngineIncident as exc:
+            self._record_incident(case_id, exc, username)
+            raise
+        self._warn(case_id)
+        return result
+
+    def open_incident(self, case_id: int) -> dict | None:
+        from . import incidents
+
+        with self.db.read() as s:
+            return incidents.incident_dict(incidents.open_incident(s, case_id))
 
     # --- evidence files -----------------------------------------------------------------
     def store_files(self, files: list[tuple[str | None, bytes]], username: str) -> list[dict]:
@@ -173,8 +220,13 @@ class Xiaowei:
             due = s.scalar(select(TimerDue.id).where(TimerDue.case_id == case_id,
                                                      TimerDue.due_at <= audit.db_time()).limit(1))
         if due is not None:
-            with self.db.write() as s:
-                cases.open_for_update(s, case_id)
+            try:
+                with self.db.write() as s:
+                    if _stuck_on_timer(s, case_id):
+                        return  # an open timer incident: only an administrator's retry fires it again
+                    cases.open_for_update(s, case_id)
+            except EngineIncident as exc:
+                self._record_incident(case_id, exc, "system")  # the case reads as it was; nothing lost
 
     def tick(self, *, limit: int = 10_000) -> dict:
         """Fire every due timer; safe to run from several processes at once."""
@@ -182,10 +234,18 @@ class Xiaowei:
         with self.db.read() as s:
             ids = list(s.scalars(select(TimerDue.case_id).where(TimerDue.due_at <= now)
                                  .group_by(TimerDue.case_id).order_by(func.min(TimerDue.due_at)).limit(limit)))
-        fired, skipped, events = 0, 0, 0
+        fired, skipped, events, stuck = 0, 0, 0, 0
         for case_id in ids:
-            with self.db.write() as s:
-                result = cases.fire_due_timers(s, case_id)
+            try:
+                with self.db.write() as s:
+                    if _stuck_on_timer(s, case_id):
+                        stuck += 1
+                        continue
+                    result = cases.fire_due_timers(s, case_id)
+            except EngineIncident as exc:
+                self._record_incident(case_id, exc, "system")
+                stuck += 1
+                continue
             if result is None:
                 skipped += 1
             elif result:
@@ -199,11 +259,33 @@ class Xiaowei:
             self.db.analyze()  # SQLite's planner statistics follow the data as it grows
             self._last_analyze = now
         result = {"now": audit.iso(now), "due_cases": len(ids), "cases_advanced": fired, "skipped_locked": skipped,
-                  "events": events}
+                  "events": events, "incidents": stuck}
+        result.update(self._housekeeping(now))
         if promoted:
             result["versions_effective"] = promoted
         result.update(self._start_of_month(now))
         return result
+
+    def _housekeeping(self, now) -> dict:
+        """Hardening chores of ``tick``: summarise quiet failed sign-ins, drop old counters, stamps
+        and sessions, make the periodic signed checkpoint. A failure is logged, never raised."""
+        from . import checkpoints, limits, sessions, throttle, warnings
+
+        done: dict = {}
+        try:
+            with self.db.write() as s:
+                done["login_failures_recorded"] = throttle.flush(s, now)
+                limits.purge(s, now)
+                sessions.purge(s, now)
+        except Exception:  # noqa: BLE001
+            warnings.log.exception("tick housekeeping failed")
+        try:
+            made = checkpoints.periodic(self.db, now)
+            if made is not None:
+                done["checkpoint"] = made["number"]
+        except Exception:  # noqa: BLE001
+            warnings.log.exception("checkpoint failed")
+        return done
 
     # --- supervision (engine.supervision): scheduled cases, grades, notes ---------------------------
     def _start_of_month(self, now) -> dict:
@@ -312,6 +394,14 @@ class Xiaowei:
             return audit.verify(s, case_id)
 
     def export_trail(self, case_id: int) -> str:
+        """The trail for offline checking; its chain's head is anchored in a signed checkpoint first
+        when a signing key is available here (engine.checkpoints)."""
+        from . import checkpoints
+
+        with self.db.read() as s:
+            if s.get(Case, case_id) is None:
+                raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
+        checkpoints.ensure_anchored(self.db, audit.case_chain(case_id))
         with self.db.read() as s:
             return audit.export_trail(s, case_id)
 
@@ -339,6 +429,42 @@ def _work_item_dict(w) -> dict:
             "task_id": w.task_id, "ready_at": audit.iso(w.ready_at),
             "due_at": audit.iso(w.due_at) if w.due_at else None,
             "overdue": bool(w.due_at and w.due_at < now)}
+
+
+def _stuck_on_timer(session, case_id: int) -> bool:
+    """Whether the case's open incident came from firing its timers (retrying it on every read or
+    tick would only fail again: the case's parameters are frozen until an administrator retries)."""
+    from . import incidents
+
+    found = incidents.open_incident(session, case_id)
+    return found is not None and found["data"].get("action") in ("timer", "retry") \
+        and not found["data"].get("submission")
+
+
+SUBMISSION_MAX = 64 * 1024
+
+
+def _submission(step_id: str | None, username: str, data: Mapping[str, Any] | None, on_behalf_of: str | None = None,
+                proxy_reason: str | None = None, attachments: list[dict] | None = None) -> dict:
+    """What the user sent with a change that hit an incident: kept on the incident so nothing is lost
+    (and a retry can complete it as its author)."""
+    submission: dict[str, Any] = {"actor": username, "data": dict(data or {})}
+    if step_id:
+        submission["step"] = step_id
+    if on_behalf_of:
+        submission["on_behalf_of"] = on_behalf_of
+    if proxy_reason:
+        submission["proxy_reason"] = proxy_reason
+    if attachments:
+        submission["attachments"] = list(attachments)
+    try:
+        size = len(audit.to_json(submission))
+    except TypeError:
+        size = SUBMISSION_MAX + 1
+    if size > SUBMISSION_MAX:
+        submission["data"] = {}
+        submission["truncated"] = True
+    return submission
 
 
 def dumps(data: Any) -> str:

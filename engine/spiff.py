@@ -82,9 +82,10 @@ class SafeScriptEngine(PythonScriptEngine):
             params = task.workflow.top_workflow.data.get(PARAMS_KEY, {})
             return compile_expression(expression).evaluate(task.data, params)
         except ExpressionError as exc:
-            raise WorkflowTaskException(
-                f"表达式无法求值 / cannot evaluate {expression!r}: {exc}", task=task, exception=exc
-            ) from None
+            error = WorkflowTaskException(f"表达式无法求值 / cannot evaluate {expression!r}: {exc}", task=task,
+                                          exception=exc)
+            error.xw_expression, error.xw_kind = expression, exc.kind  # read by engine.incidents
+            raise error from None
 
     def execute(self, task, script, external_context=None):
         raise WorkflowTaskException("不允许执行脚本 / scripts are not allowed", task=task)

@@ -24,6 +24,22 @@ from storage.db import normalize_url
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("XIAOWEI_ARGON2", "1,8,1")  # cheap argon2id hashes for test users (production: 3,65536,4)
 os.environ.setdefault("XIAOWEI_SCRYPT_N", "16")  # cheap hashes for test users; production keeps 2**14
+def _test_signing_key() -> None:
+    """A throw-away Ed25519 district key for the test run (checkpoints are signed, exports anchored)."""
+    if os.environ.get("XIAOWEI_SIGNING_KEY"):
+        return
+    import atexit
+    import tempfile
+
+    from engine.checkpoints import generate_key
+
+    folder = Path(tempfile.mkdtemp(prefix="xiaowei-test-key-"))
+    generate_key(folder / "signing.key")
+    os.environ["XIAOWEI_SIGNING_KEY"] = str(folder / "signing.key")
+    atexit.register(shutil.rmtree, folder, True)
+
+
+_test_signing_key()
 PG_URL = os.environ.get("DATABASE_URL", "")
 USING_PG = PG_URL.startswith("postgres")
 

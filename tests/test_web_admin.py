@@ -307,7 +307,8 @@ def test_audit_page_pages_newest_first(app, xw, people):
 ADMIN_URLS = [("GET", "/admin"), ("GET", "/admin/users"), ("GET", "/admin/users/new"),
               ("POST", "/admin/users/new"), ("GET", "/admin/users/{u}"), ("POST", "/admin/users/{u}/roles"),
               ("POST", "/admin/users/{u}/roles/revoke"), ("POST", "/admin/users/{u}/password"),
-              ("POST", "/admin/users/{u}/active"), ("GET", "/admin/params"), ("POST", "/admin/params"),
+              ("POST", "/admin/users/{u}/active"), ("POST", "/admin/users/{u}/sessions/end"),
+              ("GET", "/admin/params"), ("POST", "/admin/params"),
               ("GET", "/admin/audit")]
 
 

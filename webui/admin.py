@@ -115,8 +115,12 @@ def _user_page(username: str, *, errors: dict | None = None, form: str | None = 
     with xw().db.read() as s:
         row = engine_admin.user_in_scope(s, g.actor, username)
         orgs = engine_admin.scope_orgs(s, g.actor)
-        facts = s.execute(select(User.created_at, User.password_changed_at, User.failed_logins)
+        facts = s.execute(select(User.id, User.created_at, User.password_changed_at, User.failed_logins)
                           .where(User.username == username)).first()
+        from engine import sessions, throttle
+
+        open_sessions = sessions.open_count(s, facts.id)
+        waiting = [w for w in throttle.waiting(s, username) if w["waiting"]]
     locked = row.locked_until is not None and row.locked_until > audit.db_time()
     blocked = None
     if username == g.user.username:
@@ -124,6 +128,7 @@ def _user_page(username: str, *, errors: dict | None = None, form: str | None = 
     elif not row.manageable:
         blocked = _("该用户还在您的管辖范围外任职,只能由共同的上级管理员修改。")
     return render_template("admin/user.html", row=row, facts=facts, locked=locked, blocked=blocked,
+                           open_sessions=open_sessions, waiting=waiting,
                            choices=_role_choices(orgs), errors=errors or {}, form=form, values=values or {},
                            notices=_notices(), roles=catalogue.roles()), status
 
@@ -176,6 +181,14 @@ def password(username: str):
                           form="password", status=422)
     return _change(username, "password", lambda s: engine_admin.reset_password(s, g.actor, username, new),
                    _("已重置密码;该用户的已登录会话随即失效。"))
+
+
+@bp.post("/users/<username>/sessions/end")
+@login_required
+def end_sessions(username: str):
+    """Sign the user out everywhere: every open session ends at once (audited)."""
+    return _change(username, "sessions", lambda s: engine_admin.sign_out_everywhere(s, g.actor, username),
+                   _("已让该用户在所有设备上退出登录。"))
 
 
 @bp.post("/users/<username>/active")

@@ -24,7 +24,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup
 from sqlalchemy import delete
 
-from engine import attachments, audit, cases, limits
+from engine import attachments, audit, cases, checkpoints, limits
 from engine import public as rules
 from engine.errors import Conflict, InvalidData
 from storage.models import Procedure, PublicSubmission
@@ -66,7 +66,8 @@ def board(org_code: str):
         if org is None:
             abort(404)
         page = {"org": org, "notices": pr.on_notice(s, org), "past": pr.past_notices(s, org),
-                "groups": pr.edition_procedures(s, org), "cadres": pr.cadres(s, org), "changes": pr.changes(s, org)}
+                "groups": pr.edition_procedures(s, org), "cadres": pr.cadres(s, org), "changes": pr.changes(s, org),
+                "checkpoint": checkpoints.summary(s)}
     return _cached(render_template("public/board.html", **page))
 
 
@@ -176,7 +177,25 @@ def case_data(code: str):
 def receipt(code: str):
     page = _case_page(code)
     url = case_url(page["raw_code"])
-    return _cached(render_template("public/receipt.html", c=page, url=url, qr=qr_svg(url, 5)))
+    with xw().db.read() as s:
+        checkpoint = checkpoints.summary(s)
+    return _cached(render_template("public/receipt.html", c=page, url=url, qr=qr_svg(url, 5), checkpoint=checkpoint))
+
+
+@bp.get("/checkpoint.json")
+def checkpoint_json():
+    """The latest signed checkpoint of the audit trail and the district's public key, for anyone to keep
+    and to check exported trails against (``trailcheck --checkpoint``). ``?from=N``: with the proof
+    that this tree extends the tree of N leaves (an older checkpoint one holds)."""
+    raw = request.args.get("from", "")
+    from_size = int(raw) if raw.isdigit() and len(raw) < 12 else None
+    with xw().db.read() as s:
+        body = checkpoints.published(s, from_size)
+    if body is None:
+        return jsonify(error="not_found", message="尚未生成签名检查点 / no checkpoint yet"), 404
+    response = jsonify(body)
+    response.headers["Cache-Control"] = CACHE
+    return response
 
 
 # --- forms: objections and reports ------------------------------------------------------------------
