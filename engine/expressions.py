@@ -37,6 +37,12 @@ REASONS_ZH = {
     "type": "数据类型不相符(如把文字和数字相比)", "name": "缺少条件要读取的填报数据",
     "param": "缺少条件要读取的本地参数", "size": "文字或列表过长", "invalid": "表达式无法计算",
 }
+REASONS_EN = {
+    "zero": "a division by zero", "range": "a number or duration out of the allowed range",
+    "nan": "an invalid number (not a number, or infinite)", "type": "data of the wrong type (e.g. text compared with a number)",
+    "name": "form data the condition reads is missing", "param": "a local parameter the condition reads is missing",
+    "size": "a text or list that is too long", "invalid": "the expression cannot be computed",
+}
 # Bounds of what an evaluation may produce: a result outside them fails at once with a clear reason
 # (instead of a date overflow in the engine, an endless big-number computation or a NaN that
 # compares false everywhere).

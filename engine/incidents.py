@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, catalogue, spiff
 from .errors import Conflict, EngineIncident, Forbidden, InvalidData, XiaoweiError
-from .expressions import REASONS_ZH, ExpressionError
+from .expressions import REASONS_EN, REASONS_ZH, ExpressionError
 from storage.models import AuditEvent, Organization
 
 INCIDENT = "incident"
@@ -55,9 +55,11 @@ def wrap(definition, exc: BaseException, action: str) -> EngineIncident:
     name = (node.name or node.id) if node is not None else "流程"
     reason = REASONS_ZH.get(kind, REASONS_ZH["invalid"])
     action_zh = ACTIONS_ZH.get(action, "办理")
+    reason_en = REASONS_EN.get(kind, REASONS_EN["invalid"])
     message = (f"“{name}”的{what}无法计算:{reason}。本次{action_zh}没有保存,事项保持原状;已记入事项留痕并通知镇街管理员,"
-               f"管理员修正参数后可重试 / the {what_en} of {node_id or 'the process'} cannot be evaluated ({kind}): "
-               f"nothing was saved; the incident is recorded and the township warned")
+               f"管理员修正参数后可重试 / the {what_en} of “{name}” cannot be computed: {reason_en}. Nothing was saved "
+               f"and the case is as it was; the incident is in the case's trail and the township administrators were "
+               f"warned: they can fix the parameter and retry")
     error = EngineIncident(message, node=node_id, node_name=name, what=what, kind=kind, reason=reason,
                            expression=expression, action=action)
     error.detail = f"{type(exc).__name__}: {exc}"[:300]

@@ -192,7 +192,7 @@ def checkpoint_json():
     with xw().db.read() as s:
         body = checkpoints.published(s, from_size)
     if body is None:
-        return jsonify(error="not_found", message="尚未生成签名检查点 / no checkpoint yet"), 404
+        body = {"checkpoint": None, "message": "尚未生成签名检查点 / no checkpoint yet"}
     response = jsonify(body)
     response.headers["Cache-Control"] = CACHE
     return response
