@@ -513,36 +513,27 @@ def verify_all(session: Session) -> list[str]:
 
 def anchor_problems(session: Session, chains: dict[str, tuple[int, str]]) -> dict[str, list[str]]:
     """For each chain (current head seq, hash), what its newest anchored leaf says against it: events
-    cut (head behind the anchor) or rewritten (the anchored event is no longer there)."""
+    cut (head behind the anchor) or rewritten (the anchored event is no longer there). One query: the
+    newest leaf of each chain joined with the event it names."""
     out: dict[str, list[str]] = {}
     if not chains:
         return out
-    names = list(chains)
-    found: dict[str, tuple[int, int, str]] = {}
-    for i in range(0, len(names), 500):
-        batch = names[i:i + 500]
-        newest = (select(CheckpointLeaf.chain, func.max(CheckpointLeaf.idx).label("idx"))
-                  .where(CheckpointLeaf.chain.in_(batch)).group_by(CheckpointLeaf.chain).subquery())
-        for chain, idx, seq, head in session.execute(
-                select(CheckpointLeaf.chain, CheckpointLeaf.idx, CheckpointLeaf.seq, CheckpointLeaf.hash)
-                .join(newest, and_(newest.c.chain == CheckpointLeaf.chain, newest.c.idx == CheckpointLeaf.idx))):
-            found[chain] = (idx, seq, head)
-    if not found:
-        return out
-    events: dict[tuple[str, int], str] = {}
-    items = list(found.items())
-    for i in range(0, len(items), 200):
-        conds = [and_(AuditEvent.chain == chain, AuditEvent.seq == seq) for chain, (_i, seq, _h) in items[i:i + 200]]
-        for chain, seq, head in session.execute(select(AuditEvent.chain, AuditEvent.seq, AuditEvent.hash)
-                                                .where(or_(*conds))):
-            events[(chain, seq)] = head
-    for chain, (idx, seq, head) in found.items():
+    newest = select(CheckpointLeaf.chain, func.max(CheckpointLeaf.idx).label("idx")).group_by(CheckpointLeaf.chain)
+    if len(chains) <= 500:
+        newest = newest.where(CheckpointLeaf.chain.in_(list(chains)))
+    newest = newest.subquery()
+    query = (select(CheckpointLeaf.chain, CheckpointLeaf.seq, CheckpointLeaf.hash, AuditEvent.hash)
+             .join(newest, and_(newest.c.chain == CheckpointLeaf.chain, newest.c.idx == CheckpointLeaf.idx))
+             .outerjoin(AuditEvent, and_(AuditEvent.chain == CheckpointLeaf.chain, AuditEvent.seq == CheckpointLeaf.seq)))
+    for chain, seq, head, found in session.execute(query):
+        if chain not in chains:
+            continue
         current_seq, _current = chains[chain]
         if current_seq < seq:
             out.setdefault(chain, []).append(
                 f"a signed checkpoint anchors event {seq} of this chain but the chain now ends at {current_seq}: "
                 "events were deleted and the head moved back")
-        elif events.get((chain, seq)) != head:
+        elif found != head:
             out.setdefault(chain, []).append(
                 f"event {seq} is not the event a signed checkpoint anchors (hash {head[:12]}…): the chain was rewritten "
                 "and rehashed")

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, spiff
+from . import audit
 from storage.models import Case, Organization, ProcedureVersion, TimerDue, WorkItem
 
 CLOSING = {"case_closed", "case_cancelled"}
@@ -92,7 +92,20 @@ def _drop(dues: dict[str, list], key) -> None:
 
 
 def compare(session: Session, case: Case, events: list) -> list[str]:
-    """Problems where the stored case disagrees with its replayed events."""
+    """Problems where the stored case disagrees with its replayed events (one case; ``audit verify``
+    of every case loads the rows in batches and calls :func:`compare_rows`)."""
+    org = session.get(Organization, case.org_id)
+    version = session.get(ProcedureVersion, case.procedure_version_id)
+    items = session.execute(select(WorkItem.step_id, WorkItem.due_at).where(WorkItem.case_id == case.id)).all()
+    timer_rows = session.execute(select(TimerDue.node_id, TimerDue.due_at).where(TimerDue.case_id == case.id)).all()
+    return compare_rows(session, case, events, items=items, timer_rows=timer_rows, state=case.state,
+                        org_code=org.code if org else None, version_number=version.version if version else None)
+
+
+def compare_rows(session: Session, case, events: list, *, items, timer_rows, state: str, org_code: str | None,
+                 version_number: int | None) -> list[str]:
+    """:func:`compare` over rows already loaded: ``case`` has id, status, closed_at, procedure_id,
+    procedure_version_id and tracking_code; ``items`` (step_id, due_at); ``timer_rows`` (node_id, due_at)."""
     want = expected(events)
     problems: list[str] = []
     if case.status != want["status"]:
@@ -101,17 +114,14 @@ def compare(session: Session, case: Case, events: list) -> list[str]:
     if (case.closed_at is None) != (want["status"] == "running"):
         problems.append("replay: the case's closing time disagrees with its events")
     started = want["started"] or {}
-    org = session.get(Organization, case.org_id)
-    version = session.get(ProcedureVersion, case.procedure_version_id)
     for label, stored, recorded in (
             ("procedure", case.procedure_id, started.get("procedure_id")),
-            ("organization", org.code if org else None, started.get("org")),
+            ("organization", org_code, started.get("org")),
             ("tracking code", case.tracking_code, started.get("tracking_code")),
-            ("procedure version", version.version if version else None, want["version"])):
+            ("procedure version", version_number, want["version"])):
         if recorded is not None and stored != recorded:
             problems.append(f"replay: the case's {label} is {stored} but its events say {recorded}: changed outside "
                             "the engine")
-    items = session.execute(select(WorkItem.step_id, WorkItem.due_at).where(WorkItem.case_id == case.id)).all()
     stored_steps = Counter(step for step, _ in items)
     if stored_steps != want["steps"]:
         problems.append(f"replay: the open steps should be {_show(want['steps'])} but the work items are "
@@ -123,7 +133,6 @@ def compare(session: Session, case: Case, events: list) -> list[str]:
         for step, dues in want["step_due"].items():
             if sorted(map(str, dues)) != sorted(map(str, stored_due.get(step, []))):
                 problems.append(f"replay: the due time of step {step} was changed outside the engine")
-    timer_rows = session.execute(select(TimerDue.node_id, TimerDue.due_at).where(TimerDue.case_id == case.id)).all()
     stored_timers = Counter(node for node, _ in timer_rows)
     if stored_timers != want["timers"]:
         problems.append(f"replay: the waiting timers should be {_show(want['timers'])} but are "
@@ -135,23 +144,49 @@ def compare(session: Session, case: Case, events: list) -> list[str]:
         for node, dues in want["timer_due"].items():
             if sorted(map(str, dues)) != sorted(map(str, stored_tdue.get(node, []))):
                 problems.append(f"replay: the deadline of timer {node} was changed outside the engine")
-    problems.extend(_compare_state(session, case, want))
+    problems.extend(_compare_state(session, case, state, want))
     return problems
 
 
-def _compare_state(session: Session, case: Case, want: dict) -> list[str]:
+READY, WAITING = 16, 8  # SpiffWorkflow 3.2.0's TaskState values in a serialized workflow
+
+
+def open_in_state(state: str, definition) -> tuple[Counter, Counter]:
+    """The ready steps and waiting timers (with a deadline) of a stored SpiffWorkflow state, read from
+    its JSON (what :func:`engine.spiff.open_tasks` gives, without rebuilding the workflow)."""
+    from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+
+    data = json.loads(state)
+    steps: Counter = Counter()
+    timers: Counter = Counter()
+    workflows = [data, *(data.get("subprocesses") or {}).values()]
+    for workflow in workflows:
+        for task in (workflow.get("tasks") or {}).values():
+            spec, status = task.get("task_spec"), task.get("state")
+            if status == READY and spec in definition.steps:
+                steps[spec] += 1
+            elif status == WAITING:
+                node = definition.nodes.get(spec)
+                value = (task.get("internal_data") or {}).get("event_value")
+                if node is not None and node.timer is not None and isinstance(value, str):
+                    try:
+                        TimerEventDefinition.get_datetime(value)
+                    except ValueError:
+                        continue
+                    timers[spec] += 1
+    return steps, timers
+
+
+def _compare_state(session: Session, case, state: str, want: dict) -> list[str]:
     from . import procedures
 
-    try:
-        rt = procedures.runtime(session, case.procedure_version_id)
-        workflow = spiff.load_state(case.state, rt.spec, rt.subprocess_specs)
-    except Exception as exc:  # noqa: BLE001 - an unreadable state is itself the finding
-        return [f"replay: the stored engine state cannot be read ({type(exc).__name__}): changed outside the engine"]
     if case.status != "running":
         return []
-    ready, waiting = spiff.open_tasks(workflow)
-    steps = Counter(t.task_spec.bpmn_id for t in ready if t.task_spec.bpmn_id in rt.definition.steps)
-    timers = Counter(t.task_spec.bpmn_id for t, deadline in waiting if deadline is not None)
+    try:
+        rt = procedures.runtime(session, case.procedure_version_id)
+        steps, timers = open_in_state(state, rt.definition)
+    except Exception as exc:  # noqa: BLE001 - an unreadable state is itself the finding
+        return [f"replay: the stored engine state cannot be read ({type(exc).__name__}): changed outside the engine"]
     problems = []
     if steps != want["steps"]:
         problems.append(f"replay: the stored engine state has the steps {_show(steps)} open, the events "

@@ -148,7 +148,20 @@ def test_a_status_set_by_sql_and_changed_work_items_and_timers_are_detected(xw, 
     assert any("work items" in p for p in problems(xw, anchored))
 
 
-def test_a_moved_deadline_and_an_edited_engine_state_are_detected(xw, people, frozen):
+def test_an_engine_state_edited_by_sql_is_detected(xw, anchored):
+    from storage.models import CaseState
+
+    with xw.db.read() as s:
+        state = json.loads(s.get(CaseState, anchored).state)
+    ready = ready_steps(xw, anchored)[0]
+    for task in state["tasks"].values():
+        if task["task_spec"] == ready and task["state"] == 16:  # READY → COMPLETED behind the engine's back
+            task["state"] = 64
+    tamper(xw, ("UPDATE case_state SET state = :s WHERE case_id = :c", {"s": json.dumps(state), "c": anchored}))
+    assert any("stored engine state" in p for p in problems(xw, anchored))
+
+
+def test_a_moved_deadline_is_detected(xw, people, frozen):
     case_id = xw.start_case("V-DEC-01", "DONGAO", people["party_branch"])
     for _ in range(12):
         ready = ready_steps(xw, case_id)
