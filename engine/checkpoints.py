@@ -169,6 +169,51 @@ class Tree:
     def root(self) -> bytes:
         return self.levels[-1][0] if self.size else tree_root([])
 
+    def copy(self) -> "Tree":
+        other = Tree([])
+        other.size = self.size
+        other.levels = [list(level) for level in self.levels]
+        return other
+
+    def extend(self, leaves: list[bytes]) -> None:
+        """Append leaves: only the nodes on the right edge change (O(k log n) hashes for k leaves)."""
+        if not leaves:
+            return
+        start = self.size
+        self.levels[0].extend(leaves)
+        self.size = len(self.levels[0])
+        h = 0
+        while len(self.levels[h]) > 1:
+            level = self.levels[h]
+            if h + 1 == len(self.levels):
+                self.levels.append([])
+            nxt = self.levels[h + 1]
+            first = start >> 1
+            del nxt[first:]
+            for i in range(first * 2, len(level) - 1, 2):
+                nxt.append(node_hash(level[i], level[i + 1]))
+            if len(level) % 2:
+                nxt.append(level[-1])
+            start = first
+            h += 1
+        del self.levels[h + 1:]
+
+    def root_at(self, size: int) -> bytes:
+        """The root of the first ``size`` leaves (an older checkpoint's tree): the perfect subtrees of
+        its binary decomposition are nodes of this tree, folded right to left (O(log n))."""
+        if not 0 < size <= self.size:
+            return tree_root([])
+        parts = []
+        start = 0
+        for height in range(size.bit_length() - 1, -1, -1):
+            if size & (1 << height):
+                parts.append(self.levels[height][start >> height])
+                start += 1 << height
+        root = parts[-1]
+        for part in reversed(parts[:-1]):
+            root = node_hash(part, root)
+        return root
+
     def node(self, start: int, size: int) -> bytes:
         """MTH of leaves [start, start + size): a node of this tree (start is a multiple of its width)."""
         height = (size - 1).bit_length()
@@ -211,24 +256,35 @@ def _split(n: int) -> int:
     return k
 
 
-_trees: dict[tuple[str, int], Tree] = {}
+_trees: dict[str, Tree] = {}
 _trees_lock = threading.Lock()
 
 
 def tree(session: Session, size: int) -> Tree:
-    """The tree over the first ``size`` leaves (cached per database and size: leaves never change)."""
-    key = (str(session.get_bind().url), size)
+    """The tree over the first ``size`` leaves. Each process keeps the largest tree it built per
+    database and extends a copy of it with the leaves added since (leaves never change), so the first
+    export after a checkpoint reads only the new leaves."""
+    key = str(session.get_bind().url)
     with _trees_lock:
-        found = _trees.get(key)
-    if found is not None:
-        return found
-    hashes = session.scalars(select(CheckpointLeaf.leaf_hash).where(CheckpointLeaf.idx < size)
-                             .order_by(CheckpointLeaf.idx)).all()
-    found = Tree([bytes.fromhex(h) for h in hashes])
+        cached = _trees.get(key)
+    if cached is not None and cached.size == size:
+        return cached
+    if cached is not None and cached.size < size:
+        hashes = session.scalars(select(CheckpointLeaf.leaf_hash).where(CheckpointLeaf.idx >= cached.size,
+                                                                        CheckpointLeaf.idx < size)
+                                 .order_by(CheckpointLeaf.idx)).all()
+        found = cached.copy()
+        found.extend([bytes.fromhex(h) for h in hashes])
+    else:
+        hashes = session.scalars(select(CheckpointLeaf.leaf_hash).where(CheckpointLeaf.idx < size)
+                                 .order_by(CheckpointLeaf.idx)).all()
+        found = Tree([bytes.fromhex(h) for h in hashes])
     with _trees_lock:
-        if len(_trees) >= 4:
-            _trees.clear()
-        _trees[key] = found
+        current = _trees.get(key)
+        if current is None or current.size <= found.size:
+            if len(_trees) >= 8:
+                _trees.clear()
+            _trees[key] = found
     return found
 
 
@@ -399,13 +455,9 @@ def published(session: Session, from_size: int | None = None) -> dict[str, Any] 
     out = {"checkpoint": checkpoint_dict(cp)}
     if from_size is not None and 0 < from_size <= cp.tree_size:
         t = tree(session, cp.tree_size)
-        out["consistency"] = {"from_size": from_size, "from_root": tree_root_of(session, from_size).hex(),
+        out["consistency"] = {"from_size": from_size, "from_root": t.root_at(from_size).hex(),
                               "to_size": cp.tree_size, "proof": [p.hex() for p in t.consistency(from_size)]}
     return out
-
-
-def tree_root_of(session: Session, size: int) -> bytes:
-    return tree(session, size).root()
 
 
 def anchor_for(session: Session, chain: str) -> dict[str, Any] | None:

@@ -114,6 +114,10 @@ def test_tree_roots_and_proofs_are_rfc_9162():
             proof = tree.consistency(m)
             assert verify_consistency(m, n, _mth(data[:m]), tree.root(), proof)
             assert not verify_consistency(m, n, _h(b"forged"), tree.root(), proof)
+            assert tree.root_at(m) == _mth(data[:m])
+            grown = checkpoints.Tree(leaves[:m])
+            grown.extend(leaves[m:])  # what a process does after each checkpoint
+            assert grown.levels == tree.levels
 
 
 # --- audit verify ---------------------------------------------------------------------------------------
