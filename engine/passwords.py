@@ -1,6 +1,6 @@
-"""Password hashes: argon2id (argon2-cffi, RFC 9106 parameters) for every new hash; older scrypt
-hashes (``scrypt$n$r$p$salt$hash``) still verify and are replaced by argon2id at the next sign-in
-(:func:`needs_rehash`)."""
+"""Password hashes: argon2id (argon2-cffi, at the cost of XIAOWEI_ARGON2: OWASP's parameters by default)
+for every new hash; older scrypt hashes (``scrypt$n$r$p$salt$hash``) still verify and are replaced by
+argon2id at the next sign-in (:func:`needs_rehash`), as are argon2id hashes of another cost."""
 
 from __future__ import annotations
 

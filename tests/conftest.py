@@ -22,7 +22,7 @@ from storage import Database
 from storage.db import normalize_url
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("XIAOWEI_ARGON2", "1,8,1")  # cheap argon2id hashes for test users (production: 3,65536,4)
+os.environ.setdefault("XIAOWEI_ARGON2", "1,8,1")  # cheap argon2id hashes for test users (production: 2,19456,1)
 os.environ.setdefault("XIAOWEI_SCRYPT_N", "16")  # cheap hashes for test users; production keeps 2**14
 def _test_signing_key() -> None:
     """A throw-away Ed25519 district key for the test run (checkpoints are signed, exports anchored)."""
