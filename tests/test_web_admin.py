@@ -289,7 +289,10 @@ def test_every_admin_action_is_in_the_audit_page_and_the_chain_verifies(app, xw,
     # A tampered system chain shows the failing badge.
     from sqlalchemy import update
 
+    from conftest import bypass_append_only
+
     with xw.db.write() as s:
+        bypass_append_only(s)
         s.execute(update(AuditEvent).where(AuditEvent.chain == audit.SYSTEM_CHAIN, AuditEvent.seq == mine[0]["seq"])
                   .values(actor="someone-else"))
     assert "管理留痕校验未通过" in staff.get("/admin/audit").text
