@@ -40,6 +40,18 @@ def _hhmm(text: str) -> time:
     return time(int(hours), int(minutes))  # ValueError beyond 23:59
 
 
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        return min(max(int(text), low), high)
+    return parse
+
+
+def _argon2(text: str) -> tuple[int, int, int]:
+    t, m, p = (int(x) for x in text.split(","))
+    p = max(1, p)
+    return max(1, t), max(8 * p, m), p
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -73,6 +85,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("XIAOWEI_OFFICE_CLOSE", "office_close", time(17, 30), _hhmm,
             "the close of the office day in Beijing time (`HH:MM`, default 17:30): time limits counted in days "
             "end then"),
+    # The hardening (#13, docs/security.md): read when used (:func:`fresh`), so a deployment or a test
+    # can change them without restarting.
+    Setting("XIAOWEI_SIGNING_KEY", "signing_key", Path("xiaowei-signing.key"), Path,
+            "the district's Ed25519 private key (PEM file) that signs audit checkpoints; keep it off the "
+            "database host, readable only by the signer (default `xiaowei-signing.key` in the working directory)"),
+    Setting("XIAOWEI_SIGNING_PUBLIC_KEYS", "signing_public_keys", "", str,
+            "more public keys (hex or files, comma-separated) whose checkpoints `audit verify` accepts: "
+            "earlier keys after a rotation, or a verifier's copy of the published key"),
+    Setting("XIAOWEI_CHECKPOINT_MINUTES", "checkpoint_minutes", 10, _bounded(1, 24 * 60),
+            "how often `tick` signs a checkpoint over the chain heads that moved (default 10)"),
+    Setting("XIAOWEI_ARGON2", "argon2_cost", (2, 19456, 1), _argon2,
+            "argon2id cost of new password hashes as `time,memory KiB,parallelism` (default `2,19456,1`: "
+            "OWASP's minimum; hashes record their cost and are upgraded at the next sign-in)"),
+    Setting("XIAOWEI_UPLOAD_QUOTA_MB", "upload_quota_mb", 200, _bounded(1, 100_000),
+            "evidence a user may upload per day, Beijing time, in megabytes (default 200)"),
+    Setting("XIAOWEI_PDF_RENDERS", "pdf_renders", 2, _bounded(1, 32),
+            "PDFs one process prints at once (default 2); more wait in a short queue"),
+    Setting("XIAOWEI_PDF_QUEUE", "pdf_queue", 8, _bounded(0, 1000),
+            "PDF requests that may wait for a free printer (default 8); beyond it the answer is “busy, retry”"),
+    Setting("XIAOWEI_HSTS_SECONDS", "hsts_seconds", 31_536_000, _bounded(0, 63_072_000),
+            "Strict-Transport-Security max-age sent over HTTPS (default one year; 0: none)"),
     Setting("XIAOWEI_PERSON_KEY", "person_key", None, str,
             "the key the person register derives its encryption and keyed-hash keys from (ID numbers, "
             "phones); unset, each database makes and keeps its own — set it in production and keep it "
@@ -91,6 +124,14 @@ class Settings:
     scrypt_n: int
     now: str | None
     office_close: time
+    signing_key: Path
+    signing_public_keys: str
+    checkpoint_minutes: int
+    argon2_cost: tuple[int, int, int]
+    upload_quota_mb: int
+    pdf_renders: int
+    pdf_queue: int
+    hsts_seconds: int
     person_key: str | None
 
 
@@ -122,6 +163,11 @@ def current() -> Settings:
     if _current is None:
         _current = read()
     return _current
+
+
+def fresh() -> Settings:
+    """The settings as the environment has them now (for those read when used)."""
+    return read()
 
 
 def reload() -> Settings:

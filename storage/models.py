@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import (
-    Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint,
+    BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -462,3 +462,94 @@ class AppSecret(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+# --- hardening (#13): sessions, limits, signed checkpoints ------------------------------------------
+
+class UserSession(Base):
+    """A signed-in session, valid on the server side: the cookie carries a random token, this row its
+    SHA-256. Logout, a password change or an administrator's "sign out everywhere" set ``ended_at``,
+    and the cookie stops working at once."""
+
+    __tablename__ = "user_session"
+    __table_args__ = (Index("ix_user_session_user_ended", "user_id", "ended_at"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie's token
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    end_reason: Mapped[str] = mapped_column(String(20), default="")  # logout | password | everywhere | admin
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins of one (user name, client address) pair: the delay before its next attempt grows
+    with each failure; other addresses are not affected (no lock-out by strangers). ``reported`` is how
+    many of the failures the system chain already records (failures are recorded in aggregate)."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # keyed hash of (user name, address)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(16), default="")  # a keyed hash prefix of the address
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    reported: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime] = mapped_column(DateTime)
+    last_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    next_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RateCounter(Base):
+    """An atomic counter per key and time window (``INSERT … ON CONFLICT DO UPDATE … RETURNING``):
+    public submissions per sender, upload bytes per user and day, refused requests per client."""
+
+    __tablename__ = "rate_counter"
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class FormStamp(Base):
+    """A public form's stamp once used: a second submission with the same stamp is refused."""
+
+    __tablename__ = "form_stamp"
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class AuditCheckpoint(Base):
+    """A signed tree head: the Merkle root over the first ``tree_size`` leaves of ``checkpoint_leaf``
+    (every chain head as it was at each checkpoint), signed with the district's Ed25519 key, which is
+    kept outside the database. Each checkpoint extends the one before (consistency proofs)."""
+
+    __tablename__ = "audit_checkpoint"
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tree_size: Mapped[int] = mapped_column(Integer)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    key_id: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(64))  # hex of the raw Ed25519 public key
+    signature: Mapped[str] = mapped_column(String(128))  # hex
+    frontier: Mapped[str] = mapped_column(Text, default="[]")  # JSON: the perfect subtrees' roots, for the next one
+
+
+class CheckpointLeaf(Base):
+    """One leaf of the checkpoint tree: a chain's head (chain, seq, hash) when a checkpoint was made."""
+
+    __tablename__ = "checkpoint_leaf"
+    __table_args__ = (Index("ix_checkpoint_leaf_chain", "chain", "idx"),)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # 0-based
+    chain: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    leaf_hash: Mapped[str] = mapped_column(String(64))
+    checkpoint: Mapped[int] = mapped_column(Integer)
+
+
+class AuditAnchor(Base):
+    """The head of each chain as the latest checkpoint anchors it (derived from ``checkpoint_leaf``,
+    kept so that finding the chains that moved since is one join)."""
+
+    __tablename__ = "audit_anchor"
+    chain: Mapped[str] = mapped_column(String(40), primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    leaf_idx: Mapped[int] = mapped_column(Integer)

@@ -23,7 +23,24 @@ from storage import Database
 from storage.db import normalize_url
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("XIAOWEI_ARGON2", "1,8,1")  # cheap argon2id hashes for test users (production: 2,19456,1)
 os.environ.setdefault("XIAOWEI_SCRYPT_N", "16")  # cheap hashes for test users; production keeps 2**14
+def _test_signing_key() -> None:
+    """A throw-away Ed25519 district key for the test run (checkpoints are signed, exports anchored)."""
+    if os.environ.get("XIAOWEI_SIGNING_KEY"):
+        return
+    import atexit
+    import tempfile
+
+    from engine.core.checkpoints import generate_key
+
+    folder = Path(tempfile.mkdtemp(prefix="xiaowei-test-key-"))
+    generate_key(folder / "signing.key")
+    os.environ["XIAOWEI_SIGNING_KEY"] = str(folder / "signing.key")
+    atexit.register(shutil.rmtree, folder, True)
+
+
+_test_signing_key()
 settings.reload()
 PG_URL = os.environ.get("DATABASE_URL", "")
 USING_PG = PG_URL.startswith("postgres")
@@ -239,6 +256,11 @@ def shared_xw(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         db = Database(module_db_url)
         yield Xiaowei(db), dict(_people)
         db.dispose()
+def bypass_append_only(session) -> None:
+    """What a database superuser can do behind the engine's back: switch off, for this transaction, the
+    PostgreSQL triggers that refuse UPDATE and DELETE on the trail (tests of tamper detection)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL session_replication_role = replica"))
 
 
 def add_user(app: Xiaowei, username: str, *roles: str) -> str:

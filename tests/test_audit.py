@@ -32,8 +32,12 @@ def rows(xw, case_id):
 
 
 def tamper(xw, sql, **params):
-    """What a database administrator could do behind the engine's back."""
+    """What a database administrator could do behind the engine's back (a superuser on PostgreSQL
+    switches the append-only triggers off first)."""
+    from conftest import bypass_append_only
+
     with xw.db.write() as s:
+        bypass_append_only(s)
         s.execute(text(sql), params)
 
 

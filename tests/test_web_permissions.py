@@ -60,6 +60,10 @@ ROUTES = {
     ("POST", "/admin/users/<username>/roles/revoke"): "admin_user_post",
     ("POST", "/admin/users/<username>/password"): "admin_user_post",
     ("POST", "/admin/users/<username>/active"): "admin_user_post",
+    ("POST", "/admin/users/<username>/sessions/end"): "admin_user_action",  # sign out everywhere: no form
+    ("POST", "/logout/everywhere"): "signout",
+    ("POST", "/cases/<int:case_id>/retry"): "case_retry@org",  # no open incident: 409 told on the case page
+    ("GET", "/public/checkpoint.json"): "public",
     ("GET", "/admin/params"): "admin",
     ("POST", "/admin/params"): "admin_post",
     ("GET", "/admin/audit"): "admin",
@@ -129,6 +133,7 @@ DENIED_ACTION = {
     "/cases/<int:case_id>/trail.pdf": "export_trail",
     "/cases/<int:case_id>/steps/<step_id>": "complete",
     "/cases/<int:case_id>/files/<sha256>": "download_file",
+    "/cases/<int:case_id>/retry": "retry",
     "/api/v1/cases/<int:case_id>": "view",
     "/api/v1/cases/<int:case_id>/trail": "export_trail",
     "/api/v1/cases/<int:case_id>/steps/<step_id>": "complete",
@@ -202,7 +207,7 @@ def _expect(kind: str, user: str, org_code: str | None) -> int:
         if user not in ("township_staff", "district_admin"):
             return 403
         # the home redirects; the target user (a 东岙村 cadre) may be seen; POSTs carry no valid form (422)
-        return {"admin_home": 302, "admin_post": 422, "admin_user_post": 422}.get(base, 200)
+        return {"admin_home": 302, "admin_post": 422, "admin_user_post": 422, "admin_user_action": 302}.get(base, 200)
     if base in ("warnings", "api_warnings"):  # 预警: supervisors and township/district staff, in their scope
         if user not in WARNING_READERS:
             return 403
@@ -235,6 +240,10 @@ def _expect(kind: str, user: str, org_code: str | None) -> int:
         return 200 if user == "district_admin" else 403
     if base == "library_publish":  # reaches the view: no draft to publish
         return 404 if user == "district_admin" else 403
+    if base == "signout":
+        return 302
+    if base == "case_retry":  # township and district administrators of the case's village
+        return 302 if sees and user in ("township_staff", "district_admin") else 403
     if base == "password_post":
         return 422  # reaches the view: the form's confirmation does not match
     if base == "start_get":
@@ -366,7 +375,7 @@ def _cell(app, xw, people, case_id, method, rule, user, org, *, case, before, cl
         assert all(r.ok for r in xw.verify(case))
     else:
         assert _denials(xw, case) == before
-        assert steps == (["propose"] if method == "POST" else ["collect"])
+        assert steps == (["propose"] if method == "POST" and not kind.startswith("case_retry") else ["collect"])
 
 
 def _warning_at(xw, org_code: str) -> int:

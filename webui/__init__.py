@@ -91,11 +91,19 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
     def _before() -> None:
         if request.endpoint in ("healthz", "static", "i18n.switch"):
             return
+        security.load_user()  # first: a refused request is recorded with the user who sent it
         security.check_csrf()
-        security.load_user()
 
     @app.after_request
     def _headers(response):
+        if response.status_code in (403, 429) or (response.status_code == 400 and g.get("csrf_failed")):
+            _record_refused(response.status_code)
+        if request.is_secure:  # over TLS (directly, or X-Forwarded-Proto from a trusted proxy)
+            from engine.core import security_settings
+
+            seconds = security_settings.hsts_seconds()
+            if seconds:
+                response.headers.setdefault("Strict-Transport-Security", f"max-age={seconds}; includeSubDomains")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -107,6 +115,21 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    def _record_refused(status: int) -> None:
+        """Every refused request, on any route, goes to the system chain (in aggregate per client and
+        hour: see engine.limits.refused). Recording never changes the answer."""
+        from engine.core import limits
+
+        user = g.get("user")
+        reason = "csrf" if g.get("csrf_failed") else ""
+        try:
+            with database.write() as s:
+                limits.refused(s, who=user.username if user is not None else "", address=security.client_address(),
+                               status=status, method=request.method, path=request.path,
+                               endpoint=request.endpoint, reason=reason)
+        except Exception:  # noqa: BLE001 - a failed record must not turn a 403 into a 500
+            app.logger.exception("could not record a refused request")
+
     @app.context_processor
     def _globals() -> dict[str, Any]:
         return {"csrf_token": security.csrf_token, "current_user": g.get("user")}
@@ -116,7 +139,8 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
             if error is not None:
                 return jsonify(error.to_dict()), error.status
             codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                     405: "method_not_allowed", 413: "too_large"}
+                     405: "method_not_allowed", 413: "too_large", 429: "too_many_requests", 500: "internal_error",
+                     503: "busy"}
             body = {"error": codes.get(status, "error")}
             if g.get("csrf_failed"):
                 body["error"] = "csrf"
@@ -124,8 +148,17 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
         return render_template("errors/error.html", status=status, error=error,
                                csrf_failed=g.get("csrf_failed", False)), status
 
-    for status in (400, 401, 403, 404, 405, 413):
+    for status in (400, 401, 403, 404, 405, 413, 429, 503):
         app.register_error_handler(status, lambda exc, status=status: _error(status))
+
+    @app.errorhandler(500)
+    def _server_error(exc):
+        """The last line: an error nobody foresaw answers a Chinese page (or JSON), never a traceback;
+        the transaction was rolled back, so nothing was half saved."""
+        original = getattr(exc, "original_exception", None)
+        if original is not None:
+            app.logger.error("unhandled error on %s %s", request.method, request.path, exc_info=original)
+        return _error(500)
 
     @app.errorhandler(XiaoweiError)
     def _xiaowei_error(exc: XiaoweiError):

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlsplit
-
 from flask import Blueprint, Flask, g, has_request_context, make_response, redirect, request
 
 LANGUAGES = {"zh": "中文", "en": "English"}
@@ -105,13 +103,11 @@ def lang_part(message: object) -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site (no scheme, no host, no '//' tricks) may be returned to."""
-    if not target:
-        return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
+    """Only a plain path on this site (no scheme, no host, no '//' or control-character tricks) may
+    be returned to."""
+    from .security import is_local_path
+
+    return target if is_local_path(target) else "/"
 
 
 @bp.get("/lang/<code>")

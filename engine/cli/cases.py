@@ -126,6 +126,35 @@ def case_cancel(case_id: int, username: str, reason: str) -> None:
     click.echo(f"事项 #{case_id} 已撤销 / cancelled")
 
 
+@case.command("retry")
+@db_option
+@json_option
+@click.argument("case_id", type=int)
+@click.option("--as", "username", required=True, metavar="USERNAME")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="set this parameter of the case (else the value now in force at its village applies)")
+@handle_errors
+def case_retry(as_json: bool, case_id: int, username: str, params: tuple[str, ...]) -> None:
+    """After an incident: take the parameters now in force (and --param), fire due timers, complete
+    the failed submission again as its author (a township or district administrator)."""
+    values = {}
+    for item in params:
+        if "=" not in item:
+            raise XiaoweiError(f"--param 须写作 KEY=VALUE:{item} / --param must be KEY=VALUE")
+        key, value = item.split("=", 1)
+        values[key.strip()] = value.strip()
+    result = facade().retry_case(case_id, username, values)
+    if as_json:
+        click.echo(dumps(result))
+        return
+    for c in result["changes"]:
+        click.echo(f"  参数 {c['key']}: {c['before']} → {c['after']}")
+    done = f";已重新提交 {result['completed']}" if result["completed"] else ""
+    click.echo(f"事项 #{case_id} 已重试{done};状态 {result['status']} / retried")
+    for t in result["tasks"]:
+        click.echo(f"  下一步 next: {t['step_id']} {t['name']}")
+
+
 @main.command()
 @db_option
 @json_option
@@ -190,3 +219,92 @@ def audit_export(case_id: int, output: Path) -> None:
     text = facade().export_trail(case_id)
     output.write_text(text, encoding="utf-8")
     click.echo(f"已导出 {output} / trail written")
+
+
+@audit_group.command("checkpoint")
+@db_option
+@json_option
+@handle_errors
+def audit_checkpoint(as_json: bool) -> None:
+    """Sign a checkpoint now over every chain head that moved (tick does it every few minutes)."""
+    from engine.core import checkpoints
+
+    key = checkpoints.load_key()
+    if key is None:
+        raise XiaoweiError("没有签名密钥:先运行 xiaowei audit keygen,或设置 XIAOWEI_SIGNING_KEY / no signing key "
+                           "(xiaowei audit keygen, or set XIAOWEI_SIGNING_KEY)")
+    with facade().db.write() as s:
+        made = checkpoints.make(s, key)
+        latest = checkpoints.published(s)
+    if as_json:
+        click.echo(dumps({"made": made, **(latest or {})}))
+        return
+    for problem in (made or {}).get("problems", []):
+        click.echo(f"  未锚定 not anchored: {problem}", err=True)
+    if made is None or not made.get("new"):
+        cp = (latest or {}).get("checkpoint")
+        click.echo(f"链头没有变化,最新检查点仍为 #{cp['number'] if cp else '-'} / no head moved")
+    else:
+        click.echo(f"检查点 #{made['number']}:{made['leaves']} 个链头,树 {made['tree_size']},根 {made['root_hash']} / "
+                   "checkpoint signed")
+    if made and made.get("problems"):
+        sys.exit(1)
+
+
+@audit_group.command("keygen")
+@db_option
+@click.option("-o", "output", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="where to write the private key (default: XIAOWEI_SIGNING_KEY, else xiaowei-signing.key)")
+@handle_errors
+def audit_keygen(output: Path | None) -> None:
+    """Make the district's Ed25519 signing key (mode 0600; never overwrites) and print its public half."""
+    from engine.core import checkpoints
+
+    key = checkpoints.generate_key(output)
+    click.echo(f"已生成签名密钥 {key.path}(请妥善保管,不要与数据库放在一起)/ signing key written")
+    click.echo(f"公钥 public key: {key.public_hex}")
+    click.echo(f"指纹 fingerprint: {key.key_id}")
+
+
+@audit_group.command("key")
+@db_option
+@json_option
+@handle_errors
+def audit_key(as_json: bool) -> None:
+    """Print the public half of the signing key (publish it: trailcheck --key checks against it)."""
+    from engine.core import checkpoints
+
+    key = checkpoints.load_key()
+    if key is None:
+        raise XiaoweiError("没有签名密钥 / no signing key (xiaowei audit keygen)")
+    if as_json:
+        click.echo(dumps({"public_key": key.public_hex, "key_id": key.key_id, "path": str(key.path)}))
+    else:
+        click.echo(f"公钥 public key: {key.public_hex}\n指纹 fingerprint: {key.key_id}")
+
+
+APPEND_ONLY_ROLE_SQL = """-- Xiaowei on PostgreSQL: the app connects as an append-only role, the schema belongs to another.
+-- Run as the database owner after `xiaowei init`; then set DATABASE_URL to the app role.
+CREATE ROLE {role} LOGIN PASSWORD 'change-me';
+GRANT CONNECT ON DATABASE {database} TO {role};
+GRANT USAGE ON SCHEMA public TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
+-- The trail and the checkpoints: read and append, nothing else (the triggers refuse it for anyone too).
+REVOKE UPDATE, DELETE, TRUNCATE ON audit_event, checkpoint_leaf, audit_checkpoint FROM {role};
+-- Not the owner: the role cannot drop or disable the triggers, nor ALTER the tables.
+"""
+
+
+@audit_group.command("db-role")
+@db_option
+@click.option("--role", default="xiaowei_app", show_default=True)
+@click.option("--database", default="xiaowei", show_default=True)
+def audit_db_role(role: str, database: str) -> None:
+    """Print the SQL of a separate, append-only PostgreSQL role for the app (see docs/security.md)."""
+    import re
+
+    if not re.match(r"^[a-z_][a-z0-9_]{0,62}$", role) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", database):
+        click.echo("错误 / error: 角色名和数据库名只能用字母、数字和下划线 / invalid role or database name", err=True)
+        sys.exit(1)
+    click.echo(APPEND_ONLY_ROLE_SQL.format(role=role, database=database), nl=False)

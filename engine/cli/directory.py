@@ -101,6 +101,19 @@ def user_passwd(username: str, password: str) -> None:
     click.echo("密码已更新 / password updated")
 
 
+@user.command("logout")
+@db_option
+@click.argument("username")
+@handle_errors
+def user_logout(username: str) -> None:
+    """Sign a user out everywhere: every open session ends at once (audited)."""
+    from engine.core import sessions
+
+    with facade().db.write() as s:
+        count = sessions.sign_out_everywhere(s, username, actor="cli", reason="admin")
+    click.echo(f"已结束 {username} 的 {count} 个登录会话 / {count} sessions ended")
+
+
 @main.group()
 def roles() -> None:
     """The role registry."""

@@ -32,8 +32,14 @@ def demo(as_json: bool) -> None:
     """init plus demo organizations, users for every role (passwords printed once) and cases."""
     from engine.services.demo import load_demo
 
+    from engine.core import checkpoints
+
     app = facade()
     app.init()
+    if checkpoints.load_key() is None:  # a demo signs its checkpoints too (a deployer makes the key on purpose)
+        key = checkpoints.generate_key()
+        if not as_json:
+            click.echo(f"已生成演示用签名密钥 {key.path},公钥指纹 {key.key_id} / demo signing key written")
     result = load_demo(app)
     if as_json:
         click.echo(dumps(result))

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from . import clock
 from engine.trailcheck import FORMAT, event_hash, event_hash_text, genesis, render
-from storage.models import AuditEvent, AuditHead, Case, Organization, ProcedureVersion
+from storage.models import AuditCheckpoint, AuditEvent, AuditHead, Case, Organization, ProcedureVersion
 
 SYSTEM_CHAIN = "system"
 _INSERT_EVENT = insert(AuditEvent)
@@ -145,21 +145,79 @@ def verify_chain(events: Iterator[AuditEvent] | list[AuditEvent], chain: str, he
     return ChainReport(chain, count, problems)
 
 
-def verify(session: Session, case_id: int | None = None) -> list[ChainReport]:
-    """Verify one case's chain, or every chain in the database."""
+_EVENT_COLUMNS = (AuditEvent.chain, AuditEvent.seq, AuditEvent.type, AuditEvent.at, AuditEvent.actor, AuditEvent.role,
+                  AuditEvent.data, AuditEvent.prev_hash, AuditEvent.hash)
+_CASE_COLUMNS = (Case.id, Case.audit_seq, Case.audit_head, Case.status, Case.closed_at, Case.procedure_id,
+                 Case.procedure_version_id, Case.tracking_code, Case.org_id)
+VERIFY_BATCH = 200
+
+
+def verify(session: Session, case_id: int | None = None, *, replay: bool = True) -> list[ChainReport]:
+    """Verify one case's chain, or every chain in the database: the hashes and links of each chain,
+    its head against the newest signed checkpoint that anchors it (a cut or a rehash shows), and —
+    with ``replay`` — the case's stored status, open steps, work items and timers against its
+    replayed events (:mod:`engine.replay`). Verifying everything also checks every checkpoint
+    (signature, root, consistency of the tree) as the chain "checkpoints". Cases are read in
+    batches (events, work items, timers and states of 200 cases per query)."""
+    from . import checkpoints
+    from . import replay as replaying
+    from storage.models import CaseState, TimerDue, WorkItem
+
     reports = []
+    heads: dict[str, tuple[int, str]] = {}
     if case_id is None:
-        cases = session.execute(select(Case.id, Case.audit_seq, Case.audit_head).order_by(Case.id)).all()
+        rows = session.execute(select(*_CASE_COLUMNS).order_by(Case.id)).all()
         head = session.get(AuditHead, SYSTEM_CHAIN)
         reports.append(_verify_stored(session, SYSTEM_CHAIN, head.seq if head else 0, head.hash if head else ""))
+        heads[SYSTEM_CHAIN] = (head.seq if head else 0, head.hash if head else "")
         orphan = session.scalars(select(AuditEvent.chain).where(
             AuditEvent.case_id.is_not(None), ~AuditEvent.case_id.in_(select(Case.id))).limit(1)).first()
         if orphan:
             reports.append(ChainReport(orphan, 0, ["events belong to a case that no longer exists"]))
     else:
-        cases = session.execute(select(Case.id, Case.audit_seq, Case.audit_head).where(Case.id == case_id)).all()
-    for cid, seq, head_hash in cases:
-        reports.append(_verify_stored(session, case_chain(cid), seq, head_hash))
+        rows = session.execute(select(*_CASE_COLUMNS).where(Case.id == case_id)).all()
+    orgs = dict(session.execute(select(Organization.id, Organization.code)).all()) if rows else {}
+    versions = dict(session.execute(select(ProcedureVersion.id, ProcedureVersion.version)).all()) if rows else {}
+    for i in range(0, len(rows), VERIFY_BATCH):
+        batch = rows[i:i + VERIFY_BATCH]
+        ids = [r.id for r in batch]
+        events: dict[str, list] = {}
+        for ev in session.execute(select(*_EVENT_COLUMNS).where(AuditEvent.chain.in_([case_chain(c) for c in ids]))
+                                  .order_by(AuditEvent.chain, AuditEvent.seq, AuditEvent.id)):
+            events.setdefault(ev.chain, []).append(ev)
+        items: dict[int, list] = {}
+        timers: dict[int, list] = {}
+        states: dict[int, str] = {}
+        if replay:
+            for cid, step, due in session.execute(select(WorkItem.case_id, WorkItem.step_id, WorkItem.due_at)
+                                                  .where(WorkItem.case_id.in_(ids))):
+                items.setdefault(cid, []).append((step, due))
+            for cid, node, due in session.execute(select(TimerDue.case_id, TimerDue.node_id, TimerDue.due_at)
+                                                  .where(TimerDue.case_id.in_(ids))):
+                timers.setdefault(cid, []).append((node, due))
+            states = dict(session.execute(select(CaseState.case_id, CaseState.state)
+                                          .where(CaseState.case_id.in_([r.id for r in batch if r.status == "running"])))
+                          .all())
+        for r in batch:
+            chain = case_chain(r.id)
+            chain_events = events.get(chain, [])
+            report = verify_chain(chain_events, chain, r.audit_seq, r.audit_head)
+            if replay:
+                report.problems.extend(replaying.compare_rows(
+                    session, r, chain_events, items=items.get(r.id, []), timer_rows=timers.get(r.id, []),
+                    state=states.get(r.id, ""), org_code=orgs.get(r.org_id),
+                    version_number=versions.get(r.procedure_version_id)))
+            reports.append(report)
+            heads[chain] = (r.audit_seq, r.audit_head)
+    by_chain = {r.chain: r for r in reports}
+    for chain, found in checkpoints.anchor_problems(session, heads).items():
+        if chain in by_chain:
+            by_chain[chain].problems.extend(found)
+    if case_id is None:
+        problems = checkpoints.verify_all(session)
+        count = session.scalar(select(func.count()).select_from(AuditCheckpoint)) or 0
+        if problems or count:
+            reports.append(ChainReport("checkpoints", count, problems))
     return reports
 
 
@@ -212,6 +270,11 @@ def export_trail(session: Session, case_id: int) -> str:
         "head": {"seq": len(events), "hash": events[-1]["hash"] if events else genesis(case_chain(case.id))},
         "exported_at": iso(db_time()),
     }
+    from . import checkpoints
+
+    anchor = checkpoints.anchor_for(session, case_chain(case.id))
+    if anchor is not None:
+        trail["anchor"] = anchor  # the signed checkpoint and this chain's inclusion proof (engine.trailcheck)
     return render(trail)
 
 

@@ -19,7 +19,7 @@ from . import attachments as evidence
 from . import audit, catalogue, clock, forms, people, spiff
 from .definitions import ProcedureDefinition
 from .directory import Actor, chain_ids, get_org, load_actor
-from .errors import Conflict, Forbidden, InvalidData, NotFound
+from .errors import Conflict, EngineIncident, Forbidden, InvalidData, NotFound, XiaoweiError
 from .expressions import ExpressionError, compile_expression
 from .procedures import Runtime, current_version, effective_params, runtime
 from storage.models import AuditEvent, Case, CaseField, Organization, TimerDue, WorkItem
@@ -67,19 +67,42 @@ class CaseContext:
 
     ready_tasks: list = field(default_factory=list)
     timer_deadlines: list = field(default_factory=list)
+    timer_nodes: dict = field(default_factory=dict)
 
     def remember_derived(self) -> None:
         self.ready_tasks, timers = spiff.open_tasks(self.workflow)
         self.ready_before = {str(t.id) for t in self.ready_tasks}
         self.timers_before = {str(t.id) for t, _ in timers}
         self.timer_deadlines = [deadline for _, deadline in timers]
+        self.timer_nodes = {str(t.id): t.task_spec.bpmn_id for t, _ in timers}
 
     @property
     def definition(self) -> ProcedureDefinition:
         return self.rt.definition
 
-    def run_engine(self) -> None:
-        spiff.run_engine(self.workflow, self._record)
+    def run_engine(self, action: str = "timer") -> None:
+        """Run gateways and due timers. A condition or timer that fails at run time raises
+        :class:`EngineIncident` (the caller's transaction rolls back: the case stays as it was)."""
+        try:
+            spiff.run_engine(self.workflow, self._record)
+        except XiaoweiError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever SpiffWorkflow raised: an incident, never a 500
+            from . import incidents
+
+            raise incidents.wrap(self.definition, exc, action) from exc
+
+    def run_task(self, task) -> None:
+        """Complete a user task and run what follows it (see :meth:`run_engine`)."""
+        try:
+            task.run()
+        except XiaoweiError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            from . import incidents
+
+            raise incidents.wrap(self.definition, exc, "complete") from exc
+        self.run_engine("complete")
 
     def _record(self, task) -> None:
         spec_id = task.task_spec.bpmn_id
@@ -136,8 +159,10 @@ def lock_case(session: Session, case_id: int, *, skip_locked: bool = False) -> C
     return session.scalars(query, {"case_id": case_id}).first()
 
 
-def open_for_update(session: Session, case_id: int, *, skip_locked: bool = False) -> CaseContext | None:
-    """Lock and load a case; fire its due timers first. None only when skip_locked skipped it."""
+def open_for_update(session: Session, case_id: int, *, skip_locked: bool = False, fire: bool = True,
+                    action: str = "timer") -> CaseContext | None:
+    """Lock and load a case; fire its due timers first (unless ``fire`` is False). None only when
+    skip_locked skipped it. A due timer whose firing fails raises :class:`EngineIncident`."""
     case = lock_case(session, case_id, skip_locked=skip_locked)
     if case is None:
         if skip_locked and session.get(Case, case_id) is not None:
@@ -148,8 +173,8 @@ def open_for_update(session: Session, case_id: int, *, skip_locked: bool = False
     ctx = CaseContext(session, case, rt, workflow, list(chain_ids(session, case.org_id)))
     ctx.remember_derived()
     now = clock.now()
-    if case.status == RUNNING and any(d is not None and d <= now for d in ctx.timer_deadlines):
-        ctx.run_engine()
+    if fire and case.status == RUNNING and any(d is not None and d <= now for d in ctx.timer_deadlines):
+        ctx.run_engine(action)
         if ctx.pending or ctx.end:
             save_case(ctx, None)
             ctx.remember_derived()
@@ -186,7 +211,7 @@ def start_case(session: Session, procedure_id: str, org_code: str, username: str
                 state="", serializer_version=spiff.SERIALIZER_VERSION, started_by=starter,
                 created_at=audit.db_time(), updated_at=audit.db_time(), audit_seq=0, audit_head="")
     ctx = CaseContext(session, case, rt, workflow, chain, new_case=True, field_values=dict(initial))
-    ctx.run_engine()
+    ctx.run_engine("start")
     ready = spiff.ready_user_tasks(workflow)
     role = _starting_role(actor, d, ready, chain) if actor is not None else ""
     case.state = spiff.dump_state(workflow)
@@ -275,10 +300,11 @@ def _starting_role(actor: Actor, d: ProcedureDefinition, ready: list, chain_ids:
 
 def complete_step(session: Session, case_id: int, step_id: str, username: str, data: Mapping[str, Any] | None,
                   *, on_behalf_of: str | None = None, proxy_reason: str | None = None,
-                  attachments: list[dict] | None = None) -> Case:
+                  attachments: list[dict] | None = None, extra: Mapping[str, Any] | None = None) -> Case:
     """Complete a ready step as ``username`` with form ``data``; route the gateways that follow.
-    ``attachments`` are references to stored evidence files ({sha256, name, size, type})."""
-    ctx = open_for_update(session, case_id)
+    ``attachments`` are references to stored evidence files ({sha256, name, size, type}); ``extra``
+    is added to the event (a retry after an incident names it and the administrator)."""
+    ctx = open_for_update(session, case_id, action="complete")
     assert ctx is not None
     case, d, workflow = ctx.case, ctx.definition, ctx.workflow
     if case.status != RUNNING:
@@ -319,14 +345,15 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
     if case.title == d.name:
         case.title = next((str(clean[f.name])[:200] for f in step.fields if f.type == "text" and clean.get(f.name)),
                           case.title)
-    task.run()
-    ctx.run_engine()
+    ctx.run_task(task)
     event = {"step": step.id, "name": step.name, "kind": step.kind, "task_id": str(task.id),
              "data": clean, "changes": changes}
     if proxy:
         event["on_behalf_of"] = proxy
     if files:
         event["attachments"] = files
+    if extra:
+        event.update(extra)
     save_case(ctx, ("step_completed", actor.username, role, event))
     return case
 
@@ -366,7 +393,10 @@ def cancel_case(session: Session, case_id: int, username: str, reason: str) -> C
     """Cancel a running case with a reason (an administrative action of township or district staff)."""
     if not (reason or "").strip():
         raise InvalidData("撤销须说明原因 / a reason is required", {"reason": "required"})
-    ctx = open_for_update(session, case_id)
+    try:
+        ctx = open_for_update(session, case_id)
+    except EngineIncident:
+        ctx = open_for_update(session, case_id, fire=False)  # a stuck case can always be cancelled
     assert ctx is not None
     if ctx.case.status != RUNNING:
         raise Conflict(f"事项已{STATUS_ZH.get(ctx.case.status, ctx.case.status)} / the case is {ctx.case.status}")
@@ -491,15 +521,17 @@ def save_case(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> Non
     timers = _rebuild_timers(ctx, waiting)
     if ctx.field_values:
         _record_fields(ctx, now)
+    closed = _closed_without_event(ctx, event, ready, waiting) if active else {}
     events: list[tuple[str, str, str, dict]] = []
     if event is not None:
         type_, actor, role, data = event
         data = {**data, "opened": opened}
         if timers:
             data["timers"] = timers
+        data.update(closed)
         events.append((type_, actor, role, data))
-    elif opened or timers:
-        ctx.pending.append(("steps_opened", {"opened": opened, "timers": timers}))
+    elif opened or timers or closed:
+        ctx.pending.append(("steps_opened", {"opened": opened, "timers": timers, **closed}))
     events.extend((type_, "system", "", data) for type_, data in ctx.pending)
     ctx.pending.clear()
     if ctx.end is not None and case.status == RUNNING:
@@ -511,6 +543,32 @@ def save_case(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> Non
     case.state = spiff.dump_state(workflow)
     case.updated_at = now
     session.flush()
+
+
+def _closed_without_event(ctx: CaseContext, event, ready: list, waiting: list) -> dict[str, list[str]]:
+    """Steps and timers that stopped being open in this change other than by being completed or
+    fired (a migration, a branch cancelled): named in the event, so that replaying the events gives
+    exactly the open steps and timers (``xiaowei audit verify``)."""
+    now_ready = {str(t.id) for t in ready}
+    done = str(event[3].get("task_id")) if event is not None and event[0] == "step_completed" else None
+    steps = sorted(t.task_spec.bpmn_id for t in ctx.ready_tasks
+                   if str(t.id) not in now_ready and str(t.id) != done)
+    now_waiting = {str(t.id) for t, _ in waiting}
+    fired = [data.get("node") for type_, data in ctx.pending if type_ == "timer_fired"]
+    gone = []
+    for tid, node in sorted(ctx.timer_nodes.items()):
+        if tid in now_waiting:
+            continue
+        if node in fired:
+            fired.remove(node)
+        else:
+            gone.append(node)
+    out: dict[str, list[str]] = {}
+    if steps:
+        out["closed"] = steps
+    if gone:
+        out["timers_closed"] = sorted(gone)
+    return out
 
 
 # Statements built once: building a statement costs more than running it on SQLite.

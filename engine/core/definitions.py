@@ -239,16 +239,33 @@ def content_hash(xml: bytes) -> str:
     return hashlib.sha256(xml).hexdigest()
 
 
+# Local parameters are bounded where they enter (``params set``, the admin page, BPMN defaults): a
+# notice period of 99,999,999 days or a NaN threshold would otherwise fail only when a case reaches
+# the timer or the gateway that reads it.
+PARAM_LIMITS = {"days": 3650, "integer": 10**9, "money": Decimal(10**12)}
+PARAM_RANGES_ZH = {"days": "0至3650天", "integer": "0至10亿", "money": "0至1万亿元,最多两位小数", "ratio": "0至1"}
+
+
 def parse_param_value(ptype: str, text: Any) -> Any:
     """A parameter value from text: money → Decimal, integer/days → int, ratio → Fraction."""
     if text is None:
         raise ValueError("missing value")
     raw = str(text).strip()
+    if len(raw) > 200:
+        raise ValueError("the value is too long")
     try:
         if ptype == "money":
-            return Decimal(raw)
+            money = Decimal(raw)
+            if not money.is_finite() or abs(money) > PARAM_LIMITS["money"] or money != money.quantize(Decimal("0.01")):
+                raise ValueError(raw)
+            return money
         if ptype in ("integer", "days"):
-            return int(raw)
+            if len(raw) > 20:
+                raise ValueError(raw)
+            number = int(raw)
+            if abs(number) > PARAM_LIMITS[ptype]:
+                raise ValueError(raw)
+            return number
         if ptype == "ratio":
             value = Fraction(raw)
             if not 0 <= value <= 1:

@@ -1,23 +1,18 @@
 """Organizations, users and their role assignments; who may act where.
 
-Passwords are hashed with scrypt from the standard library. Every administrative change is an
-event in the 'system' audit chain.
+Passwords are hashed with argon2id (:mod:`engine.passwords`; older scrypt hashes still verify and
+are upgraded at the next sign-in). Every administrative change is an event in the 'system' audit chain.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Iterable
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from engine import settings
 from . import audit, catalogue
 from .errors import Conflict, Forbidden, InvalidData, NotFound
 from storage.models import Organization, RoleAssignment, User
@@ -30,24 +25,25 @@ KIND_ZH = {"district": "区", "township": "镇(街道)", "village": "村", "comm
 
 
 def hash_password(password: str) -> str:
-    """scrypt hash in the form ``scrypt$n$r$p$salt$hash``."""
-    salt = secrets.token_bytes(16)
-    # The work factor can be lowered for test suites only (XIAOWEI_SCRYPT_N); hashes record it.
-    n, r, p = settings.current().scrypt_n, 8, 1
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=32)
-    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+    """An argon2id hash (:func:`engine.passwords.hash_password`)."""
+    from . import passwords
+
+    return passwords.hash_password(password)
 
 
 def check_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    candidate = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
-                               dklen=len(digest) // 2)
-    return hmac.compare_digest(candidate.hex(), digest)
+    from . import passwords
+
+    return passwords.check_password(password, stored)
+
+
+def upgrade_hash(session: Session, username: str, password: str) -> None:
+    """Re-hash a just-verified password at the current strength (argon2id); sessions stay open."""
+    user = get_user(session, username)
+    user.password_hash = hash_password(password)
+    session.flush()
+    audit.append_system_event(session, "password_rehashed", actor=username,
+                              data={"username": username, "scheme": "argon2id"})
 
 
 def validate_password(password: str) -> None:
@@ -204,6 +200,10 @@ def set_active(session: Session, username: str, active: bool, *, actor: str = "s
     if active:
         user.failed_logins = 0
         user.locked_until = None
+    else:
+        from . import sessions
+
+        sessions.end_all(session, user.id, "deactivated")
     session.flush()
     audit.append_system_event(session, "user_reactivated" if active else "user_deactivated", actor=actor,
                               data={"username": username})
@@ -216,7 +216,11 @@ def set_password(session: Session, username: str, password: str, *, actor: str =
     user.password_changed_at = audit.db_time()
     user.failed_logins = 0
     user.locked_until = None
-    audit.append_system_event(session, "password_set", actor=actor, data={"username": username})
+    from . import sessions
+
+    ended = sessions.end_all(session, user.id, "password")  # every session of the old password ends
+    audit.append_system_event(session, "password_set", actor=actor, data={"username": username,
+                                                                          "sessions_ended": ended})
 
 
 def get_user(session: Session, username: str) -> User:
@@ -273,49 +277,10 @@ def list_orgs(session: Session) -> list[dict]:
     return [{"code": o.code, "name": o.name, "kind": o.kind, "parent": codes.get(o.parent_id)} for o in orgs]
 
 
-# --- sign-in: lock-out after repeated failures (the web app's login) -------------------------------
-LOGIN_MAX_FAILURES = 5
-LOGIN_LOCK_MINUTES = 15
-
-
-def login_lock(session: Session, username: str) -> datetime | None:
-    """When the user's sign-in lock ends, if they are locked now (None: not locked or no such user)."""
-    locked = session.scalar(select(User.locked_until).where(User.username == username))
-    if locked is not None and locked > audit.db_time():
-        return locked
-    return None
-
-
-def record_login_failure(session: Session, username: str, *, reason: str = "bad_password",
-                         remote_addr: str = "") -> datetime | None:
-    """Count a failed sign-in (in the 'system' audit chain); lock the user for LOGIN_LOCK_MINUTES after
-    LOGIN_MAX_FAILURES failures in a row. Returns the end of the lock when this failure locked the user."""
-    from datetime import timedelta
-
-    username = (username or "")[:64]
-    user = session.scalar(select(User).where(User.username == username)) if username else None
-    data: dict = {"username": username, "reason": reason if user is not None else "unknown_user"}
-    if remote_addr:
-        data["remote_addr"] = remote_addr[:64]
-    locked_until = None
-    if user is not None:
-        now = audit.db_time()
-        if user.locked_until is not None and user.locked_until <= now:
-            user.failed_logins = 0  # an expired lock starts a fresh count
-            user.locked_until = None
-        user.failed_logins = (user.failed_logins or 0) + 1
-        data["failures"] = user.failed_logins
-        if user.failed_logins >= LOGIN_MAX_FAILURES and (user.locked_until is None or user.locked_until <= now):
-            locked_until = now + timedelta(minutes=LOGIN_LOCK_MINUTES)
-            user.locked_until = locked_until
-            data["locked_until"] = audit.iso(locked_until)
-        session.flush()
-    audit.append_system_event(session, "login_failed", actor=username if user is not None else "", data=data)
-    return locked_until
-
+# --- sign-in (the web app's login; throttling lives in engine.throttle) ---------------------------
 
 def record_login_success(session: Session, username: str) -> None:
-    """Reset the failure count after a successful sign-in."""
+    """Clear the lock-out columns of earlier versions (sign-in is throttled, never locked now)."""
     user = session.scalar(select(User).where(User.username == username))
     if user is not None and (user.failed_logins or user.locked_until is not None):
         user.failed_logins = 0
@@ -324,8 +289,8 @@ def record_login_success(session: Session, username: str) -> None:
 
 
 def login_facts(session: Session, username: str):
-    """(username, password_hash, active, password_changed_at) of a user, or None: what signing in checks."""
-    return session.execute(select(User.username, User.password_hash, User.active, User.password_changed_at)
+    """(id, username, password_hash, active, password_changed_at) of a user, or None: what signing in checks."""
+    return session.execute(select(User.id, User.username, User.password_hash, User.active, User.password_changed_at)
                            .where(User.username == username)).first()
 
 

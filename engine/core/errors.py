@@ -58,3 +58,17 @@ class InvalidProcedure(XiaoweiError):
         problems = problems or []
         super().__init__(message, problems=[p.to_dict() if hasattr(p, "to_dict") else p for p in problems])
         self.problems = problems
+
+
+class Busy(XiaoweiError):
+    """Too much of a bounded resource is in use (e.g. PDF printing): try again shortly."""
+
+    status = 503
+    code = "busy"
+
+
+class EngineIncident(Conflict):
+    """A condition or timer of the procedure failed at run time (a parameter out of range, a division
+    by zero…): the case was left unchanged, the incident is on its trail and the township warned."""
+
+    code = "incident"

@@ -10,6 +10,7 @@ file is validated (:func:`check`) and again, defensively, when evaluated.
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,7 +23,35 @@ MAX_NODES = 200
 
 
 class ExpressionError(ValueError):
-    """An expression that is not part of the safe language, or that failed to evaluate."""
+    """An expression that is not part of the safe language, or that failed to evaluate. ``kind`` says
+    why in a word the engine turns into Chinese for people (see :data:`REASONS_ZH`)."""
+
+    def __init__(self, message: str, kind: str = "invalid"):
+        super().__init__(message)
+        self.kind = kind
+
+
+# Why an evaluation failed, for the people who see it (engine.incidents builds the message).
+REASONS_ZH = {
+    "zero": "出现了除以零", "range": "数值或时长超出允许范围", "nan": "出现了无效的数(非数字或无穷大)",
+    "type": "数据类型不相符(如把文字和数字相比)", "name": "缺少条件要读取的填报数据",
+    "param": "缺少条件要读取的本地参数", "size": "文字或列表过长", "invalid": "表达式无法计算",
+}
+REASONS_EN = {
+    "zero": "a division by zero", "range": "a number or duration out of the allowed range",
+    "nan": "an invalid number (not a number, or infinite)", "type": "data of the wrong type (e.g. text compared with a number)",
+    "name": "form data the condition reads is missing", "param": "a local parameter the condition reads is missing",
+    "size": "a text or list that is too long", "invalid": "the expression cannot be computed",
+}
+# Bounds of what an evaluation may produce: a result outside them fails at once with a clear reason
+# (instead of a date overflow in the engine, an endless big-number computation or a NaN that
+# compares false everywhere).
+MAX_MAGNITUDE = 10**18
+MAX_TEXT = 10_000
+MAX_ITEMS = 1_000
+MAX_DURATION_DAYS = 3650
+MAX_DURATION_HOURS = MAX_DURATION_DAYS * 24
+MAX_ROUND_DIGITS = 10
 
 
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
@@ -51,24 +80,35 @@ _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
 
 
 def duration_days(n: Any) -> str:
-    """An ISO 8601 duration of ``n`` whole days, as timers expect (``"P7D"``)."""
-    days = int(_number(n))
-    if days < 0:
-        raise ExpressionError(f"negative duration: {n}")
+    """An ISO 8601 duration of ``n`` whole days, as timers expect (``"P7D"``); 0 to 3650 days."""
+    days = _whole(n)
+    if not 0 <= days <= MAX_DURATION_DAYS:
+        raise ExpressionError(f"时长须在0到{MAX_DURATION_DAYS}天之间,而不是{n} / duration of {n} days out of range",
+                              "range")
     return f"P{days}D"
 
 
 def duration_hours(n: Any) -> str:
-    """An ISO 8601 duration of ``n`` whole hours (``"PT48H"``)."""
-    hours = int(_number(n))
-    if hours < 0:
-        raise ExpressionError(f"negative duration: {n}")
+    """An ISO 8601 duration of ``n`` whole hours (``"PT48H"``); 0 to 87,600 hours."""
+    hours = _whole(n)
+    if not 0 <= hours <= MAX_DURATION_HOURS:
+        raise ExpressionError(f"时长须在0到{MAX_DURATION_HOURS}小时之间,而不是{n} / duration of {n} hours out of range",
+                              "range")
     return f"PT{hours}H"
+
+
+def _whole(n: Any) -> int:
+    value = _number(n)
+    if isinstance(value, float) and not math.isfinite(value) or isinstance(value, Decimal) and not value.is_finite():
+        raise ExpressionError(f"not a finite number: {n!r}", "nan")
+    if abs(value) > MAX_MAGNITUDE:
+        raise ExpressionError(f"number out of range: {n!r}", "range")
+    return int(value)
 
 
 def _number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, Fraction)):
-        raise ExpressionError(f"not a number: {value!r}")
+        raise ExpressionError(f"not a number: {value!r}", "type")
     return value
 
 
@@ -77,8 +117,57 @@ _SAFE_LEN_TYPES = (str, list, tuple)
 
 def _safe_len(value: Any) -> int:
     if not isinstance(value, _SAFE_LEN_TYPES):
-        raise ExpressionError("len() takes text or a list")
+        raise ExpressionError("len() takes text or a list", "type")
     return len(value)
+
+
+def _float(value: Any = 0.0) -> float:
+    if isinstance(value, str) and len(value) > 100:
+        raise ExpressionError("float() of a long text", "size")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ExpressionError(f"float() gave a non-finite number: {value!r}", "nan")
+    return result
+
+
+def _int(value: Any = 0) -> int:
+    if isinstance(value, str) and len(value) > 40:
+        raise ExpressionError("int() of a long text", "size")
+    return int(value)
+
+
+def _round(value: Any, digits: Any = None) -> Any:
+    if digits is None:
+        return round(value)
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= MAX_ROUND_DIGITS:
+        raise ExpressionError(f"round() takes 0 to {MAX_ROUND_DIGITS} digits", "range")
+    return round(value, digits)
+
+
+def check_result(value: Any) -> Any:
+    """Refuse a value outside the bounds (non-finite or huge numbers, long text, long lists)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ExpressionError("the result is not a finite number", "nan")
+        if abs(value) > MAX_MAGNITUDE:
+            raise ExpressionError("the result is out of range", "range")
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ExpressionError("the result is not a finite number", "nan")
+        if abs(value) > MAX_MAGNITUDE:
+            raise ExpressionError("the result is out of range", "range")
+    elif isinstance(value, (int, Fraction)):
+        if abs(value) > MAX_MAGNITUDE:
+            raise ExpressionError("the result is out of range", "range")
+    elif isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise ExpressionError("the text is too long", "size")
+    elif isinstance(value, (list, tuple)):
+        if len(value) > MAX_ITEMS:
+            raise ExpressionError("the list is too long", "size")
+    return value
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -88,9 +177,9 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "abs": abs,
     "min": min,
     "max": max,
-    "round": round,
-    "int": int,
-    "float": float,
+    "round": _round,
+    "int": _int,
+    "float": _float,
     "str": str,
 }
 # `param` is resolved per evaluation from the case's local parameters.
@@ -114,8 +203,33 @@ class Expression:
     params: frozenset[str]
 
     def evaluate(self, variables: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> Any:
-        """Evaluate with ``variables`` (form data) and ``params`` (local parameters)."""
-        return _Evaluator(variables, params or {}).visit(self.tree.body)
+        """Evaluate with ``variables`` (form data) and ``params`` (local parameters). Any failure is an
+        :class:`ExpressionError` (never another exception): the engine turns it into a clear message."""
+        try:
+            return _Evaluator(variables, params or {}).visit(self.tree.body)
+        except ExpressionError:
+            raise
+        except ZeroDivisionError as exc:
+            raise ExpressionError(str(exc) or "division by zero", "zero") from None
+        except (OverflowError, RecursionError, MemoryError) as exc:
+            raise ExpressionError(str(exc) or type(exc).__name__, "range") from None
+        except (ArithmeticError, ValueError) as exc:
+            raise ExpressionError(str(exc) or type(exc).__name__, _kind(exc)) from None
+        except TypeError as exc:
+            raise ExpressionError(str(exc), "type") from None
+
+
+def _kind(exc: BaseException) -> str:
+    from decimal import DivisionByZero, DivisionUndefined
+
+    if isinstance(exc, (DivisionByZero, DivisionUndefined, ZeroDivisionError)):
+        return "zero"
+    text = str(exc).lower()
+    if "nan" in text or "infinit" in text:
+        return "nan"
+    if "limit" in text or "range" in text or "overflow" in text:
+        return "range"
+    return "invalid"
 
 
 @lru_cache(maxsize=4096)
@@ -193,11 +307,11 @@ class _Evaluator:
         if node.id in CONSTANTS:
             return CONSTANTS[node.id]
         if node.id not in self.variables:
-            raise ExpressionError(f"unknown name: {node.id}")
+            raise ExpressionError(f"unknown name: {node.id}", "name")
         return self.variables[node.id]
 
     def visit_List(self, node: ast.List) -> list:
-        return [self.visit(e) for e in node.elts]
+        return check_result([self.visit(e) for e in node.elts])
 
     def visit_Tuple(self, node: ast.Tuple) -> tuple:
         return tuple(self.visit(e) for e in node.elts)
@@ -212,27 +326,43 @@ class _Evaluator:
         return value
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
-        return _UNARY[type(node.op)](self.visit(node.operand))
+        try:
+            return check_result(_UNARY[type(node.op)](self.visit(node.operand)))
+        except TypeError as exc:
+            raise ExpressionError(str(exc), "type") from None
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
-        left, right = _align(self.visit(node.left), self.visit(node.right))
-        if isinstance(node.op, ast.Mult) and (isinstance(left, (str, list)) or isinstance(right, (str, list))):
-            raise ExpressionError("repetition of text or lists is not allowed")
+        left, right = self.visit(node.left), self.visit(node.right)
+        if isinstance(node.op, ast.Mult) and (isinstance(left, (str, list, tuple)) or
+                                              isinstance(right, (str, list, tuple))):
+            raise ExpressionError("repetition of text or lists is not allowed", "type")
         try:
-            return _BINARY[type(node.op)](left, right)
-        except (TypeError, ZeroDivisionError, ArithmeticError) as exc:
-            raise ExpressionError(str(exc)) from None
+            left, right = _align(left, right)
+            return check_result(_BINARY[type(node.op)](left, right))
+        except ExpressionError:
+            raise
+        except TypeError as exc:
+            raise ExpressionError(str(exc), "type") from None
+        except (ZeroDivisionError, ArithmeticError, ValueError) as exc:
+            raise ExpressionError(str(exc) or "division by zero", _kind(exc)) from None
 
     def visit_Compare(self, node: ast.Compare) -> bool:
         left = self.visit(node.left)
         for op, comparator in zip(node.ops, node.comparators):
             right = self.visit(comparator)
-            a, b = _align(left, right)
             try:
+                for side in (left, right):
+                    if isinstance(side, float) and math.isnan(side) or isinstance(side, Decimal) and side.is_nan():
+                        raise ExpressionError("comparison with a NaN", "nan")
+                a, b = _align(left, right)
                 if not _COMPARE[type(op)](a, b):
                     return False
+            except ExpressionError:
+                raise
             except TypeError as exc:
-                raise ExpressionError(str(exc)) from None
+                raise ExpressionError(str(exc), "type") from None
+            except (ArithmeticError, ValueError) as exc:
+                raise ExpressionError(str(exc), _kind(exc)) from None
             left = right
         return True
 
@@ -245,14 +375,16 @@ class _Evaluator:
         if name == "param":
             key = args[0]
             if key not in self.params:
-                raise ExpressionError(f"unknown parameter: {key}")
-            return self.params[key]
+                raise ExpressionError(f"unknown parameter: {key}", "param")
+            return check_result(self.params[key])
         try:
-            return FUNCTIONS[name](*args)
+            return check_result(FUNCTIONS[name](*args))
         except ExpressionError:
             raise
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise ExpressionError(f"{name}(): {exc}") from None
+        except TypeError as exc:
+            raise ExpressionError(f"{name}(): {exc}", "type") from None
+        except (ValueError, ArithmeticError) as exc:
+            raise ExpressionError(f"{name}(): {exc}", _kind(exc)) from None
 
 
 def _align(a: Any, b: Any) -> tuple[Any, Any]:

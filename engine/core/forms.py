@@ -24,6 +24,10 @@ PERSONAL_TYPES = frozenset({"person", "idnumber", "phone"})
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
 _ID18 = re.compile(r"^\d{17}[\dX]$")
+# Numbers are bounded where they enter: what a case stores, compares and sums stays exact and fits the
+# database's NUMERIC(18, 2) (a larger value would fail at run time, in a later step or a warning rule).
+NUMBER_LIMIT = 10**15
+_OUT_OF_RANGE = "“{label}”超出允许范围(绝对值不能超过1000万亿) / out of range (at most 10^15 in absolute value)"
 _TRUE = {"true", "1", "yes", "on", "是", "同意", "y"}
 _FALSE = {"false", "0", "no", "off", "否", "不同意", "n"}
 
@@ -165,10 +169,15 @@ def coerce(f: Field, value: Any) -> Any:
     if t == "integer":
         if isinstance(value, bool):
             raise ValueError(f"“{label}”须为整数 / must be a whole number")
+        text = str(value).strip()
+        if len(text) > 40:
+            raise ValueError(_OUT_OF_RANGE.format(label=label))
         try:
-            number = int(str(value).strip())
+            number = int(text)
         except ValueError:
             raise ValueError(f"“{label}”须为整数 / must be a whole number") from None
+        if abs(number) > NUMBER_LIMIT:
+            raise ValueError(_OUT_OF_RANGE.format(label=label))
         _range(f, Decimal(number))
         return number
     if t in ("decimal", "money"):
@@ -180,6 +189,8 @@ def coerce(f: Field, value: Any) -> Any:
             raise ValueError(f"“{label}”须为数字 / must be a number") from None
         if not number.is_finite():
             raise ValueError(f"“{label}”须为数字 / must be a number")
+        if abs(number) > NUMBER_LIMIT or (number != 0 and number.adjusted() < -12):
+            raise ValueError(_OUT_OF_RANGE.format(label=label))
         if t == "money":
             if number != number.quantize(Decimal("0.01")):
                 raise ValueError(f"“{label}”最多两位小数 / at most two decimals")

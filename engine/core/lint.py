@@ -127,6 +127,9 @@ def check_definition(d: ProcedureDefinition, *, require_di: bool = True) -> Iter
     yield from _check_parameters(d)
     yield from _check_flows_and_expressions(d)
     yield from _check_gateways(d)
+    from .lint_runtime import check_runtime  # conditions and timers that can fail at run time (#13)
+
+    yield from check_runtime(d)
     yield from _check_graph(d)
     yield from _check_checkpoints(d)
     yield from _check_votes(d)

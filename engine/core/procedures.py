@@ -274,9 +274,12 @@ def set_param(session: Session, org: Organization, key: str, value: str, *, acto
         try:
             parsed = parse_param_value(param.type, value)
         except ValueError:
+            from .definitions import PARAM_RANGES_ZH
             from .errors import InvalidData
 
-            raise InvalidData(f"参数“{key}”的值“{value}”无效(类型 {param.type}) / invalid value", {"value": value}) from None
+            allowed = f",允许{PARAM_RANGES_ZH[param.type]}" if param.type in PARAM_RANGES_ZH else ""
+            raise InvalidData(f"参数“{key}”的值“{value[:50]}”无效(类型 {param.type}{allowed}) / invalid value",
+                              {"value": value[:50]}) from None
         if param.type in ("money", "integer", "days") and parsed < 0:
             from .errors import InvalidData
 

@@ -26,6 +26,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions import timer as _timer_module
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from . import clock
@@ -82,9 +83,10 @@ class SafeScriptEngine(PythonScriptEngine):
             params = task.workflow.top_workflow.data.get(PARAMS_KEY, {})
             return compile_expression(expression).evaluate(task.data, params)
         except ExpressionError as exc:
-            raise WorkflowTaskException(
-                f"表达式无法求值 / cannot evaluate {expression!r}: {exc}", task=task, exception=exc
-            ) from None
+            error = WorkflowTaskException(f"表达式无法求值 / cannot evaluate {expression!r}: {exc}", task=task,
+                                          exception=exc)
+            error.xw_expression, error.xw_kind = expression, exc.kind  # read by engine.incidents
+            raise error from None
 
     def execute(self, task, script, external_context=None):
         raise WorkflowTaskException("不允许执行脚本 / scripts are not allowed", task=task)
@@ -258,3 +260,24 @@ def migrate(top_diff, workflow: BpmnWorkflow, spec) -> None:
     from SpiffWorkflow.bpmn.util.diff import migrate_workflow
 
     migrate_workflow(top_diff, workflow, spec)
+
+
+def task_in_traceback(exc: BaseException):
+    """The SpiffWorkflow task being worked on where ``exc`` was raised (innermost frame that has one)."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        for name in ("my_task", "task"):
+            value = tb.tb_frame.f_locals.get(name)
+            if isinstance(value, Task):
+                found = value
+        tb = tb.tb_next
+    return found
+
+
+def timer_deadline(value: str) -> datetime | None:
+    """The deadline a stored timer's event value names (None when it names none)."""
+    try:
+        return TimerEventDefinition.get_datetime(value)
+    except ValueError:
+        return None

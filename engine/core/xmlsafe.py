@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from lxml import etree
 
+from .errors import XiaoweiError
+
 MAX_BYTES = 5 * 1024 * 1024
 
 
-class UnsafeXml(ValueError):
-    """XML refused before or while parsing; the message says why in Chinese and English."""
+class UnsafeXml(XiaoweiError, ValueError):
+    """XML refused before or while parsing; the message says why in Chinese and English. An engine
+    error (422): wherever it is not caught on purpose, the page or the command says the message."""
+
+    status = 422
+    code = "unsafe_xml"
 
 
 def safe_parser() -> etree.XMLParser:

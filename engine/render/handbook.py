@@ -523,7 +523,7 @@ def _environment() -> jinja2.Environment:
 
 def render_handbook_html(entries: list[HandbookEntry], *, edition: str, title: str | None = None,
                          generated_at: datetime | None = None, district: str | None = None,
-                         applies_to: str | None = None) -> str:
+                         applies_to: str | None = None, checkpoint: dict | None = None) -> str:
     """Render the handbook of ``edition`` ('village' or 'community') as one printable HTML document.
 
     Entries are grouped by the nine categories in :func:`engine.catalogue.categories` order
@@ -552,10 +552,21 @@ def render_handbook_html(entries: list[HandbookEntry], *, edition: str, title: s
     book_title = title or EDITION_TITLES[edition]
     return _environment().get_template("handbook.html").render(
         title=book_title, edition=edition, edition_zh=EDITION_SUBTITLES[edition], district=district or "",
-        applies_to=applies_to or "",
+        applies_to=applies_to or "", checkpoint=_checkpoint_view(checkpoint),
         generated=_china_date(generated_at), count=number, groups=groups, kinds=STEP_KIND_ZH,
         village=edition == "village",
     )
+
+
+def _checkpoint_view(checkpoint: dict | None) -> dict | None:
+    """The latest signed checkpoint of the audit trail (engine.checkpoints.summary), for the cover."""
+    if not checkpoint:
+        return None
+    at = checkpoint["at"]
+    local = at + timedelta(hours=8) if isinstance(at, datetime) else None
+    return {"number": checkpoint["number"], "root": checkpoint["root_hash"], "key_id": checkpoint["key_id"],
+            "public_key": checkpoint["public_key"],
+            "at": local.strftime("%Y年%m月%d日 %H:%M") if local else str(at)}
 
 
 def _district(session: Any) -> Any:
@@ -656,7 +667,12 @@ def build_handbook(app: "Xiaowei", edition: str, fmt: str, output: Path, org_cod
     if org_code:
         with app.db.read() as s:
             applies_to = _handbook_org(s, edition, org_code).name
-    html = render_handbook_html(entries, edition=edition, district=district_name(app), applies_to=applies_to)
+    from engine.core.checkpoints import summary
+
+    with app.db.read() as s:
+        checkpoint = summary(s)
+    html = render_handbook_html(entries, edition=edition, district=district_name(app), applies_to=applies_to,
+                                checkpoint=checkpoint)
     output.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "html":
         output.write_text(html, encoding="utf-8")

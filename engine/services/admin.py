@@ -203,6 +203,14 @@ def reset_password(session: Session, actor: Actor, username: str, password: str)
     directory.set_password(session, username, password, actor=actor.username)
 
 
+def sign_out_everywhere(session: Session, actor: Actor, username: str) -> int:
+    """End every session of a user in the area (audited); how many were open."""
+    from engine.core import sessions
+
+    manageable_user(session, actor, username)
+    return sessions.sign_out_everywhere(session, username, actor=actor.username, reason="admin")
+
+
 def set_active(session: Session, actor: Actor, username: str, active: bool) -> None:
     manageable_user(session, actor, username)
     directory.set_active(session, username, active, actor=actor.username)
@@ -259,8 +267,15 @@ def reset_parameter(session: Session, actor: Actor, org_code: str, key: str) -> 
 
 def user_facts(session: Session, username: str):
     """When the account was made and its password changed, and its failed logins (the user page)."""
-    return session.execute(select(User.created_at, User.password_changed_at, User.failed_logins)
+    return session.execute(select(User.id, User.created_at, User.password_changed_at, User.failed_logins)
                            .where(User.username == username)).first()
+
+
+def sign_in_state(session: Session, user_id: int, username: str) -> tuple[int, list[dict]]:
+    """(open sessions, the addresses that must wait before signing in again) of a user (the user page)."""
+    from engine.core import sessions, throttle
+
+    return sessions.open_count(session, user_id), [w for w in throttle.waiting(session, username) if w["waiting"]]
 
 
 def system_chain_page(session: Session, page: int, per_page: int):

@@ -342,7 +342,12 @@ def analyze_import(xml: bytes, filename: str = "<bpmn>") -> ImportReport:
     if not has_di(root, d):
         xml = auto_layout(root, d)
         report.laid_out = True
-        root = parse_xml(xml, max_bytes=IMPORT_MAX_BYTES)
+        try:
+            root = parse_xml(xml, max_bytes=min(IMPORT_MAX_BYTES, MAX_BYTES))
+        except UnsafeXml:
+            limit = min(IMPORT_MAX_BYTES, MAX_BYTES) // 1024
+            return refuse(f"自动排版后的流程图超过 {limit} KB,请减少步骤或分成几个流程后再导入",
+                          f"the laid-out diagram is larger than {limit} KB", "size")
     result = lint_bytes(xml, filename)
     report.problems.extend(p.to_dict() for p in result.problems)
     report.executable = result.ok
@@ -679,7 +684,7 @@ def migrate_case(session: Session, case_id: int, to_version: int, *, username: s
             added[key] = str(value["value"])
     from_version = old_rt.version
     ctx.rt = new_rt
-    ctx.run_engine()
+    ctx.run_engine("migrate")
     case.procedure_version_id = target.id
     who = username or actor
     data = {"from_version": from_version, "to_version": target.version, "definition_hash": target.content_hash,

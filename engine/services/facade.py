@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, TypeVar
 from sqlalchemy import bindparam, func, select
 
 from engine.core import attachments, audit, cases, directory, procedures
-from engine.core.errors import Forbidden, NotFound
+from engine.core.errors import EngineIncident, Forbidden, NotFound
 from storage import Database
 from storage.models import AuditEvent, Case, Organization, Procedure, ProcedureVersion, TimerDue, WorkItem
 
@@ -59,9 +59,16 @@ class Xiaowei:
 
     # --- cases --------------------------------------------------------------------------
     def start_case(self, procedure_id: str, org_code: str, username: str, data: Mapping[str, Any] | None = None) -> int:
-        with self.db.write() as s:
-            case = cases.start_case(s, procedure_id, org_code, username, data)
-            case_id = case.id
+        try:
+            with self.db.write() as s:
+                case = cases.start_case(s, procedure_id, org_code, username, data)
+                case_id = case.id
+        except EngineIncident as exc:
+
+            with self.db.write() as s:
+                _record_start_incident(s, org_code, procedure_id, exc, actor=username,
+                                       submission=_submission(None, username, data))
+            raise
         self._warn(case_id)
         return case_id
 
@@ -78,14 +85,58 @@ class Xiaowei:
         except Forbidden as exc:
             self._record_denied(case_id, username, exc)
             raise
+        except EngineIncident as exc:
+            self._record_incident(case_id, exc, username, _submission(step_id, username, data, on_behalf_of,
+                                                                      proxy_reason, attachments))
+            raise
         self._warn(case_id)
         return {"case_id": case_id, "status": status, "tasks": tasks}
 
+    # --- incidents: a condition or timer failed at run time (engine.incidents) -----------------
+    def _record_incident(self, case_id: int, exc: EngineIncident, actor: str, submission: dict | None = None) -> None:
+        """After the failed change rolled back: the incident on the case's trail, the township warned."""
+        from engine.core import incidents
+
+        with self.db.write() as s:
+            recorded = incidents.record(s, case_id, exc, actor=actor,
+                                        submission=getattr(exc, "submission", None) or submission)
+        if recorded is not None:
+            self._warn(case_id)
+
+    def retry_case(self, case_id: int, username: str, params: Mapping[str, str] | None = None) -> dict:
+        """An administrator retries a case after an incident with the parameters now in force (and
+        ``params`` given here); the failed submission is completed again as its author."""
+        from engine.core import incidents
+
+        try:
+            with self.db.write() as s:
+                result = incidents.retry(s, case_id, username, params)
+                result["tasks"] = _tasks(s, case_id)
+        except Forbidden as exc:
+            self._record_denied(case_id, username, exc)
+            raise
+        except EngineIncident as exc:
+            self._record_incident(case_id, exc, username)
+            raise
+        self._warn(case_id)
+        return result
+
+    def open_incident(self, case_id: int) -> dict | None:
+        from engine.core import incidents
+
+        with self.db.read() as s:
+            return incidents.incident_dict(incidents.open_incident(s, case_id))
+
     # --- evidence files -----------------------------------------------------------------
     def store_files(self, files: list[tuple[str | None, bytes]], username: str) -> list[dict]:
-        """Check and store evidence files (all or none); their references for :meth:`complete`."""
+        """Check and store evidence files (all or none); their references for :meth:`complete`. The
+        bytes count against the user's daily upload quota (atomically, in the same transaction)."""
+        from engine.core import limits
+
         with self.db.write() as s:
-            return attachments.store_many(s, files, username)
+            stored = attachments.store_many(s, files, username)
+            limits.charge_upload(s, username, sum(len(content) for _, content in files))
+            return stored
 
     def file_owners(self, hashes: list[str]) -> dict[str, str]:
         """sha256 → the user who first stored that file (for the hashes that exist)."""
@@ -191,8 +242,13 @@ class Xiaowei:
             due = s.scalar(select(TimerDue.id).where(TimerDue.case_id == case_id,
                                                      TimerDue.due_at <= audit.db_time()).limit(1))
         if due is not None:
-            with self.db.write() as s:
-                cases.open_for_update(s, case_id)
+            try:
+                with self.db.write() as s:
+                    if _stuck_on_timer(s, case_id):
+                        return  # an open timer incident: only an administrator's retry fires it again
+                    cases.open_for_update(s, case_id)
+            except EngineIncident as exc:
+                self._record_incident(case_id, exc, "system")  # the case reads as it was; nothing lost
 
     def tick(self, *, limit: int = 10_000) -> dict:
         """Fire every due timer; safe to run from several processes at once."""
@@ -200,10 +256,18 @@ class Xiaowei:
         with self.db.read() as s:
             ids = list(s.scalars(select(TimerDue.case_id).where(TimerDue.due_at <= now)
                                  .group_by(TimerDue.case_id).order_by(func.min(TimerDue.due_at)).limit(limit)))
-        fired, skipped, events = 0, 0, 0
+        fired, skipped, events, stuck = 0, 0, 0, 0
         for case_id in ids:
-            with self.db.write() as s:
-                result = cases.fire_due_timers(s, case_id)
+            try:
+                with self.db.write() as s:
+                    if _stuck_on_timer(s, case_id):
+                        stuck += 1
+                        continue
+                    result = cases.fire_due_timers(s, case_id)
+            except EngineIncident as exc:
+                self._record_incident(case_id, exc, "system")
+                stuck += 1
+                continue
             if result is None:
                 skipped += 1
             elif result:
@@ -217,7 +281,8 @@ class Xiaowei:
             self.db.analyze()  # SQLite's planner statistics follow the data as it grows
             self._last_analyze = now
         result = {"now": audit.iso(now), "due_cases": len(ids), "cases_advanced": fired, "skipped_locked": skipped,
-                  "events": events}
+                  "events": events, "incidents": stuck}
+        result.update(self._housekeeping(now))
         if promoted:
             result["versions_effective"] = promoted
         result.update(self._start_of_month(now))
@@ -227,6 +292,28 @@ class Xiaowei:
         if missing:
             result["calendar_warnings"] = [str(w) for w in missing]
         return result
+
+    def _housekeeping(self, now) -> dict:
+        """Hardening chores of ``tick``: summarise quiet failed sign-ins, drop old counters, stamps
+        and sessions, make the periodic signed checkpoint. A failure is logged, never raised."""
+        from engine.core import checkpoints, limits, sessions, throttle
+        from .supervision import warnings
+
+        done: dict = {}
+        try:
+            with self.db.write() as s:
+                done["login_failures_recorded"] = throttle.flush(s, now)
+                limits.purge(s, now)
+                sessions.purge(s, now)
+        except Exception:  # noqa: BLE001
+            warnings.log.exception("tick housekeeping failed")
+        try:
+            made = checkpoints.periodic(self.db, now)
+            if made is not None:
+                done["checkpoint"] = made["number"]
+        except Exception:  # noqa: BLE001
+            warnings.log.exception("checkpoint failed")
+        return done
 
     # --- supervision (engine.supervision): scheduled cases, grades, notes ---------------------------
     def _start_of_month(self, now) -> dict:
@@ -333,6 +420,14 @@ class Xiaowei:
             return audit.verify(s, case_id)
 
     def export_trail(self, case_id: int) -> str:
+        """The trail for offline checking; its chain's head is anchored in a signed checkpoint first
+        when a signing key is available here (engine.checkpoints)."""
+        from engine.core import checkpoints
+
+        with self.db.read() as s:
+            if s.get(Case, case_id) is None:
+                raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
+        checkpoints.ensure_anchored(self.db, audit.case_chain(case_id))
         with self.db.read() as s:
             return audit.export_trail(s, case_id)
 
@@ -362,7 +457,62 @@ def _work_item_dict(w) -> dict:
             "overdue": bool(w.due_at and w.due_at < now)}
 
 
+def _stuck_on_timer(session, case_id: int) -> bool:
+    """Whether the case's open incident came from firing its timers (retrying it on every read or
+    tick would only fail again: the case's parameters are frozen until an administrator retries)."""
+    from engine.core import incidents
+
+    found = incidents.open_incident(session, case_id)
+    return found is not None and found["data"].get("action") in ("timer", "retry") \
+        and not found["data"].get("submission")
+
+
+SUBMISSION_MAX = 64 * 1024
+
+
+def _submission(step_id: str | None, username: str, data: Mapping[str, Any] | None, on_behalf_of: str | None = None,
+                proxy_reason: str | None = None, attachments: list[dict] | None = None) -> dict:
+    """What the user sent with a change that hit an incident: kept on the incident so nothing is lost
+    (and a retry can complete it as its author)."""
+    submission: dict[str, Any] = {"actor": username, "data": dict(data or {})}
+    if step_id:
+        submission["step"] = step_id
+    if on_behalf_of:
+        submission["on_behalf_of"] = on_behalf_of
+    if proxy_reason:
+        submission["proxy_reason"] = proxy_reason
+    if attachments:
+        submission["attachments"] = list(attachments)
+    try:
+        size = len(audit.to_json(submission))
+    except TypeError:
+        size = SUBMISSION_MAX + 1
+    if size > SUBMISSION_MAX:
+        submission["data"] = {}
+        submission["truncated"] = True
+    return submission
+
+
 def dumps(data: Any) -> str:
     """JSON for the command line (Chinese kept readable)."""
     return json.dumps(data, ensure_ascii=False, indent=2, default=str)
 
+
+def _record_start_incident(session, org_code: str, procedure_id: str, exc, *, actor: str, submission=None) -> None:
+    """A case that could not even start: the incident in the system chain and the warning (XW-07)
+    straight to the township (there is no case to carry them)."""
+    from engine.core import incidents
+    from engine.core.directory import get_org
+    from .supervision import warnings
+
+    event, data = incidents.start_incident_event(session, org_code, procedure_id, exc, actor=actor,
+                                                 submission=submission)
+    try:
+        org = get_org(session, org_code)
+    except NotFound:
+        return
+    warnings.store(session, [warnings.Finding(
+        "XW-07", org.id, f"start|{procedure_id}|{data['fingerprint']}",
+        f"发起“{procedure_id}”时{exc.details.get('what', '流程')}无法计算:{exc.details.get('reason', '')}",
+        {"procedure_id": procedure_id, "system_seq": event["seq"], **{k: data.get(k) for k in (
+            "node", "node_name", "kind", "reason", "expression", "action")}})])

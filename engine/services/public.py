@@ -147,6 +147,26 @@ def file_report(session: Session, org_code: str, text: str, *, topic: str, name:
 
 
 # --- the hourly limit of public submissions (objections, reports) ----------------------------------
+def reserve_submission(session: Session, nonce: str, key: str, limit: int) -> str | None:
+    """Use a public form's single-use stamp and take one of the sender's submissions this hour,
+    atomically (two single-statement upserts in one transaction): "used" when the stamp was used
+    before, "limited" when the sender is over the limit, None to go ahead."""
+    from engine.core import limits
+
+    if not limits.use_stamp(session, nonce):
+        return "used"
+    if not limits.take(session, key, limit):
+        return "limited"
+    return None
+
+
+def release_submission(session: Session, key: str) -> None:
+    """The engine refused a submission's content: it does not count against the sender."""
+    from engine.core import limits
+
+    limits.give_back(session, key)
+
+
 def submissions_since(session: Session, bucket: str, kind: str, since: datetime) -> int:
     """How many submissions of ``kind`` came from one address bucket (a keyed hash of the address) since."""
     return session.scalar(select(func.count()).select_from(PublicSubmission)

@@ -4,8 +4,9 @@ tracking code or QR code (流程到哪了), objections during a notice period (�
 
 Pages that show no form may be cached for a minute (``Cache-Control: public, max-age=60``); forms
 carry the anonymous session's CSRF token and are never cached. Objections and reports are limited
-per sender address (a keyed hash, nothing else kept), need a few seconds of filling in, and have a
-honeypot field; a refused submission is shown again with its text, never lost.
+per sender address and hour (a keyed hash, nothing else kept; one atomic counter, so concurrent
+submissions cannot overrun it), carry a signed stamp that is good once and needs a few seconds of
+filling in, and have a honeypot field; a refused submission is shown again with its text, never lost.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import secrets
 import time
 from datetime import timedelta
 from functools import lru_cache
@@ -21,7 +23,7 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup
 
-from engine.core import attachments, audit, cases
+from engine.core import attachments, audit, cases, checkpoints, limits
 from engine.services import public as rules
 from engine.core.errors import Conflict, InvalidData
 
@@ -62,7 +64,8 @@ def board(org_code: str):
         if org is None:
             abort(404)
         page = {"org": org, "notices": pr.on_notice(s, org), "past": pr.past_notices(s, org),
-                "groups": pr.edition_procedures(s, org), "cadres": pr.cadres(s, org), "changes": pr.changes(s, org)}
+                "groups": pr.edition_procedures(s, org), "cadres": pr.cadres(s, org), "changes": pr.changes(s, org),
+                "checkpoint": checkpoints.summary(s)}
     return _cached(render_template("public/board.html", **page))
 
 
@@ -172,7 +175,23 @@ def case_data(code: str):
 def receipt(code: str):
     page = _case_page(code)
     url = case_url(page["raw_code"])
-    return _cached(render_template("public/receipt.html", c=page, url=url, qr=qr_svg(url, 5)))
+    checkpoint = xw().read(checkpoints.summary)
+    return _cached(render_template("public/receipt.html", c=page, url=url, qr=qr_svg(url, 5), checkpoint=checkpoint))
+
+
+@bp.get("/checkpoint.json")
+def checkpoint_json():
+    """The latest signed checkpoint of the audit trail and the district's public key, for anyone to keep
+    and to check exported trails against (``trailcheck --checkpoint``). ``?from=N``: with the proof
+    that this tree extends the tree of N leaves (an older checkpoint one holds)."""
+    raw = request.args.get("from", "")
+    from_size = int(raw) if raw.isdigit() and len(raw) < 12 else None
+    body = xw().read(checkpoints.published, from_size)
+    if body is None:
+        body = {"checkpoint": None, "message": "尚未生成签名检查点 / no checkpoint yet"}
+    response = jsonify(body)
+    response.headers["Cache-Control"] = CACHE
+    return response
 
 
 # --- forms: objections and reports ------------------------------------------------------------------
@@ -182,19 +201,30 @@ def _signer() -> URLSafeSerializer:
 
 
 def form_stamp() -> str:
-    return _signer().dumps(int(time.time()))
+    """A signed stamp: when the form was issued and a random nonce (each stamp is good once)."""
+    return _signer().dumps([int(time.time()), secrets.token_urlsafe(16)])
 
 
-def _check_stamp() -> str | None:
-    """A message when the form came back too fast or without a valid stamp."""
+EXPIRED = "页面已过期,请确认内容后再次提交 / the form has expired: please check what you wrote and submit it again"
+
+
+def _check_stamp() -> tuple[str | None, str | None]:
+    """(message, nonce): a message when the form came back too fast, too late or without a valid stamp."""
     try:
-        issued = int(_signer().loads(request.form.get("stamp") or ""))
+        issued, nonce = _signer().loads(request.form.get("stamp") or "")
+        issued = int(issued)
+        if not isinstance(nonce, str) or not 8 <= len(nonce) <= 64:
+            raise ValueError(nonce)
     except (BadSignature, ValueError, TypeError):
-        return "页面已过期,请确认内容后再次提交 / the form has expired: please check what you wrote and submit it again"
+        return EXPIRED, None
+    age = time.time() - issued
+    if age > limits.STAMP_MAX_AGE.total_seconds():
+        return EXPIRED, None
     wait = current_app.config.get("PUBLIC_MIN_FILL_SECONDS", MIN_FILL_SECONDS)
-    if time.time() - issued < wait:
-        return "提交过快,请确认内容后再次提交 / that was sent too quickly: please check what you wrote and submit it again"
-    return None
+    if age < wait:
+        return ("提交过快,请确认内容后再次提交 / that was sent too quickly: please check what you wrote and submit it "
+                "again"), None
+    return None, nonce
 
 
 def _bucket() -> str:
@@ -202,31 +232,46 @@ def _bucket() -> str:
     return hmac.new(str(current_app.config["SECRET_KEY"]).encode(), addr, hashlib.sha256).hexdigest()
 
 
-def _rate_limited(kind: str) -> bool:
+def _limit_key(kind: str) -> str:
+    return f"public:{kind}:{_bucket()}"
+
+
+def _reserve(kind: str, nonce: str) -> str | None:
+    """Use the form's stamp and reserve one of the sender's submissions this hour, atomically (one
+    transaction, two single-statement upserts): a message when refused."""
     limit = current_app.config.get("PUBLIC_RATE_LIMITS", RATE_LIMITS).get(kind, 5)
-    since = audit.db_time() - RATE_WINDOW
-    used = xw().read(rules.submissions_since, _bucket(), kind, since)
-    return used >= limit
+    refused = xw().write(rules.reserve_submission, nonce, _limit_key(kind), limit)
+    return {"used": USED, "limited": LIMITED}.get(refused or "")
+
+
+def _release(kind: str) -> None:
+    """The engine refused the submission's content: it does not count against the sender."""
+    xw().write(rules.release_submission, _limit_key(kind))
 
 
 def _count_submission(kind: str) -> None:
+    """A log of accepted submissions by the sender's keyed hash (the limit itself is the counter)."""
     now = audit.db_time()
     xw().write(rules.count_submission, _bucket(), kind, now)
 
 
 def _gate(kind: str, text: str, min_chars: int, too_short: str) -> tuple[dict[str, str], str | None, int | None]:
     """The checks every public submission passes before the engine sees it: the honeypot, the
-    text's length, the signed form stamp (not sent too fast) and the sender's hourly limit.
-    Returns (errors, message, status): status None means go ahead."""
+    text's length, the signed single-use form stamp (not sent too fast, not twice) and the sender's
+    hourly limit (reserved atomically). Returns (errors, message, status): status None means go
+    ahead — and then the caller must :func:`_release` if the engine refuses the content."""
     if request.form.get(HONEYPOT):
         return {}, "提交未成功,请再试一次 / not accepted: please try again", 422
     if len(text) < min_chars:
         return {"text": too_short}, None, 422
-    message = _check_stamp()
-    if message is not None:
+    message, nonce = _check_stamp()
+    if message is not None or nonce is None:
         return {}, message, 422
-    if _rate_limited(kind):
-        return {}, LIMITED, 429
+    refused = _reserve(kind, nonce)
+    if refused is USED:
+        return {}, USED, 409
+    if refused is not None:
+        return {}, refused, 429
     return {}, None, None
 
 
@@ -238,6 +283,8 @@ def _form(template: str, status: int = 200, **context):
 
 LIMITED = ("提交太频繁,请一小时后再试;您填写的内容已保留在下面 / "
            "too many submissions from this network: please try again in an hour; what you wrote is kept below")
+USED = ("这份表单已经提交过(可能点了两次提交),请查看是否已受理;如需再次提交,请确认下面的内容后重新提交 / "
+        "this form was already sent (perhaps twice): please check, and submit again if needed")
 
 
 @bp.route("/case/<code>/objection", methods=["GET", "POST"])
@@ -254,9 +301,11 @@ def objection(code: str):
         try:
             xw().file_objection(page["raw_code"], sent["text"], sent["name"] or None, sent["phone"] or None)
         except InvalidData as exc:
+            _release("objection")
             errors = {k: str(v) for k, v in exc.errors.items()}
             message = exc.message
         except Conflict as exc:
+            _release("objection")
             message, status = exc.message, 409
         else:
             _count_submission("objection")
@@ -282,6 +331,7 @@ def report(org_code: str):
             done = xw().report(org.code, sent["text"], topic=sent["topic"], name=sent["name"] or None,
                                phone=sent["phone"] or None, files=files)
         except InvalidData as exc:
+            _release("report")
             names = {"report_text": "text", "reporter_name": "name", "reporter_phone": "phone",
                      attachments.FIELD: "photos"}
             errors = {names.get(k, k): str(v) for k, v in exc.errors.items()}

@@ -113,6 +113,7 @@ def _user_page(username: str, *, errors: dict | None = None, form: str | None = 
         row = engine_admin.user_in_scope(s, g.actor, username)
         orgs = engine_admin.scope_orgs(s, g.actor)
         facts = engine_admin.user_facts(s, username)
+        open_sessions, waiting = engine_admin.sign_in_state(s, facts.id, username)
     locked = row.locked_until is not None and row.locked_until > audit.db_time()
     blocked = None
     if username == g.user.username:
@@ -120,6 +121,7 @@ def _user_page(username: str, *, errors: dict | None = None, form: str | None = 
     elif not row.manageable:
         blocked = _("该用户还在您的管辖范围外任职,只能由共同的上级管理员修改。")
     return render_template("admin/user.html", row=row, facts=facts, locked=locked, blocked=blocked,
+                           open_sessions=open_sessions, waiting=waiting,
                            choices=_role_choices(orgs), errors=errors or {}, form=form, values=values or {},
                            notices=_notices(), roles=catalogue.roles()), status
 
@@ -171,6 +173,14 @@ def password(username: str):
                           form="password", status=422)
     return _change(username, "password", lambda s: engine_admin.reset_password(s, g.actor, username, new),
                    _("已重置密码;该用户的已登录会话随即失效。"))
+
+
+@bp.post("/users/<username>/sessions/end")
+@login_required
+def end_sessions(username: str):
+    """Sign the user out everywhere: every open session ends at once (audited)."""
+    return _change(username, "sessions", lambda s: engine_admin.sign_out_everywhere(s, g.actor, username),
+                   _("已让该用户在所有设备上退出登录。"))
 
 
 @bp.post("/users/<username>/active")

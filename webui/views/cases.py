@@ -14,7 +14,7 @@ from engine.core import attachments as engine_attachments
 from engine.core import cases as engine_cases
 from engine.core import catalogue, procedures
 from engine.render.diagram import DiagramError, render_svg
-from engine.core.errors import Conflict, InvalidData, NotFound, XiaoweiError
+from engine.core.errors import Conflict, EngineIncident, Forbidden, InvalidData, NotFound, XiaoweiError
 
 from webui import filters
 from engine.services import lookups, reads
@@ -89,7 +89,13 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
                          title=d.name)
     except DiagramError:
         svg = None
+    incident = xw().open_incident(case_id) if info["status"] == "running" else None
+    can_retry = False
+    if incident is not None and g.get("actor") is not None:
+        with xw().db.read() as s:
+            can_retry = bool(reads.roles_here(s, g.actor, case.org_id) & catalogue.ADMIN_ROLES)
     return {"case": info, "definition": d, "actions": actions, "others": others, "svg": svg,
+            "incident": incident, "can_retry": can_retry,
             "focus": sorted(current), "upload_limit": engine_attachments.size_text(engine_attachments.max_bytes()),
             "upload_max_files": engine_attachments.MAX_FILES,
             "timers": [{**t, "name": d.nodes[t["node"]].name if t["node"] in d.nodes else t["node"]}
@@ -145,11 +151,35 @@ def complete(case_id: int, step_id: str):
         view = case_view(case_id, values={step_id: {**sent, **proxy}}, errors={step_id: errs},
                          files={step_id: uploads.usable(refs, g.user.username)})
         return render_template("cases/show.html", **view, done=[], notices=[], failed_step=step_id), 422
+    except EngineIncident as exc:
+        # A condition or timer failed at run time: nothing saved, what was entered is shown again
+        # (and kept on the incident in the trail); the township is warned.
+        view = case_view(case_id, values={step_id: {**sent, **proxy}}, errors={step_id: {"__all__": exc.message}},
+                         files={step_id: uploads.usable(refs, g.user.username)})
+        return render_template("cases/show.html", **view, done=[], notices=[], failed_step=step_id,
+                               incident_step=step_id), 409
     except Conflict as exc:
         flash({"kind": "conflict", "message": exc.message}, "notice")
         return redirect(url_for(".show", case_id=case_id))
     flash({"kind": "completed", "step": step.name, "status": result["status"],
            "next": [{"name": t["name"], "role": t["role"], "due_at": t["due_at"]} for t in result["tasks"]]}, "done")
+    return redirect(url_for(".show", case_id=case_id))
+
+
+@bp.post("/cases/<int:case_id>/retry")
+@login_required
+def retry(case_id: int):
+    """A township or district administrator retries a case stopped by an incident, with the local
+    parameters now in force (fix them first on the parameters page)."""
+    guard(case_id, "retry")
+    try:
+        result = xw().retry_case(case_id, g.user.username)
+    except Forbidden:
+        abort(403)
+    except Conflict as exc:  # still failing (a new incident is recorded), or nothing to retry
+        flash({"kind": "conflict", "message": exc.message}, "notice")
+        return redirect(url_for(".show", case_id=case_id))
+    flash({"kind": "retried", "changes": result["changes"], "completed": result["completed"]}, "notice")
     return redirect(url_for(".show", case_id=case_id))
 
 

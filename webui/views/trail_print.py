@@ -34,7 +34,7 @@ def page(case_id: int):
 @bp.get("/cases/<int:case_id>/trail.pdf")
 @login_required
 def pdf(case_id: int):
-    from engine.render.handbook import print_pdf
+    from engine.render.printing import print_pdf  # at most XIAOWEI_PDF_RENDERS at once, a short queue, else 503
 
     html = trail_print_html(case_id, for_pdf=True)
     fd, name = tempfile.mkstemp(prefix=f"trail-{case_id}-", suffix=".pdf")

@@ -41,8 +41,8 @@ from .registry import (  # noqa: F401  (the warnings API: re-exported)
     STATUSES, TRANSITIONS, Finding, Row, Rule, RuleParam, ScanContext, declared_params, log,
 )
 from . import rules as _rules  # noqa: F401  (registers every rule)
-from .rules.conduct import CHECK_AREAS  # noqa: F401
-from .rules.timing import late_steps  # noqa: F401
+from engine.services.supervision.rules.conduct import CHECK_AREAS  # noqa: F401
+from engine.services.supervision.rules.timing import late_steps  # noqa: F401
 
 
 # --- storing ----------------------------------------------------------------------------------------

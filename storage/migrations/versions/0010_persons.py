@@ -3,7 +3,7 @@ persons a case is about (case_person), accounts linked to persons; the name-base
 register copied into kinship by person
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 """
 from datetime import datetime, timezone
 import re
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0010'
-down_revision = '0007'  # the lead chains 0008/0009 of other branches before this at merge
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

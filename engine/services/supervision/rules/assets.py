@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ..registry import (
+from engine.services.supervision.registry import (
     Finding,
     P,
     ScanContext,

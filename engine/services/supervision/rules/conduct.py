@@ -15,7 +15,7 @@ from storage.models import (
     Case,
 )
 
-from ..registry import (
+from engine.services.supervision.registry import (
     Finding,
     P,
     ScanContext,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterator
 
-from ..registry import (
+from engine.services.supervision.registry import (
     LOCAL,
     Finding,
     P,

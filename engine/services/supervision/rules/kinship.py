@@ -13,7 +13,7 @@ from storage.models import (
     Kinship,
 )
 
-from ..registry import (
+from engine.services.supervision.registry import (
     KIN_RELATIONS,
     Finding,
     P,

@@ -14,7 +14,7 @@ from storage.models import (
     User,
 )
 
-from ..registry import (
+from engine.services.supervision.registry import (
     Finding,
     P,
     ScanContext,

@@ -6,7 +6,7 @@ import difflib
 from collections import defaultdict
 from typing import Iterator
 
-from ..registry import (
+from engine.services.supervision.registry import (
     THRESHOLD_GOODS,
     THRESHOLD_WORKS,
     Finding,

@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import date, datetime
 from typing import Iterator
 
-from ..registry import (
+from engine.services.supervision.registry import (
     Finding,
     P,
     ScanContext,

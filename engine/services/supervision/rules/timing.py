@@ -19,7 +19,7 @@ from storage.models import (
     WorkItem,
 )
 
-from ..registry import (
+from engine.services.supervision.registry import (
     LOCAL,
     Finding,
     P,
