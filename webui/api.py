@@ -11,6 +11,7 @@ from flask import Blueprint, g, jsonify, request
 from engine import audit
 from engine.errors import InvalidData
 
+from . import objections as objection_views
 from . import reads, uploads
 from .cases import PROXY_KEYS, guard
 from .security import csrf_token, login_required, xw
@@ -68,6 +69,7 @@ def case(case_id: int):
                                 "overdue": item["overdue"], "proxy": step.proxy,
                                 "fields": [f.to_dict() for f in step.fields]})
     info["actions"] = actions
+    info["objections"] = objection_views.for_api(case_id)
     return jsonify(info)
 
 

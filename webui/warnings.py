@@ -10,6 +10,7 @@ from flask import Blueprint, abort, g, jsonify, redirect, render_template, reque
 from engine import directory, warnings
 from engine.errors import XiaoweiError
 
+from . import objections as objection_views
 from .i18n import current, gettext as _, pgettext
 from .security import login_required, xw
 
@@ -103,8 +104,11 @@ def index():
     _require_reader()
     data, f = _list(request.args)
     pages = max(1, -(-data["total"] // PER_PAGE))
+    # 村民异议 beside the warnings: the same inbox a supervisor checks, its own section (an objection is
+    # answered by verifying it in its case, not by 签收/办结 like a warning). Page 1 only.
     return render_template("warnings/index.html", data=data, f=f, pages=pages, rules=warnings.RULES,
-                           severities=warnings.SEVERITIES, statuses=warnings.STATUSES, villages=_villages())
+                           severities=warnings.SEVERITIES, statuses=warnings.STATUSES, villages=_villages(),
+                           objections=objection_views.inbox() if f["page"] == 1 else [])
 
 
 def _may_handle(org_code: str) -> bool:
