@@ -73,6 +73,8 @@ def test_an_objection_reaches_the_verifier_at_once_and_never_names_the_objector_
     assert "已收到异议 1 件" in page
     trail = verifier.get(f"/cases/{notice}/trail").text
     assert "收到村民异议(公示:决议公开)" in trail and TEXT in trail and NAME in trail and PHONE in trail
+    printed = verifier.get(f"/cases/{notice}/trail/print").text
+    assert "收到村民异议(公示:决议公开)" in printed and NAME in printed and PHONE in printed
     words = re.sub(r"<[^>]+>", " ", trail)  # what a reader sees: no event codes, no internal actor
     assert "objection_filed" not in words and "public" not in words
     # ... and in the supervisors' inbox (预警), its own section beside the warnings; no identity there.
@@ -335,7 +337,16 @@ def test_the_migration_gives_existing_objections_their_rows(xw, people, notice):
 
     from storage.db import MIGRATIONS
 
+    from engine import cases
+    from storage.models import CaseField
+
     seq = _legacy_objection(xw, notice)
+    with xw.db.write() as s:  # a report as the previous version kept it: the reporter in case_field too
+        report = cases.start_case(s, "T-SUP-01", "SFZ", cases.PUBLIC_ACTOR,
+                                  {"report_text": "旧版举报内容", "about_org": "东岙村", "topic": "funds",
+                                   "reporter_name": "钱七"}, public={"channel": "码上举报", "reporter": "钱七"}).id
+    with xw.db.read() as s:
+        assert s.query(CaseField).filter_by(case_id=report, name="reporter_name").count() == 1
     xw.db.dispose()
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -348,5 +359,6 @@ def test_the_migration_gives_existing_objections_their_rows(xw, people, notice):
         row = s.query(Objection).filter_by(case_id=notice).one()
         assert (row.seq, row.receipt_code, row.step_id) == (seq, None, "disclose_resolution")
         assert row.timer_task_id, "tied to the notice that still waits"
-    assert all(r.ok for r in xw.verify(notice))
+        assert s.query(CaseField).filter_by(case_id=report, name="reporter_name").count() == 0
+    assert all(r.ok for r in xw.verify(notice)) and all(r.ok for r in xw.verify(report))
     assert "已收到异议 1 件" in make_app(xw).test_client().get("/public/DONGAO").text

@@ -12,10 +12,11 @@ What a viewer gets:
 from __future__ import annotations
 
 from flask import g
+from sqlalchemy import select
 
 from engine import audit, catalogue, objections, privacy
 from engine.directory import chain_ids
-from storage.models import Case, TimerDue
+from storage.models import Case, Objection, TimerDue
 
 from . import reads
 from .security import xw
@@ -27,7 +28,6 @@ def panel(case_id: int) -> dict:
     with xw().db.read() as s:
         case = s.get(Case, case_id)
         d = reads.definition(s, case.procedure_version_id)
-        history = privacy.stored_history(s, case_id)
         counts = objections.notice_counts(s, [case_id])
         notices = []
         if case.status == "running":
@@ -40,11 +40,13 @@ def panel(case_id: int) -> dict:
                 notices.append({"step": step.name if step else node.name, "due_at": audit.iso(t.due_at),
                                 "count": counts.get((case_id, t.task_id), 0),
                                 "verifier": verifier.role if verifier is not None else ""})
-        listed = objections.case_objections(s, case, history)
+        has_any = s.scalar(select(Objection.id).where(Objection.case_id == case_id).limit(1)) is not None
+        history = privacy.stored_history(s, case_id) if has_any else []  # only a case with objections
+        listed = objections.case_objections(s, case, history) if has_any else []
         held = actor.roles_at(chain_ids(s, case.org_id)) if actor is not None else set()
         verifying = {v.role for sid, v in d.steps.items() if sid.endswith(privacy.OBJECTIONS_SUFFIX) and v.role}
         may_list = bool(held & (verifying | objections.INBOX_ROLES | privacy.OBJECTION_DISCIPLINE_ROLES))
-        seen = privacy.visible_seqs(s, actor, case, d, history) if may_list else set()
+        seen = privacy.visible_seqs(s, actor, case, d, history) if may_list and listed else set()
         who = privacy.identities(s, case_id, history, seen)
     blank = {"name": "", "phone": ""}
     items = [{**o, "identity": who.get(o["seq"], blank) if o["seq"] in seen else None} for o in listed] \

@@ -3,6 +3,7 @@ commitment stays in the event); objections with receipt codes and the notice the
 
 Existing ``objection_filed`` events get their ``objection`` row (no receipt code: none was issued);
 the names and phones they already hold stay in their hashed data and are masked when shown.
+Reporters' names and phones leave the derived search table ``case_field``.
 
 Revision ID: 0011
 Revises: 0007
@@ -52,6 +53,8 @@ def upgrade() -> None:
     )
     op.create_index('ix_objection_case_timer', 'objection', ['case_id', 'timer_task_id'])
     _backfill_objections()
+    # case_field is derived (search): reporters' names and phones are no longer kept there.
+    op.execute("DELETE FROM case_field WHERE name IN ('reporter_name', 'reporter_phone')")
 
 
 def _backfill_objections() -> None:
