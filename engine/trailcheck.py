@@ -18,6 +18,8 @@ a rehash shows), that the inclusion proof leads to the signed root, that the sig
 district key's (``--key``: the public key the district publishes; without ``cryptography`` the
 signature is reported as not checked), and, with ``--checkpoint``, that the trail is anchored at
 least as recently as a checkpoint one holds (from the public board, a receipt or the handbook).
+An event whose personal data the exporter masked (its non-hashed ``masked`` key) is reported as
+such: its hash is not recomputed, its links to the events before and after it are checked.
 Exit status 0 when the trail verifies, 1 when it does not, 2 when the file cannot be read.
 """
 
@@ -287,16 +289,22 @@ def render(trail: dict) -> str:
     return json.dumps(trail, ensure_ascii=False, sort_keys=True, indent=2) + "\n"
 
 
-def verify_trail(text: str, *, require_anchor: bool = True, pinned_key: str | None = None,
-                 held: dict | None = None) -> list[str]:
-    """Problems found in an exported trail (empty when it verifies)."""
-    return check_trail(text, require_anchor=require_anchor, pinned_key=pinned_key, held=held)[0]
+def verify_trail(text: str, notes: list[str] | None = None, *, require_anchor: bool = True,
+                 pinned_key: str | None = None, held: dict | None = None) -> list[str]:
+    """Problems found in an exported trail (empty when it verifies); ``notes`` collects what was
+    verified only in part (events with masked personal data, an unchecked signature)."""
+    problems, found = check_trail(text, require_anchor=require_anchor, pinned_key=pinned_key, held=held)
+    if notes is not None:
+        notes.extend(found)
+    return problems
 
 
 def check_trail(text: str, *, require_anchor: bool = True, pinned_key: str | None = None,
                 held: dict | None = None) -> tuple[list[str], list[str]]:
-    """(problems, notes) of an exported trail."""
-    problems = _verify_chain_of(text)
+    """(problems, notes) of an exported trail; notes say what was verified only in part (events whose
+    personal data was masked, an anchor whose signature could not be checked)."""
+    masked: list[str] = []
+    problems = _verify_chain_of(text, masked)
     if problems and problems[0].startswith(("not valid JSON", "not a ")):
         return problems, []
     trail = json.loads(text)
@@ -304,10 +312,47 @@ def check_trail(text: str, *, require_anchor: bool = True, pinned_key: str | Non
     if require_anchor or "anchor" in trail:
         more, notes = verify_anchor(trail, pinned_key=pinned_key, held=held)
         problems.extend(more)
-    return problems, notes
+    return problems, masked + notes
 
 
-def _verify_chain_of(text: str) -> list[str]:
+# What an exporter may mask (the identity of a member of the public in an event made before identities
+# were sealed out of the hashed trail): the event kinds and the paths; anything else marked is refused.
+_IDENTITY = ("reporter_name", "reporter_phone")  # the reporter's fields of a 码上举报 case
+MASKABLE = {"objection_filed": {"data.name", "data.phone"},
+            "case_started": {"data.public.reporter", *(f"data.initial.{k}" for k in _IDENTITY)},
+            "step_completed": {f"data.data.{k}" for k in _IDENTITY}}
+
+
+def _maskable(kind: str, path: str) -> bool:
+    if path in MASKABLE.get(kind, set()):
+        return True
+    parts = path.split(".")  # data.changes.N.before|after of a reporter's field
+    return kind == "step_completed" and len(parts) == 4 and parts[:2] == ["data", "changes"] and parts[2].isdigit() \
+        and parts[3] in ("before", "after")
+
+
+def _check_hash(chain: str, index: int, ev: dict, notes: list[str] | None) -> list[str]:
+    """An event's content against its hash. An event marked ``masked`` (a list of the paths whose
+    personal data the exporter replaced, outside the hashed content) cannot be recomputed: it is
+    reported in ``notes``; its links to the events before and after it are still checked. Only the
+    identity fields of the public's filings may be masked (:data:`MASKABLE`)."""
+    masked = ev.get("masked")
+    if masked:
+        kind = str(ev.get("type"))
+        if not isinstance(masked, list) or not all(isinstance(p, str) and _maskable(kind, p) for p in masked):
+            return [f"event #{index} ({ev.get('type')}): a 'masked' marker on what may not be masked (edited?)"]
+        if notes is not None:
+            notes.append(f"event #{index} ({ev.get('type')}): personal data masked ({', '.join(masked)}); "
+                         "hash not recomputed; links to its neighbours checked")
+        return []
+    expected = event_hash(chain, ev.get("seq"), ev.get("type"), ev.get("at"), ev.get("actor"),
+                          ev.get("role"), ev.get("data"), ev.get("prev_hash"))
+    if ev.get("hash") != expected:
+        return [f"event #{index} ({ev.get('type')}): content does not match its hash (edited)"]
+    return []
+
+
+def _verify_chain_of(text: str, notes: list[str] | None = None) -> list[str]:
     try:
         trail = json.loads(text)
     except ValueError as exc:
@@ -325,10 +370,7 @@ def _verify_chain_of(text: str) -> list[str]:
             problems.append(f"event #{index}: sequence number {ev.get('seq')} (expected {index}): deleted, inserted or reordered")
         if ev.get("prev_hash") != prev:
             problems.append(f"event #{index}: does not link to the previous event (deleted, inserted or reordered)")
-        expected = event_hash(chain, ev.get("seq"), ev.get("type"), ev.get("at"), ev.get("actor"),
-                              ev.get("role"), ev.get("data"), ev.get("prev_hash"))
-        if ev.get("hash") != expected:
-            problems.append(f"event #{index} ({ev.get('type')}): content does not match its hash (edited)")
+        problems.extend(_check_hash(chain, index, ev, notes))
         prev = ev.get("hash")
     head = trail.get("head") or {}
     if head.get("seq") != len(events) or head.get("hash") != (events[-1].get("hash") if events else genesis(chain)):
@@ -420,7 +462,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  · {n}")
         return 1
     trail = json.loads(text)
-    print(f"OK: {len(trail['events'])} events verify; head {trail['head']['hash']}")
+    masked = [n for n in notes if "personal data masked" in n]
+    shown = f"{len(trail['events']) - len(masked)} events verify, {len(masked)} masked" if masked else \
+        f"{len(trail['events'])} events verify"
+    print(f"OK: {shown}; head {trail['head']['hash']}")
     for n in notes:
         print(f"  · {n}")
     return 0

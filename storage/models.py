@@ -553,3 +553,42 @@ class AuditAnchor(Base):
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
     leaf_idx: Mapped[int] = mapped_column(Integer)
+
+
+class SealedIdentity(Base):
+    """Who filed something from the public — an objector's or a reporter's name and phone — kept out
+    of the hashed audit trail. The event in the case's chain (``seq``) holds only a salted commitment,
+    sha256 of the salt and the identity (:func:`engine.privacy.commitment`): the chain still proves
+    what was filed without revealing it, and only those who handle it read this row."""
+
+    __tablename__ = "sealed_identity"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_instance.id"))
+    seq: Mapped[int] = mapped_column(Integer)  # the event of the case's chain that holds the commitment
+    kind: Mapped[str] = mapped_column(String(20))  # objection | report
+    name: Mapped[str] = mapped_column(String(50), default="")
+    phone: Mapped[str] = mapped_column(String(20), default="")
+    salt: Mapped[str] = mapped_column(String(64))
+    commitment: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Objection(Base):
+    """An objection (异议) filed during a notice period, by its ``objection_filed`` event: the receipt
+    code its objector follows it by, and the notice timer it was filed under (so a notice counts its
+    own objections). Legacy objections (filed before receipts existed) have no receipt code."""
+
+    __tablename__ = "objection"
+    __table_args__ = (
+        UniqueConstraint("case_id", "seq"),
+        Index("ix_objection_case_timer", "case_id", "timer_task_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_instance.id"))
+    seq: Mapped[int] = mapped_column(Integer)  # the objection_filed event
+    receipt_code: Mapped[str | None] = mapped_column(String(20), unique=True)
+    step_id: Mapped[str] = mapped_column(String(100))  # the disclosure step on notice
+    node_id: Mapped[str] = mapped_column(String(100))  # its notice-period timer
+    timer_task_id: Mapped[str] = mapped_column(String(36), default="")
+    filed_at: Mapped[datetime] = mapped_column(DateTime)

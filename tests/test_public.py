@@ -153,7 +153,10 @@ def test_objection_during_notice_reaches_the_objections_task(web, xw, people, fr
     assert r.status_code == 200 and "异议已提交" in r.text
     filed = [e for e in xw.show_case(on_notice)["history"] if e["type"] == "objection_filed"]
     assert len(filed) == 1 and filed[0]["actor"] == "public"
-    assert filed[0]["data"]["text"] == "供应商是村干部亲属,价格偏高" and filed[0]["data"]["phone"] == "13900001111"
+    # The text is in the hashed trail; the name and phone are not (a salted commitment is).
+    assert filed[0]["data"]["text"] == "供应商是村干部亲属,价格偏高"
+    assert "phone" not in filed[0]["data"] and "name" not in filed[0]["data"]
+    assert len(filed[0]["data"]["identity"]["commitment"]) == 64
     assert all(rep.ok for rep in xw.verify(on_notice))
     # In public: counted, never its text, name or phone.
     page = client.get(f"/public/case/{code}").text
@@ -266,7 +269,10 @@ def test_report_starts_a_township_case_and_gives_a_tracking_code(web, xw, people
         case_id = case.id
     started = xw.show_case(case_id)["history"][0]
     intake = started["data"]["public"]
-    assert intake["reporter"] == "赵六" and intake["attachments"][0]["type"] == "image/png"
+    # The reporter's name and phone are sealed out of the hashed trail (a salted commitment stays).
+    assert "reporter" not in intake and len(intake["identity"]["commitment"]) == 64
+    assert intake["attachments"][0]["type"] == "image/png"
+    assert "赵六" not in xw.export_trail(case_id) and "13700002222" not in xw.export_trail(case_id)
     # The reporter follows it by its code; nothing private shows.
     page = client.get(f"/public/case/{code}").text
     assert "受理登记" in page and "镇(街道)纪(工)委" in page
@@ -305,7 +311,9 @@ def test_report_anonymous_and_file_checks(web, xw):
         from storage.models import Case
 
         case = s.query(Case).filter_by(procedure_id="T-SUP-01").one()
-    assert xw.show_case(case.id)["history"][0]["data"]["public"]["reporter"] == "匿名"
+    # Anonymous reports are sealed too (an empty identity under its own salt): the trail cannot tell.
+    assert set(xw.show_case(case.id)["history"][0]["data"]["public"]) == {"channel", "about", "attachments",
+                                                                         "identity"}
     assert client.get("/public/SFZ/report").status_code == 404
 
 

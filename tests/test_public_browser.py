@@ -65,7 +65,8 @@ def test_villager_journey_on_a_phone(browser, xw, people):
         shoot(page, "04-objection")
         page.click("button:has-text('提交异议')")
         assert page.locator("h1").inner_text() == "异议已提交"
-        page.click("text=查看办理进度")
+        assert page.locator("#receipt-code").count() == 1  # the objector's receipt code
+        page.click("text=查看事项办理进度")
         assert page.locator("text=收到公示异议1件").count() == 1
         assert page.locator("text=采购价格明显高于市场价").count() == 0
 

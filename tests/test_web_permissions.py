@@ -97,6 +97,9 @@ ROUTES = {
     ("GET", "/public/case/<code>/receipt"): "public",
     ("GET", "/public/case/<code>/objection"): "public",
     ("POST", "/public/case/<code>/objection"): "public_closed",
+    # An objector's tracking page and receipt, by the receipt code (here one no objection has: 404).
+    ("GET", "/public/objection/<receipt>"): "public_missing",
+    ("GET", "/public/objection/<receipt>/receipt"): "public_missing",
     ("GET", "/lang/<code>"): "public_redirect",  # sets the language cookie and goes back
     # 流程管理: township and district staff see the library; only district staff edit it (V-DEC-01).
     ("GET", "/procedures"): "editor_page",
@@ -199,6 +202,8 @@ def _expect(kind: str, user: str, org_code: str | None) -> int:
         return 302
     if base == "public_closed":
         return 409
+    if base == "public_missing":
+        return 404
     if base == "home":
         return 302
     if base == "overview":  # 镇街总览: township and district staff only
@@ -319,7 +324,7 @@ def _cell(app, xw, people, case_id, method, rule, user, org, *, case, before, cl
         url = url.replace("<int:warning_id>", str(warning))
     if rule.startswith("/public/"):
         url = url.replace("<org_code>", "DONGAO").replace("<procedure_id>", "V-DEC-01")
-        url = url.replace("<code>", xw.show_case(case_id)["tracking_code"])
+        url = url.replace("<code>", xw.show_case(case_id)["tracking_code"]).replace("<receipt>", "ABCD-EFGH-JKMN")
         url += "?code=ABCD-EFGH-JKMN" if kind == "public_track" else ""
     api = rule.startswith("/api/")
 

@@ -245,8 +245,10 @@ def event_dict(ev: AuditEvent) -> dict[str, Any]:
             "data": json.loads(ev.data), "prev_hash": ev.prev_hash, "hash": ev.hash}
 
 
-def export_trail(session: Session, case_id: int) -> str:
-    """A self-contained trail (canonical JSON text) that `engine.trailcheck` verifies offline."""
+def export_trail(session: Session, case_id: int, events: list[dict[str, Any]] | None = None) -> str:
+    """A self-contained trail (canonical JSON text) that `engine.trailcheck` verifies offline.
+    ``events``: the case's events as :func:`event_dict` gives them, some of them masked
+    (:func:`engine.privacy.mask_events`); by default every stored event as it is."""
     case = session.get(Case, case_id)
     if case is None:
         from .errors import NotFound
@@ -254,7 +256,8 @@ def export_trail(session: Session, case_id: int) -> str:
         raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
     version = session.get(ProcedureVersion, case.procedure_version_id)
     org = session.get(Organization, case.org_id)
-    events = [event_dict(e) for e in case_events(session, case_id)]
+    if events is None:
+        events = [event_dict(e) for e in case_events(session, case_id)]
     trail = {
         "format": FORMAT,
         "algorithm": "hash = sha256(canonical JSON of {chain, seq, type, at, actor, role, data, prev}); "

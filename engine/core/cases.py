@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from . import attachments as evidence
-from . import audit, catalogue, clock, forms, people, spiff
+from . import audit, catalogue, clock, forms, people, privacy, spiff
 from .definitions import ProcedureDefinition
 from .directory import Actor, chain_ids, get_org, load_actor
 from .errors import Conflict, EngineIncident, Forbidden, InvalidData, NotFound, XiaoweiError
@@ -335,6 +335,7 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
         raise InvalidData(f"公示期内收到{len(objections)}件异议,异议件数不能少于{len(objections)} / "
                           f"{len(objections)} objections were filed",
                           {"objection_count": f"公示期内收到{len(objections)}件异议"})
+    clean, sealed = privacy.split_identity_fields(clean)  # a reporter's identity stays out of the trail
     changes = [{"field": k, "label": next((f.label for f in step.fields if f.name == k), k),
                 "before": task.data.get(k), "after": v}
                for k, v in clean.items() if task.data.get(k) != v]
@@ -354,7 +355,12 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
         event["attachments"] = files
     if extra:
         event.update(extra)
+    if sealed is not None:
+        event["identity"] = privacy.event_marker(sealed)
+    seq = case.audit_seq + 1  # the step_completed event is the first this save appends
     save_case(ctx, ("step_completed", actor.username, role, event))
+    if sealed is not None:
+        privacy.store(session, case.id, seq, "report", sealed)
     return case
 
 
@@ -409,67 +415,6 @@ def cancel_case(session: Session, case_id: int, username: str, reason: str) -> C
     ctx.end = {"end": None, "name": "撤销", "outcome": "cancelled"}
     save_case(ctx, ("case_cancelled", actor.username, sorted(admin)[0], {"reason": reason.strip()[:500]}))
     return ctx.case
-
-
-OBJECTION_TEXT_MAX = 1000
-
-
-def file_objection(session: Session, tracking_code: str, text: str, *, name: str | None = None,
-                   phone: str | None = None) -> dict:
-    """A member of the public objects (异议) to what a case has on notice. Accepted only while a
-    notice-period timer of the case is waiting; recorded as an ``objection_filed`` event in the case's
-    chain (name and phone kept there for the responsible role, never shown publicly). The
-    ``<step>_objections`` task that follows the notice period then sees it."""
-    code = normalize_tracking_code(tracking_code)
-    case_id = session.scalar(select(Case.id).where(Case.tracking_code == code)) if code else None
-    if case_id is None:
-        raise NotFound("没有这个查询码的事项 / no case with this tracking code")
-    errors: dict[str, str] = {}
-    clean_text = str(text or "").strip()
-    if _has_control(text):
-        errors["text"] = "异议内容含有控制字符 / the text contains control characters"
-    elif len(clean_text) < 5:
-        errors["text"] = "请写明异议内容(至少5个字) / write at least 5 characters"
-    elif len(clean_text) > OBJECTION_TEXT_MAX:
-        errors["text"] = f"异议内容不能超过{OBJECTION_TEXT_MAX}字 / at most {OBJECTION_TEXT_MAX} characters"
-    clean_name = (name or "").strip()
-    if _has_control(clean_name) or len(clean_name) > 50:
-        errors["name"] = "姓名不能超过50字 / at most 50 characters"
-    clean_phone = (phone or "").strip().replace(" ", "")
-    if clean_phone:
-        try:
-            clean_phone = forms.coerce(forms.Field("phone", "联系电话", "phone"), clean_phone)
-        except ValueError as exc:
-            errors["phone"] = str(exc)
-    if errors:
-        raise InvalidData("异议有误 / the objection has errors", errors)
-    ctx = open_for_update(session, case_id)
-    assert ctx is not None
-    case = ctx.case
-    notices = []
-    if case.status == RUNNING:
-        _, waiting = spiff.open_tasks(ctx.workflow)
-        for task, deadline in waiting:
-            node = ctx.definition.nodes.get(task.task_spec.bpmn_id)
-            # A notice period that has run out is over even before `tick` fires its timer.
-            if node is not None and node.notice_for and (deadline is None or audit.db_time(deadline) > audit.db_time()):
-                notices.append((node, deadline))
-    if not notices:
-        raise Conflict("本事项当前不在公示期内,不能提出异议 / the case has nothing on notice now")
-    node, deadline = notices[0]
-    step = ctx.definition.steps.get(node.notice_for or "")
-    data = {"step": node.notice_for, "step_name": step.name if step else "", "node": node.id,
-            "notice_due": audit.iso(audit.db_time(deadline)) if deadline else None,
-            "text": clean_text, "name": clean_name[:50], "phone": clean_phone}
-    event = audit.append_case_event(session, case, "objection_filed", actor=PUBLIC_ACTOR, role="", data=data)
-    case.updated_at = audit.db_time()
-    session.flush()
-    return {"case_id": case.id, "seq": event["seq"], "step": node.notice_for,
-            "notice_due": data["notice_due"]}
-
-
-def _has_control(text: str | None) -> bool:
-    return any(ord(ch) < 32 and ch not in "\n\r\t" for ch in (text or ""))
 
 
 def filed_objections(session: Session, case_id: int, disclosure_step: str) -> list[dict]:

@@ -814,6 +814,6 @@ def review_notes(s: Session, proc, draft) -> list[dict]:
     if definition is None:
         return []
     notes = definition.review_notes()
-    notes += [{"where": f"依据{b['source']}{b['article']}", "text": "条款未核对原文:公开页面只写出处,不写条号。"}
+    notes += [{"where": f"依据{b['source']}{b['article']}", "text": "", "unverified": True}
               for b in definition.legal_basis if b.get("article") and b.get("status") != "confirmed"]
     return notes

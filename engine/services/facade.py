@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from sqlalchemy import bindparam, func, select
 
-from engine.core import attachments, audit, cases, directory, procedures
+from engine.core import attachments, audit, cases, directory, privacy, procedures
 from engine.core.errors import EngineIncident, Forbidden, NotFound
 from storage import Database
 from storage.models import AuditEvent, Case, Organization, Procedure, ProcedureVersion, TimerDue, WorkItem
@@ -162,9 +162,12 @@ class Xiaowei:
     # --- the public (no account) -------------------------------------------------------
     def file_objection(self, tracking_code: str, text: str, name: str | None = None,
                        phone: str | None = None) -> dict:
-        """A member of the public objects to what a case has on notice (only during the notice period)."""
+        """A member of the public objects to what a case has on notice (only during the notice period);
+        the receipt (its code, the case, the notice)."""
+        from engine.core import objections
+
         with self.db.write() as s:
-            return cases.file_objection(s, tracking_code, text, name=name, phone=phone)
+            return objections.file_objection(s, tracking_code, text, name=name, phone=phone)
 
     def report(self, org_code: str, text: str, *, topic: str, name: str | None = None, phone: str | None = None,
                files: list[tuple[str | None, bytes]] | None = None) -> dict:
@@ -383,7 +386,9 @@ class Xiaowei:
             proc = s.get(Procedure, case.procedure_id)
             items = s.scalars(select(WorkItem).where(WorkItem.case_id == case_id).order_by(WorkItem.id)).all()
             timers = s.scalars(select(TimerDue).where(TimerDue.case_id == case_id)).all()
-            history = [audit.event_dict(e) for e in audit.case_events(s, case_id)]
+            # Names and phones that legacy events hold are masked for every reader here; those who
+            # may know a filer read it apart (engine.privacy.case_identities).
+            history = privacy.mask_events([audit.event_dict(e) for e in audit.case_events(s, case_id)])
             return {
                 "id": case.id, "title": case.title, "procedure_id": case.procedure_id,
                 "procedure_name": proc.name if proc else "", "procedure_version": version.version if version else None,
@@ -419,9 +424,11 @@ class Xiaowei:
                 raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
             return audit.verify(s, case_id)
 
-    def export_trail(self, case_id: int) -> str:
-        """The trail for offline checking; its chain's head is anchored in a signed checkpoint first
-        when a signing key is available here (engine.checkpoints)."""
+    def export_trail(self, case_id: int, username: str | None = None) -> str:
+        """The case's trail for offline verification; its chain's head is anchored in a signed
+        checkpoint first when a signing key is available here (engine.core.checkpoints). Identities
+        that legacy events hold are masked (and the events marked) unless ``username`` may know them
+        (engine.core.privacy)."""
         from engine.core import checkpoints
 
         with self.db.read() as s:
@@ -429,7 +436,15 @@ class Xiaowei:
                 raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
         checkpoints.ensure_anchored(self.db, audit.case_chain(case_id))
         with self.db.read() as s:
-            return audit.export_trail(s, case_id)
+            case = s.get(Case, case_id)
+            if case is None:
+                raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
+            events = [audit.event_dict(e) for e in audit.case_events(s, case_id)]
+            keep: set[int] = set()
+            if username:
+                d = procedures.runtime(s, case.procedure_version_id).definition
+                keep = privacy.visible_seqs(s, directory.load_actor(s, username), case, d, events)
+            return audit.export_trail(s, case_id, privacy.mask_events(events, keep))
 
     def audit_event_count(self) -> int:
         with self.db.read() as s:

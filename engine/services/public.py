@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.core import attachments, audit, cases, forms
+from engine.core import attachments, audit, cases, forms, privacy
 from engine.core.definitions import ProcedureDefinition
 from engine.core.directory import get_org
 from engine.core.errors import InvalidData
@@ -127,8 +127,9 @@ def store_public_files(session: Session, files: list[tuple[str | None, bytes]]) 
 
 def file_report(session: Session, org_code: str, text: str, *, topic: str, name: str | None = None,
                 phone: str | None = None, files: list[tuple[str | None, bytes]] | None = None) -> dict:
-    """Start a T-SUP-01 case at the township of ``org_code`` as the public. The text, name, phone and
-    photos are private (the discipline office sees them); the tracking code follows the case."""
+    """Start a T-SUP-01 case at the township of ``org_code`` as the public. The text and photos are
+    private; the name and phone are sealed (only the discipline staff who handle it know them); the
+    tracking code follows the case."""
     org, township = report_township(session, org_code)
     text = str(text or "").strip()
     if len(text) < 10:
@@ -136,12 +137,23 @@ def file_report(session: Session, org_code: str, text: str, *, topic: str, name:
                           {"report_text": "请写明举报内容(至少10个字)"})
     if topic not in REPORT_TOPICS:
         raise InvalidData("请选择问题类别 / choose a topic", {"topic": "请选择问题类别"})
+    clean_name = str(name or "").strip()
+    clean_phone = str(phone or "").strip().replace(" ", "")
+    if len(clean_name) > 50 or any(ord(ch) < 32 for ch in clean_name):
+        raise InvalidData("姓名不能超过50字 / at most 50 characters", {"reporter_name": "姓名不能超过50字"})
+    if clean_phone:
+        try:
+            clean_phone = forms.coerce(forms.Field("reporter_phone", "举报人电话", "phone"), clean_phone)
+        except ValueError as exc:
+            raise InvalidData(str(exc), {"reporter_phone": str(exc)}) from None
     refs = store_public_files(session, list(files or []))
-    clean_name = str(name or "").strip()[:50]
-    data = {"title": f"码上举报·{org.name}", "report_text": text, "about_org": org.name, "topic": topic,
-            "reporter_name": clean_name or None, "reporter_phone": str(phone or "").strip() or None}
-    public = {"channel": "码上举报", "about": org.code, "reporter": clean_name or "匿名", "attachments": refs}
+    # The reporter's name and phone stay out of the hashed trail (engine.privacy): the case_started
+    # event holds a salted commitment, the discipline staff who handle the report read the identity.
+    sealed = privacy.seal(clean_name, clean_phone)
+    data = {"title": f"码上举报·{org.name}", "report_text": text, "about_org": org.name, "topic": topic}
+    public = {"channel": "码上举报", "about": org.code, "attachments": refs, "identity": privacy.event_marker(sealed)}
     case = cases.start_case(session, REPORT_PROCEDURE, township.code, cases.PUBLIC_ACTOR, data, public=public)
+    privacy.store(session, case.id, 1, "report", sealed)  # case_started is the case's first event
     return {"case_id": case.id, "tracking_code": cases.format_tracking_code(case.tracking_code),
             "township": township.name}
 

@@ -13,10 +13,11 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.core import audit, catalogue, cases, forms, procedures
+from engine.core import objections as engine_objections
 from engine.services import public as rules
 from engine.core.definitions import ProcedureDefinition
 from engine.render.diagram import DiagramError, render_svg
@@ -77,7 +78,7 @@ def on_notice(session: Session, org: Organization) -> list[dict]:
     """Disclosures whose notice period runs now, soonest end first."""
     now = audit.db_time()
     rows = session.execute(
-        select(TimerDue.case_id, TimerDue.node_id, TimerDue.due_at, Case.title, Case.procedure_id,
+        select(TimerDue.case_id, TimerDue.node_id, TimerDue.due_at, TimerDue.task_id, Case.title, Case.procedure_id,
                Case.procedure_version_id, Case.tracking_code)
         .join(Case, Case.id == TimerDue.case_id)
         .where(Case.org_id == org.id, Case.status == cases.RUNNING, TimerDue.due_at > now)
@@ -95,20 +96,18 @@ def on_notice(session: Session, org: Organization) -> list[dict]:
                       "what": (step.disclosure or {}).get("what", "") if step else "",
                       "where": (step.disclosure or {}).get("where", "") if step else "",
                       "due_at": r.due_at, "days_left": max(math.ceil((r.due_at - now).total_seconds() / 86400), 0),
-                      "code": cases.format_tracking_code(r.tracking_code), "objections": 0, "content": ""})
+                      "code": cases.format_tracking_code(r.tracking_code), "objections": 0, "content": "",
+                      "timer": r.task_id})
     if found:
         ids = [f["case_id"] for f in found]
-        counts = dict(session.execute(
-            select(AuditEvent.case_id, func.count()).where(AuditEvent.case_id.in_(ids),
-                                                           AuditEvent.type == "objection_filed")
-            .group_by(AuditEvent.case_id)).all())
+        counts = engine_objections.notice_counts(session, ids)  # the objections filed under this very notice
         contents = dict(session.execute(
             select(CaseField.case_id, CaseField.text_value).where(CaseField.case_id.in_(ids),
                                                                   CaseField.name == "notice_content")).all())
         titles = list_titles(session, [(f["case_id"], f["title"], f.pop("d")) for f in found])
         for f in found:
             f["title"] = titles[f["case_id"]]
-            f["objections"] = counts.get(f["case_id"], 0)
+            f["objections"] = counts.get((f["case_id"], f.pop("timer")), 0)
             f["content"] = contents.get(f["case_id"], "")  # notice_content is a public field
     return found
 
@@ -402,9 +401,11 @@ def case_page(session: Session, case: Case) -> dict:
     now = audit.db_time()
     items = session.execute(select(WorkItem.step_id, WorkItem.step_name, WorkItem.role_key, WorkItem.ready_at,
                                    WorkItem.due_at).where(WorkItem.case_id == case.id).order_by(WorkItem.id)).all()
-    timers = session.execute(select(TimerDue.node_id, TimerDue.due_at).where(TimerDue.case_id == case.id)).all()
     current = [{"step_id": w.step_id, "name": w.step_name, "role": role_zh(w.role_key) if w.role_key in roles else "",
                 "since": w.ready_at, "due_at": w.due_at, "overdue": bool(w.due_at and w.due_at < now)} for w in items]
+    timers = session.execute(select(TimerDue.node_id, TimerDue.due_at, TimerDue.task_id)
+                             .where(TimerDue.case_id == case.id)).all()
+    counts = engine_objections.notice_counts(session, [case.id])
     notices = []
     for t in timers:
         node = d.nodes.get(t.node_id)
@@ -412,7 +413,8 @@ def case_page(session: Session, case: Case) -> dict:
             step = d.steps.get(node.notice_for)
             notices.append({"name": node.name, "step": step.name if step else "", "due_at": t.due_at,
                             "days_left": max(math.ceil((t.due_at - now).total_seconds() / 86400), 0),
-                            "what": (step.disclosure or {}).get("what", "") if step else ""})
+                            "what": (step.disclosure or {}).get("what", "") if step else "",
+                            "objections": counts.get((case.id, t.task_id), 0)})
     nodes, flows = reads.path_of(d, history)
     here = tuple(sorted({w["step_id"] for w in current} | {t.node_id for t in timers}))
     overdue = tuple(sorted(w["step_id"] for w in current if w["overdue"]))
@@ -441,8 +443,8 @@ def case_json(page: dict) -> dict:
                   for s in page["steps"]],
         "current": [{"name": c["name"], "role": c["role"], "since": t(c["since"]), "due_at": t(c["due_at"]),
                      "overdue": c["overdue"]} for c in page["current"]],
-        "notices": [{"name": n["name"], "step": n["step"], "due_at": t(n["due_at"]), "days_left": n["days_left"]}
-                    for n in page["notices"]],
+        "notices": [{"name": n["name"], "step": n["step"], "due_at": t(n["due_at"]), "days_left": n["days_left"],
+                     "objections": n["objections"]} for n in page["notices"]],
         "objections": page["objections"], "audit": {"head": page["chain_head"], "events": page["chain_events"]},
     }
 
@@ -474,3 +476,20 @@ def _cached_svg(content_hash: str, nodes: tuple, flows: tuple, current: tuple, o
                           title=holder.d.name)
     except DiagramError:
         return None
+
+
+# --- an objector's receipt -------------------------------------------------------------------------
+
+def objection_page(session: Session, receipt_code: str) -> dict | None:
+    """The objector's tracking page: received → verified → how it ended (no identity; the objection's
+    own text, which only the holder of the receipt code sees here), or None for an unknown code."""
+    o = engine_objections.track(session, receipt_code)
+    if o is None:
+        return None
+    d = o.pop("definition")
+    history = o.pop("history")
+    o["title"] = public_title(session, d, o["case_id"], o["case_title"], history)
+    o["verifier"] = role_zh(o["verifier_role"]) if o["verifier_role"] else ""
+    now = audit.iso(audit.db_time())
+    o["notice_over"] = bool(o["notice_due"]) and o["notice_due"] <= now or o["status"] != "on_notice"
+    return o

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from engine.core import audit
 from engine.core.errors import InvalidData
 
-from engine.services import reads
+from engine.services import objection_reads, reads
 from webui.views import uploads
 from webui.views.cases import PROXY_KEYS, guard
 from webui.security import csrf_token, login_required, xw
@@ -73,6 +73,7 @@ def case(case_id: int):
                                 "overdue": item["overdue"], "proxy": step.proxy,
                                 "fields": [f.to_dict() for f in step.fields]})
     info["actions"] = actions
+    info["objections"] = xw().read(objection_reads.for_api, g.actor, case_id)
     return jsonify(info)
 
 

@@ -23,7 +23,7 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup
 
-from engine.core import attachments, audit, cases, checkpoints, limits
+from engine.core import attachments, audit, cases, checkpoints, limits, objections
 from engine.services import public as rules
 from engine.core.errors import Conflict, InvalidData
 
@@ -114,6 +114,10 @@ def track():
     if not code:
         return redirect(url_for(".board", org_code=request.args.get("org") or "")) if request.args.get("org") \
             else abort(404)
+    with xw().db.read() as s:
+        receipt = pr.case_by_code(s, code) is None and objections.by_receipt(s, code) is not None
+    if receipt:  # one lookup box: a case's tracking code or an objection's receipt code
+        return redirect(url_for(".objection_track", receipt=cases.format_tracking_code(code)))
     return redirect(url_for(".case", code=cases.format_tracking_code(code)))
 
 
@@ -299,7 +303,7 @@ def objection(code: str):
     if status is None:
         status = 422
         try:
-            xw().file_objection(page["raw_code"], sent["text"], sent["name"] or None, sent["phone"] or None)
+            done = xw().file_objection(page["raw_code"], sent["text"], sent["name"] or None, sent["phone"] or None)
         except InvalidData as exc:
             _release("objection")
             errors = {k: str(v) for k, v in exc.errors.items()}
@@ -309,8 +313,52 @@ def objection(code: str):
             message, status = exc.message, 409
         else:
             _count_submission("objection")
-            return _form("public/objection_done.html", 200, c=page)
+            url = objection_url(done["receipt_code"])
+            return _form("public/objection_done.html", 200, c=page, done=done, url=url, qr=qr_svg(url, 4))
     return _form("public/objection.html", status, c=page, sent=sent, errors=errors, message=message)
+
+
+def objection_url(receipt: str) -> str:
+    return url_for("public.objection_track", receipt=cases.format_tracking_code(cases.normalize_tracking_code(receipt)),
+                   _external=True)
+
+
+def _objection_page(receipt: str) -> dict:
+    with xw().db.read() as s:
+        row = objections.by_receipt(s, receipt)
+        if row is None:
+            abort(404)
+        case_id = row.case_id
+    xw().fire_due(case_id)  # a notice period that ended shows as ended
+    with xw().db.read() as s:
+        page = pr.objection_page(s, receipt)
+    if page is None:
+        abort(404)
+    return page
+
+
+def _private(body):
+    """A page only the holder of a receipt code should see (it shows the objection's text): never
+    stored by a shared cache."""
+    response = current_app.make_response(body)
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.update(("Cookie", "Accept-Language"))
+    return response
+
+
+@bp.get("/objection/<receipt>")
+def objection_track(receipt: str):
+    """The objector's tracking page, by the receipt code: received → verified → how it ended."""
+    o = _objection_page(receipt)
+    return _private(render_template("public/objection_track.html", o=o))
+
+
+@bp.get("/objection/<receipt>/receipt")
+def objection_receipt(receipt: str):
+    """The printable receipt of an objection (code and QR code of its tracking page)."""
+    o = _objection_page(receipt)
+    url = objection_url(o["receipt_code"])
+    return _private(render_template("public/objection_receipt.html", o=o, url=url, qr=qr_svg(url, 5)))
 
 
 @bp.route("/<org_code>/report", methods=["GET", "POST"])

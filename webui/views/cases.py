@@ -17,7 +17,8 @@ from engine.render.diagram import DiagramError, render_svg
 from engine.core.errors import Conflict, EngineIncident, Forbidden, InvalidData, NotFound, XiaoweiError
 
 from webui import filters
-from engine.services import lookups, reads
+from engine.core import privacy
+from engine.services import lookups, objection_reads, reads
 from . import uploads
 from webui.security import login_required, xw
 
@@ -96,6 +97,7 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
             can_retry = bool(reads.roles_here(s, g.actor, case.org_id) & catalogue.ADMIN_ROLES)
     return {"case": info, "definition": d, "actions": actions, "others": others, "svg": svg,
             "incident": incident, "can_retry": can_retry,
+            "objection_panel": xw().read(objection_reads.panel, g.actor, case_id),
             "focus": sorted(current), "upload_limit": engine_attachments.size_text(engine_attachments.max_bytes()),
             "upload_max_files": engine_attachments.MAX_FILES,
             "timers": [{**t, "name": d.nodes[t["node"]].name if t["node"] in d.nodes else t["node"]}
@@ -105,14 +107,25 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
 def public_intake(session, entry: dict, case_id: int, d, step, history: list[dict], prefill: bool) -> None:
     """What the public sent that the step's role must see: objections filed during the notice period
     (objections task; objection_count prefilled) and a 码上举报's reporter and photos (first step)."""
+    case = lookups.case(session, case_id)
     if step.id.endswith(engine_cases.OBJECTIONS_SUFFIX):
-        entry["objections"] = engine_cases.filed_objections(session, case_id,
-                                                            step.id[:-len(engine_cases.OBJECTIONS_SUFFIX)])
+        entry["objections"] = objection_reads.step_objections(session, g.actor, case, d, step)
         if prefill and entry["objections"] and not entry["vals"].get("objection_count"):
             entry["vals"]["objection_count"] = str(len(entry["objections"]))
     started = next((e for e in history if e["type"] == "case_started"), None)
     if started and started["data"].get("public") and step.id in _first_steps(d):
-        entry["report"] = started["data"]["public"]
+        entry["report"] = dict(started["data"]["public"])
+    # A reporter's name and phone: only to whom may know them (engine.privacy), never from the trail.
+    if any(f.name in privacy.IDENTITY_FIELDS for f in step.fields):
+        who = privacy.case_identities(session, g.actor, case_id)
+        reporter = next((who[e["seq"]] for e in history if e["seq"] in who and who[e["seq"]]["kind"] == "report"),
+                        None)
+        if "report" in entry:
+            entry["report"]["reporter"] = (reporter["name"] or "匿名") if reporter else "匿名"
+            entry["report"]["phone"] = reporter["phone"] if reporter else ""
+        if prefill:
+            for name, key in privacy.IDENTITY_FIELDS.items():
+                entry["vals"][name] = reporter[key] if reporter else ""
 
 
 @bp.get("/cases/<int:case_id>")
@@ -202,7 +215,8 @@ def trail_context(case: Case, case_id: int) -> dict:
         svg = None
     return {"case": info, "definition": d, "events": history, "names": names, "focus": sorted(current),
             "fields": d.fields_by_name(), "verified": all(r.ok for r in reports),
-            "problems": [p for r in reports for p in r.problems], "svg": svg}
+            "problems": [p for r in reports for p in r.problems], "svg": svg,
+            "identities": xw().read(objection_reads.identities, g.actor, case_id)}
 
 
 @bp.get("/cases/<int:case_id>/trail")
@@ -233,7 +247,7 @@ def file(case_id: int, sha256: str):
 @login_required
 def trail_json(case_id: int):
     guard(case_id, "export_trail")
-    body = xw().export_trail(case_id)
+    body = xw().export_trail(case_id, g.user.username)
     return Response(body, mimetype="application/json",
                     headers={"Content-Disposition": f"attachment; filename=trail-{case_id}.json"})
 

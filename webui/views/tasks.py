@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, render_template, request
 
-from engine.services import reads
+from engine.services import objection_reads, reads
 from .cases import page_number
 from webui.security import login_required, xw
 
@@ -32,4 +32,6 @@ def index():
     return render_template("tasks/index.html", rows=rows[(page - 1) * PER_PAGE:page * PER_PAGE], matched=len(rows),
                            total=len(everything), filters=f, procedures=procedures, orgs=orgs,
                            page=page, pages=pages, keep=keep,
-                           overdue_count=sum(1 for t in everything if t.overdue))
+                           overdue_count=sum(1 for t in everything if t.overdue),
+                           objections=[o for o in xw().read(objection_reads.inbox, g.actor, verifier_only=True)
+                                       if o["status"] in ("on_notice", "verifying")])

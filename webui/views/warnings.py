@@ -13,6 +13,7 @@ from engine.core.errors import XiaoweiError
 
 from webui.i18n import current, gettext as _, pgettext
 from webui.security import login_required, xw
+from engine.services import objection_reads
 
 bp = Blueprint("warnings", __name__)
 PER_PAGE = 50
@@ -96,8 +97,11 @@ def index():
     require_reader()
     data, f = warning_list(request.args)
     pages = max(1, -(-data["total"] // PER_PAGE))
+    # 村民异议 beside the warnings: the same inbox a supervisor checks, its own section (an objection is
+    # answered by verifying it in its case, not by 签收/办结 like a warning). Page 1 only.
     return render_template("warnings/index.html", data=data, f=f, pages=pages, rules=warnings.RULES,
-                           severities=warnings.SEVERITIES, statuses=warnings.STATUSES, villages=_villages())
+                           severities=warnings.SEVERITIES, statuses=warnings.STATUSES, villages=_villages(),
+                           objections=xw().read(objection_reads.inbox, g.actor) if f["page"] == 1 else [])
 
 
 def _may_handle(org_code: str) -> bool:
