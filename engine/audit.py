@@ -187,8 +187,9 @@ def event_dict(ev: AuditEvent) -> dict[str, Any]:
             "data": json.loads(ev.data), "prev_hash": ev.prev_hash, "hash": ev.hash}
 
 
-def export_trail(session: Session, case_id: int) -> str:
-    """A self-contained trail (canonical JSON text) that `engine.trailcheck` verifies offline."""
+def export_trail(session: Session, case_id: int, *, annotate=None) -> str:
+    """A self-contained trail (canonical JSON text) that `engine.trailcheck` verifies offline.
+    ``annotate(events)`` may give each event a plain-Chinese ``text`` (not part of its hash)."""
     case = session.get(Case, case_id)
     if case is None:
         from .errors import NotFound
@@ -197,6 +198,9 @@ def export_trail(session: Session, case_id: int) -> str:
     version = session.get(ProcedureVersion, case.procedure_version_id)
     org = session.get(Organization, case.org_id)
     events = [event_dict(e) for e in case_events(session, case_id)]
+    if annotate is not None:
+        for event, text in zip(events, annotate(events)):
+            event["text"] = text
     trail = {
         "format": FORMAT,
         "algorithm": "hash = sha256(canonical JSON of {chain, seq, type, at, actor, role, data, prev}); "

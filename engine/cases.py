@@ -22,7 +22,7 @@ from .directory import Actor, chain_ids, get_org, load_actor
 from .errors import Conflict, Forbidden, InvalidData, NotFound
 from .expressions import ExpressionError, compile_expression
 from .procedures import Runtime, current_version, effective_params, runtime
-from storage.models import AuditEvent, Case, CaseField, Organization, TimerDue, WorkItem
+from storage.models import AuditEvent, Case, CaseField, Organization, Submission, TimerDue, WorkItem
 
 RUNNING = "running"
 CLOSED_STATUSES = ("completed", "rejected", "terminated", "cancelled")
@@ -64,6 +64,8 @@ class CaseContext:
     # Form values given in this change (name -> value) and the step that gave them: case_field rows.
     field_values: dict = field(default_factory=dict)
     field_step: str = ""
+    # The submission this change makes (a step completed), stored with its event's sequence number.
+    submission: dict | None = None
 
     ready_tasks: list = field(default_factory=list)
     timer_deadlines: list = field(default_factory=list)
@@ -178,6 +180,7 @@ def start_case(session: Session, procedure_id: str, org_code: str, username: str
     params = effective_params(session, d, org)
     workflow = spiff.new_workflow(rt.spec, rt.subprocess_specs, {k: v["value"] for k, v in params.items()})
     workflow.data[INITIAL_KEY] = initial
+    workflow.data[ROUNDS_KEY] = {"": 0}
     start_tasks = workflow.get_tasks(state=spiff.TaskState.READY)
     for task in start_tasks:
         task.data.update(initial)
@@ -303,30 +306,72 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
     objections = _objections_for(session, case.id, step)
     if objections and "objection_count" not in raw:
         raw["objection_count"] = len(objections)  # prefilled from the objections the public filed
+    rounds = _rounds(ctx)
     clean = forms.validate(step.fields, step.constraints, raw, context=task.data,
                            params=workflow.data.get(spiff.PARAMS_KEY, {}))
     if objections and int(clean.get("objection_count") or 0) < len(objections):
         raise InvalidData(f"公示期内收到{len(objections)}件异议,异议件数不能少于{len(objections)} / "
                           f"{len(objections)} objections were filed",
                           {"objection_count": f"公示期内收到{len(objections)}件异议"})
-    changes = [{"field": k, "label": next((f.label for f in step.fields if f.name == k), k),
-                "before": task.data.get(k), "after": v}
-               for k, v in clean.items() if task.data.get(k) != v]
+    round_ = rounds.get(step.id, 0) + 1
+    # A diff exists only between rounds of the same step: the previous round is under step.field.
+    changes = [] if round_ == 1 else [
+        {"field": f.name, "label": f.label, "before": task.data.get(f"{step.id}.{f.name}"), "after": clean.get(f.name)}
+        for f in step.fields if task.data.get(f"{step.id}.{f.name}") != clean.get(f.name)]
     task.data.update(clean)
+    task.data.update({f"{step.id}.{k}": v for k, v in clean.items()})
+    for f in step.fields:  # a field left empty in this round holds nothing, not the last round's value
+        if f.name not in clean:
+            task.data.pop(f"{step.id}.{f.name}", None)
+    rounds[step.id] = round_
     ctx.field_values, ctx.field_step = clean, step.id
     if case.title == d.name:
         case.title = next((str(clean[f.name])[:200] for f in step.fields if f.type == "text" and clean.get(f.name)),
                           case.title)
     task.run()
     ctx.run_engine()
-    event = {"step": step.id, "name": step.name, "kind": step.kind, "task_id": str(task.id),
+    event = {"step": step.id, "name": step.name, "kind": step.kind, "task_id": str(task.id), "round": round_,
              "data": clean, "changes": changes}
     if proxy:
         event["on_behalf_of"] = proxy
     if files:
         event["attachments"] = files
+    ctx.submission = {"step_id": step.id, "step_name": step.name, "kind": step.kind, "round": round_,
+                      "task_id": str(task.id), "actor": actor.username, "role": role,
+                      "on_behalf_of": proxy["name"] if proxy else None, "proxy_reason": proxy["reason"] if proxy else None,
+                      "values": audit.to_json(clean), "attachments": audit.to_json(files or [])}
     _save(ctx, ("step_completed", actor.username, role, event))
     return case
+
+
+ROUNDS_KEY = "xw_rounds"  # workflow data: step id -> rounds done, and "" -> submissions in the case
+
+
+def _rounds(ctx: CaseContext) -> dict[str, int]:
+    """How many times each step of the case was done (kept in the workflow data). A case begun before
+    submissions were kept gets them counted once from its rows, and its earlier submissions' values
+    put under their step.field names, so explicit names read the same in old and new cases."""
+    data = ctx.workflow.data
+    if ROUNDS_KEY not in data:
+        counts: dict[str, int] = {"": 0}
+        latest: dict[str, dict] = {}
+        rows = ctx.session.execute(select(Submission.step_id, Submission.values).where(
+            Submission.case_id == ctx.case.id).order_by(Submission.seq)).all()
+        for step_id, values in rows:
+            counts[step_id] = counts.get(step_id, 0) + 1
+            counts[""] += 1
+            latest[step_id] = json.loads(values)
+        data[ROUNDS_KEY] = counts
+        if latest:
+            for task in ctx.ready_tasks:
+                for step_id, values in latest.items():
+                    fields = {f.name: f for f in ctx.definition.steps[step_id].fields} \
+                        if step_id in ctx.definition.steps else {}
+                    for name, value in values.items():
+                        key = f"{step_id}.{name}"
+                        if key not in task.data:
+                            task.data[key] = _typed(fields.get(name), value)
+    return data[ROUNDS_KEY]
 
 
 def _objections_for(session: Session, case_id: int, step) -> list[dict]:
@@ -505,7 +550,13 @@ def _save(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> None:
         case.closed_at = now
         if case.status != "cancelled":
             events.append(("case_closed", "system", "", {**ctx.end, "status": case.status}))
-    audit.append_case_events(session, case, events, at=now)
+    written = audit.append_case_events(session, case, events, at=now)
+    if ctx.submission is not None:
+        rounds = workflow.data.setdefault(ROUNDS_KEY, {"": 0})
+        rounds[""] = rounds.get("", 0) + 1
+        session.connection().execute(_INSERT_SUBMISSION, [{
+            **ctx.submission, "case_id": case.id, "seq": rounds[""], "at": now, "event_seq": written[0]["seq"]}])
+        ctx.submission = None
     case.state = spiff.dump_state(workflow)
     case.updated_at = now
     session.flush()
@@ -523,6 +574,7 @@ _DELETE_TIMERS = delete(TimerDue).where(TimerDue.case_id == bindparam("case_id")
 _DELETE_FIELDS = delete(CaseField).where(CaseField.case_id == bindparam("case_id"),
                                          CaseField.name.in_(bindparam("names", expanding=True)))
 _INSERT_FIELD = insert(CaseField)
+_INSERT_SUBMISSION = insert(Submission)
 _NUMERIC_TYPES = frozenset({"integer", "decimal", "money"})
 
 
@@ -601,3 +653,13 @@ def _rebuild_timers(ctx: CaseContext, waiting: list) -> list[dict]:
     if rows:
         session.connection().execute(_INSERT_TIMER, rows)
     return started
+
+
+def _typed(f, value):
+    """A value read back from a stored submission in the type the expression language compares."""
+    if f is None or value is None:
+        return value
+    try:
+        return forms.coerce(f, value)
+    except ValueError:
+        return value

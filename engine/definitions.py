@@ -190,6 +190,36 @@ class ProcedureDefinition:
                 out.setdefault(f.name, f)
         return out
 
+    def readable_fields(self) -> dict[str, Field]:
+        """Every name an expression may read, with its field: each field by its name (the latest
+        submission that had it) and qualified by its step (``resolve.present``)."""
+        out = self.fields_by_name()
+        for step in self.steps.values():
+            for f in step.fields:
+                out[f"{step.id}.{f.name}"] = f
+        return out
+
+    def writers_before(self, node_id: str, name: str) -> set[str]:
+        """The steps whose submission of field ``name`` may be the latest one when ``node_id`` is
+        reached: walking back along the flows, the first step on each path that has the field."""
+        found: set[str] = set()
+        seen: set[str] = set()
+        stack = [self.flows[f].source for f in self.nodes[node_id].incoming if f in self.flows] \
+            if node_id in self.nodes else []
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            step = self.steps.get(current)
+            if step is not None and any(f.name == name for f in step.fields):
+                found.add(current)
+                continue
+            node = self.nodes.get(current)
+            if node is not None:
+                stack.extend(self.flows[f].source for f in node.incoming if f in self.flows)
+        return found
+
     def roles(self) -> list[str]:
         return [lane.role for lane in self.lanes.values() if lane.role]
 

@@ -321,3 +321,11 @@ def record_login_success(session: Session, username: str) -> None:
         user.failed_logins = 0
         user.locked_until = None
         session.flush()
+
+
+def display_names(session: Session, usernames: Iterable[str]) -> dict[str, str]:
+    """username → display name, for the users among ``usernames`` (one query)."""
+    names = {u for u in usernames if u}
+    if not names:
+        return {}
+    return dict(session.execute(select(User.username, User.display_name).where(User.username.in_(names))).all())

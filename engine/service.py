@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from sqlalchemy import bindparam, func, select
 
-from . import attachments, audit, cases, directory, procedures
+from . import attachments, audit, cases, catalogue, directory, dossier, narrative, procedures
 from .errors import Forbidden, NotFound
 from storage import Database
 from storage.models import AuditEvent, Case, Organization, Procedure, ProcedureVersion, TimerDue, WorkItem
@@ -307,8 +307,64 @@ class Xiaowei:
             return audit.verify(s, case_id)
 
     def export_trail(self, case_id: int) -> str:
+        """The verifiable JSON trail; each event also carries its plain-Chinese ``text`` (outside the
+        hashed content, so it explains without being part of what is proved)."""
         with self.db.read() as s:
-            return audit.export_trail(s, case_id)
+            case = s.get(Case, case_id)
+            if case is None:
+                raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
+            ctx = self._narrative_context(s, case)
+            return audit.export_trail(s, case_id, annotate=lambda events: [
+                entry.text() for entry in narrative.describe_all(events, ctx)])
+
+    # --- the case file and the trail in words ---------------------------------------------------
+    def _narrative_context(self, s, case: Case, events: list[dict] | None = None,
+                           show_identities: bool = False) -> "narrative.Context":
+        d = procedures.runtime(s, case.procedure_version_id).definition
+        if events is None:
+            events = [audit.event_dict(e) for e in audit.case_events(s, case.id)]
+        actors = {e["actor"] for e in events if e["actor"]} | {case.started_by}
+        return narrative.Context(definition=d, names=directory.display_names(s, actors),
+                                 params=narrative.case_params(events, d), show_identities=show_identities)
+
+    def readable_case(self, s, case_id: int, username: str | None, action: str) -> Case:
+        """The case if ``username`` may read it (None: the operator at the command line); a refusal is
+        recorded in the case's trail exactly as the web app records it."""
+        case = s.get(Case, case_id)
+        if case is None:
+            raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
+        if username is not None:
+            actor = directory.load_actor(s, username)
+            if case.org_id not in directory.visible_org_ids(s, actor):
+                raise Forbidden("不在本人所属机构范围内,无权查阅本事项 / outside the user's organizations",
+                                action=action)
+        return case
+
+    def dossier(self, case_id: int, username: str | None = None) -> dict:
+        """The case file (卷宗): submissions as made, decisions, objections, opinions."""
+        self.fire_due(case_id)
+        try:
+            with self.db.read() as s:
+                case = self.readable_case(s, case_id, username, "dossier")
+                events = [audit.event_dict(e) for e in audit.case_events(s, case_id)]
+                ctx = self._narrative_context(s, case, events)
+                return dossier.build(s, case_id, ctx.definition, events, names=ctx.names)
+        except Forbidden as exc:
+            self._record_denied(case_id, username or "", exc)
+            raise
+
+    def narrated_history(self, case_id: int) -> list[dict]:
+        """Every event of the case with its description in words (for the command line)."""
+        with self.db.read() as s:
+            case = s.get(Case, case_id)
+            if case is None:
+                raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
+            events = [audit.event_dict(e) for e in audit.case_events(s, case_id)]
+            ctx = self._narrative_context(s, case, events)
+            entries = narrative.describe_all(events, ctx)
+            return [{"seq": e["seq"], "at": e["at"], "who": ctx.who(e["actor"]), "role": e["role"],
+                     "role_name": catalogue.role_zh(e["role"], ""), "entry": entry}
+                    for e, entry in zip(events, entries)]
 
     def audit_event_count(self) -> int:
         with self.db.read() as s:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from engine import attachments as engine_attachments
 from engine import cases as engine_cases
-from engine import catalogue, procedures
+from engine import catalogue, dossier, narrative, procedures
 from engine.diagram import DiagramError, render_svg
 from engine.errors import Conflict, InvalidData, NotFound, XiaoweiError
 from storage.models import Case, Organization, User
@@ -79,6 +79,10 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
                 actions.append(entry)
             else:
                 others.append(entry)
+    file = xw().dossier(case_id)
+    params = narrative.case_params(history, d)
+    for entry in actions:
+        entry["judgement"] = dossier.judgement(d, entry["step"].id, file, params, history, info["timers"])
     nodes, flows = reads.path_of(d, history)
     current = {i["step_id"] for i in info["current_steps"]} | {t["node"] for t in info["timers"]}
     overdue = {i["step_id"] for i in info["current_steps"] if i["overdue"]}
@@ -88,10 +92,24 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
     except DiagramError:
         svg = None
     return {"case": info, "definition": d, "actions": actions, "others": others, "svg": svg,
+            "dossier": file, "dossier_groups": dossier_groups(file),
             "focus": sorted(current), "upload_limit": engine_attachments.size_text(engine_attachments.max_bytes()),
             "upload_max_files": engine_attachments.MAX_FILES,
             "timers": [{**t, "name": d.nodes[t["node"]].name if t["node"] in d.nodes else t["node"]}
                        for t in info["timers"]]}
+
+
+def dossier_groups(file: Mapping) -> list[dict]:
+    """The case file grouped by step for the page; each submission with the decisions that followed it."""
+    groups = dossier.grouped(file)
+    subs = sorted((s for g in groups for s in g["rounds"]), key=lambda s: s["event_seq"])
+    for s in subs:
+        s["decisions"] = []
+    for decision in file["decisions"]:
+        before = [s for s in subs if s["event_seq"] < (decision["event_seq"] or 0)]
+        if before:
+            before[-1]["decisions"].append(decision)
+    return groups
 
 
 def public_intake(session, entry: dict, case_id: int, d, step, history: list[dict], prefill: bool) -> None:
@@ -169,8 +187,10 @@ def trail_context(case: Case, case_id: int) -> dict:
                          overdue={i["step_id"] for i in info["current_steps"] if i["overdue"]}, title=d.name)
     except DiagramError:
         svg = None
-    return {"case": info, "definition": d, "events": history, "names": names, "focus": sorted(current),
-            "fields": d.fields_by_name(), "verified": all(r.ok for r in reports),
+    ctx = narrative.Context(definition=d, names=names, params=narrative.case_params(history, d))
+    entries = narrative.describe_all(history, ctx)
+    return {"case": info, "definition": d, "events": history, "entries": entries, "names": names,
+            "focus": sorted(current), "fields": d.fields_by_name(), "verified": all(r.ok for r in reports),
             "problems": [p for r in reports for p in r.problems], "svg": svg}
 
 
