@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from . import attachments as evidence
-from . import audit, catalogue, clock, forms, spiff
+from . import audit, catalogue, clerk, clock, forms, spiff
 from .definitions import ProcedureDefinition
 from .directory import Actor, chain_ids, get_org, load_actor
 from .errors import Conflict, Forbidden, InvalidData, NotFound
@@ -93,6 +93,10 @@ class CaseContext:
         elif node.timer is not None:
             self.pending.append(("timer_fired", {"node": node.id, "name": node.name,
                                                  "notice_for": node.notice_for}))
+            step = self.definition.steps.get(node.notice_for or "")
+            if step is not None:  # later acts may not be dated before this notice ended
+                self.workflow.data[clerk.NOTICE_END_KEY] = {
+                    "step": step.id, "name": step.name, "date": clerk.china_date(clock.now()).isoformat()}
         elif node.type == "endEvent":
             self.end = {"end": node.id, "name": node.name, "outcome": node.outcome or "completed"}
 
@@ -296,7 +300,7 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
             raise Conflict(f"步骤“{step.name}”已被办理,无需重复提交 / step {step_id} was already completed")
         raise Conflict(f"步骤“{step.name}”尚未轮到办理 / step {step_id} is not ready")
     actor = load_actor(session, username)
-    role, proxy = _authorize_step(actor, d, step, ctx.chain_ids, on_behalf_of, proxy_reason)
+    role, proxy, errors = _authorize_step(actor, d, step, ctx.chain_ids, on_behalf_of, proxy_reason)
     files = evidence.resolve(session, attachments)
     initial = workflow.data.get(INITIAL_KEY, {})
     raw = dict(data or {})
@@ -307,12 +311,24 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
     if objections and "objection_count" not in raw:
         raw["objection_count"] = len(objections)  # prefilled from the objections the public filed
     rounds = _rounds(ctx)
-    clean = forms.validate(step.fields, step.constraints, raw, context=task.data,
-                           params=workflow.data.get(spiff.PARAMS_KEY, {}))
+    # Every problem of the form at once: 代办 details, each field, the cross-field rules, dates, evidence.
+    try:
+        clean = forms.validate(step.fields, step.constraints, raw, context=task.data,
+                               params=workflow.data.get(spiff.PARAMS_KEY, {}))
+    except InvalidData as exc:
+        errors.update(exc.errors)
+        clean = forms.valid_part(step.fields, raw)
+    facts = clerk.Facts(today=clerk.china_date(clock.now()), case_start=clerk.china_date(case.created_at),
+                        last_act=workflow.data.get(clerk.LAST_ACT_KEY), notice_end=workflow.data.get(clerk.NOTICE_END_KEY))
+    for key, message in clerk.check(step, clean, facts, files).items():
+        errors[key] = f"{errors[key]};{message}" if key in errors else message
     if objections and int(clean.get("objection_count") or 0) < len(objections):
-        raise InvalidData(f"公示期内收到{len(objections)}件异议,异议件数不能少于{len(objections)} / "
-                          f"{len(objections)} objections were filed",
-                          {"objection_count": f"公示期内收到{len(objections)}件异议"})
+        errors["objection_count"] = f"公示期内收到{len(objections)}件异议,异议件数不能少于{len(objections)}"
+    if errors:
+        raise InvalidData("表单有误,请检查 / the form has errors", errors)
+    act = clerk.latest_act(step, clean)
+    if act is not None:
+        workflow.data[clerk.LAST_ACT_KEY] = act
     round_ = rounds.get(step.id, 0) + 1
     # A diff exists only between rounds of the same step: the previous round is under step.field.
     changes = [] if round_ == 1 else [
@@ -385,21 +401,25 @@ OBJECTIONS_SUFFIX = "_objections"
 
 
 def _authorize_step(actor: Actor, d: ProcedureDefinition, step, chain_ids: list[int],
-                    on_behalf_of: str | None, reason: str | None) -> tuple[str, dict | None]:
+                    on_behalf_of: str | None, reason: str | None) -> tuple[str, dict | None, dict[str, str]]:
+    """The role the actor does the step in, the 代办 details, and problems with those details (reported
+    together with the form's); Forbidden when the actor may not do the step at all."""
     held = actor.roles_at(chain_ids)
     if step.role in held and not on_behalf_of:
-        return step.role, None
+        return step.role, None, {}
     if step.proxy and held & catalogue.PROXY_ROLES:
-        if not (on_behalf_of or "").strip():
-            raise InvalidData("代办须填写被代办人姓名 / name the person you act for",
-                              {"on_behalf_of": "代办须填写被代办人姓名 / required"})
-        if not (reason or "").strip():
-            raise InvalidData("代办须填写代办原因 / give the reason for acting on their behalf",
-                              {"proxy_reason": "代办须填写代办原因 / required"})
+        errors = {}
+        name, why = (on_behalf_of or "").strip(), (reason or "").strip()
+        if not name:
+            errors["on_behalf_of"] = "代办须填写被代办人姓名 / name the person you act for"
+        elif len(name) > 50 or any(ord(ch) < 32 for ch in name):
+            errors["on_behalf_of"] = "被代办人姓名不能超过50字 / at most 50 characters"
+        if not why:
+            errors["proxy_reason"] = "代办须填写代办原因 / give the reason for acting on their behalf"
         role = sorted(held & catalogue.PROXY_ROLES)[0]
-        return role, {"name": on_behalf_of.strip()[:50], "reason": reason.strip()[:200]}  # type: ignore[union-attr]
+        return role, {"name": name[:50], "reason": why[:200]}, errors
     if step.role in held:
-        raise InvalidData("本步骤不允许代办 / this step cannot be done on someone's behalf", {"on_behalf_of": "not allowed"})
+        return step.role, None, {"on_behalf_of": "本步骤不允许代办 / this step cannot be done on someone's behalf"}
     role_name = catalogue.roles()[step.role].zh if step.role in catalogue.roles() else step.role
     raise Forbidden(f"{actor.username} 不是本村(社区)的“{role_name}”,无权办理“{step.name}” / "
                     f"{actor.username} lacks role {step.role} here", action="complete", step=step.id)

@@ -134,6 +134,7 @@ class Step:
     basis: str = ""
     evidence: str = ""
     proxy: bool = False
+    evidence_required: bool = False  # the evidence named must be attached (a disclosure's notice photo)
     time_limit: TimeLimit | None = None
     time_limit_text: str | None = None
     fields: tuple[Field, ...] = ()
@@ -147,7 +148,8 @@ class Step:
         return {
             "id": self.id, "name": self.name, "kind": self.kind, "role": self.role,
             "instructions": self.instructions, "basis": self.basis, "evidence": self.evidence,
-            "proxy": self.proxy, "time_limit": str(self.time_limit) if self.time_limit else None,
+            "proxy": self.proxy, "evidence_required": self.evidence_required,
+            "time_limit": str(self.time_limit) if self.time_limit else None,
             "fields": [f.to_dict() for f in self.fields],
             "constraints": [{"test": c.test, "message": c.message} for c in self.constraints],
             "disclosure": self.disclosure, "vote": self.vote, "supervision": self.supervision,
@@ -416,6 +418,7 @@ def _read_step(el: etree._Element, node: Node, d: ProcedureDefinition) -> Step:
         basis=_text(_ext1(el, "basis")),
         evidence=meta.get("evidence", "") if meta is not None else "",
         proxy=_bool(meta.get("proxy")) if meta is not None else False,
+        evidence_required=_bool(meta.get("evidenceRequired")) if meta is not None else False,
         time_limit=limit, time_limit_text=time_text,
     )
     step.fields = tuple(_read_field(f) for f in _ext(el, "field"))
@@ -438,4 +441,5 @@ def _read_field(el: etree._Element) -> Field:
         max_length=int(max_length) if max_length and max_length.isdigit() else None,
         options=tuple(Option(o.get("value", ""), o.get("label", "") or o.get("value", ""))
                       for o in el.findall("xw:option", NS)),
+        date_rule=el.get("dateRule") if el.get("dateRule") in ("planned", "record") else "act",
     )

@@ -23,7 +23,7 @@ from . import audit, catalogue
 from .definitions import ProcedureDefinition
 from .expressions import ExpressionError, compile_expression, qualified
 from .forms import Field
-from .narrative import Context, Words, describe, money_text, param_text, ratio_zh, value_text
+from .narrative import Context, Words, describe, english, money_text, param_text, ratio_zh, t, value_text
 from storage.models import Submission
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/heic", "image/heif")
@@ -101,9 +101,10 @@ def build(session: Session, case_id: int, d: ProcedureDefinition, events: list[M
         if s["kind"] == "supervision":
             opinion = next((i["text"] for i in s["items"] if i["field"] == "supervision_opinion"), "")
             signed = s["values"].get("signed_off")
+            verdict = (t("签字确认", "signed off") if signed else t("未签字,退回整改", "not signed, returned")
+                       if signed is False else t("已办理", "done"))
             opinions.append({"at": s["at"], "by": s["by"], "by_name": s["by_name"],
-                             "text": f"{s['step_name']}:{'签字确认' if signed else '未签字,退回整改' if signed is False else '已办理'}",
-                             "opinion": opinion})
+                             "text": f"{s['step_name']}{t(':', ': ')}{verdict}", "opinion": opinion})
     opinions.sort(key=lambda o: o["at"] or "")
     return {"case_id": case_id, "submissions": subs, "objections": objections, "decisions": decisions,
             "opinions": opinions}
@@ -163,11 +164,11 @@ def judgement(d: ProcedureDefinition, step_id: str, dossier: Mapping, params: Ma
         checks += notice_checks(d, subject_step.id, subject, params, events, timers or [], dossier)
     checks += threshold_checks(d, dossier, params)
     if objection_check:
-        title = "核实异议:请对照下面的公示情况与收到的异议"
+        title = t("核实异议:请对照下面的公示情况与收到的异议", "Check the objections against the notice below")
     elif step.kind == "supervision":
-        title = f"监督核对:“{subject['step_name']}”的办理结果"
+        title = t(f"监督核对:“{subject['step_name']}”的办理结果", f"Check what “{subject['step_name']}” recorded")
     else:
-        title = f"审核:“{subject['step_name']}”及此前的办理结果"
+        title = t(f"审核:“{subject['step_name']}”及此前的办理结果", f"Review “{subject['step_name']}” and what came before")
     return {"title": title, "subject": subject, "checks": checks}
 
 
@@ -200,8 +201,7 @@ def vote_rules(d: ProcedureDefinition, step_id: str) -> dict:
     ``{"quorum": (param, rule), "pass": (param, rule, base)}`` with rule at_least | more_than and
     base members_total | present."""
     rules: dict[str, Any] = {}
-    nodes = [n for n in d.nodes.values() if n.type == "exclusiveGateway" and step_id in _steps_before(d, n.id)]
-    for node in nodes:
+    for node in _gateways_after(d, step_id):
         for fid in node.outgoing:
             condition = d.flows[fid].condition if fid in d.flows else None
             if not condition:
@@ -228,6 +228,28 @@ def vote_rules(d: ProcedureDefinition, step_id: str) -> dict:
                 elif left == "in_favour" and base in ("members_total", "present") and "pass" not in rules:
                     rules["pass"] = (key, rule, base)
     return rules
+
+
+def _gateways_after(d: ProcedureDefinition, step_id: str) -> list:
+    """The gateways that decide on a step's submission: reached from it through gateways, timers and
+    the supervision of the step, up to the next step that submits something else."""
+    found, seen = [], set()
+    stack = [d.flows[f].target for f in d.nodes[step_id].outgoing if f in d.flows] if step_id in d.nodes else []
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        node = d.nodes.get(current)
+        if node is None:
+            continue
+        step = d.steps.get(current)
+        if step is not None and not (step.kind == "supervision" and current == f"{step_id}_supervision"):
+            continue
+        if node.type == "exclusiveGateway":
+            found.append(node)
+        stack.extend(d.flows[f].target for f in node.outgoing if f in d.flows)
+    return found
 
 
 def _name(node: ast.AST) -> str | None:
@@ -261,9 +283,11 @@ def vote_checks(d: ProcedureDefinition, step_id: str, values: Mapping[str, Any],
             ok = present >= need
             word = "以上" if rule == "at_least" else ""
             verb = "达到" if rule == "at_least" else "超过"
-            checks.append({"ok": ok, "label": "到会人数", "text":
-                           f"应到 {total} 人,实到 {present} 人;须{verb}应到人数的{ratio_zh(ratio)}{word}"
-                           f"(至少 {need} 人)——{'符合' if ok else '不足法定人数'}"})
+            checks.append({"ok": ok, "label": t("到会人数", "Attendance"), "text": t(
+                f"应到 {total} 人,实到 {present} 人;须{verb}应到人数的{ratio_zh(ratio)}{word}"
+                f"(至少 {need} 人)——{'符合' if ok else '不足法定人数'}",
+                f"{present} of {total} present; the rule needs {'at least' if rule == 'at_least' else 'more than'} "
+                f"{ratio_zh(ratio)} of the members ({need} or more) — {'met' if ok else 'no quorum'}")})
     favour = values.get("in_favour")
     if "pass" in rules and favour is not None:
         key, rule, base = rules["pass"]
@@ -275,16 +299,21 @@ def vote_checks(d: ProcedureDefinition, step_id: str, values: Mapping[str, Any],
             word = "以上" if rule == "at_least" else ""
             verb = "达到" if rule == "at_least" else "超过"
             whose = "应到人数" if base == "members_total" else "到会人数"
-            checks.append({"ok": ok, "label": "表决结果", "text":
-                           f"赞成 {favour} 票;须{verb}{whose}({count} 人)的{ratio_zh(ratio)}{word}"
-                           f"(至少 {need} 票)——{'通过' if ok else '未通过'}"})
+            checks.append({"ok": ok, "label": t("表决结果", "Vote"), "text": t(
+                f"赞成 {favour} 票;须{verb}{whose}({count} 人)的{ratio_zh(ratio)}{word}"
+                f"(至少 {need} 票)——{'通过' if ok else '未通过'}",
+                f"{favour} in favour; the rule needs {'at least' if rule == 'at_least' else 'more than'} {ratio_zh(ratio)} "
+                f"of the {'members' if base == 'members_total' else 'present'} ({count}), i.e. {need} or more — "
+                f"{'passed' if ok else 'not passed'}")})
     against, abstain = values.get("against"), values.get("abstain")
     if favour is not None and against is not None and abstain is not None:
         cast = int(favour) + int(against) + int(abstain)
         ok = cast <= present
-        checks.append({"ok": ok, "label": "票数核对", "text":
-                       f"赞成 {favour}、反对 {against}、弃权 {abstain},合计 {cast} 票;实到 {present} 人——"
-                       f"{'票数不超过到会人数' if ok else '票数多于到会人数,须核实'}"})
+        checks.append({"ok": ok, "label": t("票数核对", "Ballots"), "text": t(
+            f"赞成 {favour}、反对 {against}、弃权 {abstain},合计 {cast} 票;实到 {present} 人——"
+            f"{'票数不超过到会人数' if ok else '票数多于到会人数,须核实'}",
+            f"{favour} for, {against} against, {abstain} abstaining: {cast} ballots, {present} present — "
+            f"{'no more ballots than people present' if ok else 'more ballots than people present: check'}")})
     return checks
 
 
@@ -328,9 +357,11 @@ def threshold_checks(d: ProcedureDefinition, dossier: Mapping, params: Mapping[s
             except (ValueError, ZeroDivisionError):
                 continue
             f = fields.get(name, f)
-            checks.append({"ok": None, "label": f.label, "text":
-                           f"{f.label} {money_text(amount)};{p.label} {param_text('money', params[key])}——"
-                           f"{'已达到' if reached else '未达到'}"})
+            checks.append({"ok": None, "label": f.label, "text": t(
+                f"{f.label} {money_text(amount)};{p.label} {param_text('money', params[key])}——"
+                f"{'已达到' if reached else '未达到'}",
+                f"{f.label} {money_text(amount)}; {p.label} {param_text('money', params[key])} — "
+                f"{'reached' if reached else 'not reached'}")})
     return checks
 
 
@@ -352,20 +383,24 @@ def notice_checks(d: ProcedureDefinition, step_id: str, subject: Mapping, params
         try:
             start = date.fromisoformat(str(start_text))
             until = start + timedelta(days=int(days))
-            line = f"公示自 {start.isoformat()} 起,不少于 {days} 天(至少到 {until.isoformat()})"
+            line = t(f"公示自 {start.isoformat()} 起,不少于 {days} 天(至少到 {until.isoformat()})",
+                     f"On notice from {start.isoformat()} for at least {days} days (until {until.isoformat()} or later)")
         except ValueError:
-            line, until = f"公示开始 {start_text},不少于 {days} 天", None
+            line, until = t(f"公示开始 {start_text},不少于 {days} 天", f"On notice from {start_text}, at least {days} days"), None
+        label = t("公示期", "Notice period")
         if fired is not None:
-            line += f";公示期于 {china(fired.get('at'))} 届满"
+            line += t(f";公示期于 {china(fired.get('at'))} 届满", f"; it ended {china(fired.get('at'))}")
             ended = datetime.fromisoformat(str(fired.get("at")).replace("Z", "")) + timedelta(hours=8)
             ok = until is None or ended.date() >= until
-            checks.append({"ok": ok, "label": "公示期", "text": line + ("" if ok else ",短于规定天数")})
+            checks.append({"ok": ok, "label": label, "text": line + ("" if ok else t(",短于规定天数", ", shorter than required"))})
         elif waiting is not None:
-            checks.append({"ok": None, "label": "公示期", "text": line + f";计时至 {china(waiting.get('due_at'))}"})
+            checks.append({"ok": None, "label": label, "text": line + t(f";计时至 {china(waiting.get('due_at'))}",
+                                                                       f"; running until {china(waiting.get('due_at'))}")})
         else:
-            checks.append({"ok": None, "label": "公示期", "text": line})
+            checks.append({"ok": None, "label": label, "text": line})
     received = [o for o in dossier["objections"]
                 if o.get("step") == step_id and (o.get("event_seq") or 0) > (subject.get("event_seq") or 0)]
-    checks.append({"ok": None, "label": "异议", "text": f"公示期内收到异议 {len(received)} 件"
-                   + ("" if received else ",无人提出异议")})
+    checks.append({"ok": None, "label": t("异议", "Objections"), "text": t(
+        f"公示期内收到异议 {len(received)} 件" + ("" if received else ",无人提出异议"),
+        f"{len(received)} objection(s) received during the notice" if received else "no objection was received")})
     return checks

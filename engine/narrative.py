@@ -12,6 +12,8 @@ the same step (a step done again after a return), never across different steps.
 from __future__ import annotations
 
 import ast
+import contextvars
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -22,9 +24,44 @@ from .definitions import ProcedureDefinition, parse_param_value
 from .expressions import ExpressionError, compile_expression, qualified
 from .forms import Field
 
+# The language of the words (Chinese first; English on an English page).
+_LANG: contextvars.ContextVar[str] = contextvars.ContextVar("xiaowei_narrative_lang", default="zh")
+
+
+def t(zh: str, en: str) -> str:
+    """The Chinese or the English wording, by the language in force (:func:`language`)."""
+    return en if _LANG.get() == "en" else zh
+
+
+@contextmanager
+def language(lang: str):
+    """Describe in ``lang`` ("zh" or "en") inside the block."""
+    token = _LANG.set("en" if lang == "en" else "zh")
+    try:
+        yield
+    finally:
+        _LANG.reset(token)
+
+
+def english() -> bool:
+    return _LANG.get() == "en"
+
+
 # What each kind of step is called in a sentence.
 KIND_ZH = {"task": "办理", "meeting": "会议", "vote": "表决", "approval": "审批", "disclosure": "公示",
            "supervision": "监督"}
+KIND_EN = {"task": "Did", "meeting": "Held", "vote": "Voted on", "approval": "Reviewed", "disclosure": "Put on notice",
+           "supervision": "Supervised"}
+STATUS_EN = {"running": "in progress", "completed": "completed", "rejected": "rejected", "terminated": "terminated",
+             "cancelled": "cancelled"}
+DENIED_EN = {"view": "view the case", "view_trail": "view the trail", "export_trail": "export the trail",
+             "complete": "do a step", "cancel": "cancel the case", "download_file": "download a file",
+             "start": "start a case", "dossier": "read the case file"}
+LOGIN_EN = {"bad_password": "wrong password", "unknown_user": "no such user", "locked": "account locked",
+            "inactive": "account deactivated", "password_change": "wrong old password when changing it"}
+WARNING_EN = {"acknowledged": "Acknowledged", "resolved": "Resolved", "dismissed": "Dismissed",
+              "supervised": "Opened a supervision case for"}
+SEVERITY_EN = {"red": "red", "yellow": "yellow", "blue": "blue"}
 STATUS_ZH = {"running": "办理中", "completed": "已办结", "rejected": "未通过", "terminated": "已终止",
              "cancelled": "已撤销"}
 DENIED_ACTIONS = {"view": "查看事项", "view_trail": "查看留痕", "export_trail": "导出留痕", "complete": "办理步骤",
@@ -53,8 +90,10 @@ class Entry:
         """The whole entry as plain text (command line, JSON export)."""
         out = [self.title, *self.lines]
         out += [f"{label}:{value}" for label, value in self.items]
-        out += [f"改动 {label}:{before} → {after}" for label, before, after in self.changes]
-        out += [f"附件:{a.get('name', '')}(SHA-256 {a.get('sha256', '')[:12]}…)" for a in self.attachments]
+        out += [t(f"改动 {label}:{before} → {after}", f"changed {label}: {before} → {after}")
+                for label, before, after in self.changes]
+        out += [t(f"附件:{a.get('name', '')}(SHA-256 {a.get('sha256', '')[:12]}…)",
+                  f"file: {a.get('name', '')} (SHA-256 {a.get('sha256', '')[:12]}…)") for a in self.attachments]
         return "\n".join(out + self.after)
 
 
@@ -80,6 +119,8 @@ def ratio_zh(value: Any) -> str:
         r = Fraction(str(value))
     except (ValueError, ZeroDivisionError):
         return str(value)
+    if english():
+        return "half" if r == Fraction(1, 2) else f"{r.numerator}/{r.denominator}"
     if r == Fraction(1, 2):
         return "半数"
     if r == 1:
@@ -94,16 +135,16 @@ def money_text(value: Any) -> str:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return str(value)
-    return f"{amount:,.2f} 元"
+    return t(f"{amount:,.2f} 元", f"{amount:,.2f} yuan")
 
 
 def value_text(f: Field | None, value: Any) -> str:
     """A submitted value as a person reads it."""
     if value is None or value == "":
-        return "(空)"
+        return t("(空)", "(empty)")
     if isinstance(value, bool) or (f is not None and f.type == "boolean" and str(value).lower() in ("true", "false")):
         truth = value if isinstance(value, bool) else str(value).lower() == "true"
-        return "是" if truth else "否"
+        return t("是", "yes") if truth else t("否", "no")
     if isinstance(value, (list, tuple)):
         return "、".join(value_text(f, v) for v in value)
     if f is None:
@@ -123,7 +164,7 @@ def param_text(ptype: str, value: Any, unit: str = "") -> str:
     if ptype == "money":
         return money_text(value)
     if ptype == "days":
-        return f"{value} 天"
+        return t(f"{value} 天", f"{value} days")
     return f"{value}{(' ' + unit) if unit else ''}"
 
 
@@ -131,6 +172,8 @@ def param_text(ptype: str, value: Any, unit: str = "") -> str:
 
 _OPS = {ast.Lt: "小于", ast.LtE: "不大于", ast.Gt: "大于", ast.GtE: "不小于", ast.Eq: "等于", ast.NotEq: "不等于",
         ast.In: "属于", ast.NotIn: "不属于"}
+_OPS_EN = {ast.Lt: "is less than", ast.LtE: "is at most", ast.Gt: "is more than", ast.GtE: "is at least",
+           ast.Eq: "equals", ast.NotEq: "differs from", ast.In: "is one of", ast.NotIn: "is none of"}
 _ARITH = {ast.Add: "+", ast.Sub: "−", ast.Mult: "×", ast.Div: "÷", ast.FloorDiv: "÷", ast.Mod: "除以…的余数"}
 
 
@@ -150,7 +193,7 @@ class Words:
         try:
             tree = compile_expression(source).tree.body
         except ExpressionError:
-            return "(条件无法解读)"
+            return t("(条件无法解读)", "(a condition that cannot be read)")
         return self._node(_drop_guards(tree))
 
     def _name(self, name: str) -> str:
@@ -165,17 +208,17 @@ class Words:
 
     def _param(self, key: str) -> str:
         p = self.d.parameters.get(key) if self.d is not None else None
-        label = p.label if p is not None else "本地参数"
+        label = p.label if p is not None else t("本地参数", "a local parameter")
         if key in self.params:
             return f"{label}({param_text(p.type if p else 'text', self.params[key], p.unit if p else '')})"
         return label
 
     def _node(self, node: ast.AST) -> str:
         if isinstance(node, ast.BoolOp):
-            joiner = ",且" if isinstance(node.op, ast.And) else ",或"
+            joiner = t(",且", "; and ") if isinstance(node.op, ast.And) else t(",或", "; or ")
             return joiner.join(self._node(v) for v in node.values)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            return f"并非“{self._node(node.operand)}”"
+            return t(f"并非“{self._node(node.operand)}”", f"not “{self._node(node.operand)}”")
         if isinstance(node, ast.UnaryOp):
             return f"−{self._node(node.operand)}" if isinstance(node.op, ast.USub) else self._node(node.operand)
         if isinstance(node, ast.Compare) and len(node.ops) == 1:
@@ -185,19 +228,19 @@ class Words:
             for op, right in zip(node.ops, node.comparators):
                 parts.append(self._compare(left, op, right))
                 left = right
-            return ",且".join(parts)
+            return t(",且", "; and ").join(parts)
         if isinstance(node, ast.BinOp):
             return f"{self._node(node.left)} {_ARITH.get(type(node.op), '?')} {self._node(node.right)}"
         if isinstance(node, ast.Name):
             if node.id in ("True", "False", "None"):
-                return {"True": "是", "False": "否", "None": "空"}[node.id]
+                return {"True": t("是", "yes"), "False": t("否", "no"), "None": t("空", "empty")}[node.id]
             return self._name(node.id)
         name = qualified(node)
         if name is not None:
             return self._name(name)
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool):
-                return "是" if node.value else "否"
+                return t("是", "yes") if node.value else t("否", "no")
             return f"“{node.value}”" if isinstance(node.value, str) else str(node.value)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             fn = node.func.id
@@ -208,19 +251,21 @@ class Words:
             if fn == "abs" and node.args:
                 return f"|{self._node(node.args[0])}|"
             if fn == "duration_days" and node.args:
-                return f"{self._node(node.args[0])}天"
+                return t(f"{self._node(node.args[0])}天", f"{self._node(node.args[0])} days")
             if fn == "duration_hours" and node.args:
-                return f"{self._node(node.args[0])}小时"
+                return t(f"{self._node(node.args[0])}小时", f"{self._node(node.args[0])} hours")
             if fn == "len" and node.args:
-                return f"{self._node(node.args[0])}的个数"
+                return t(f"{self._node(node.args[0])}的个数", f"the number of {self._node(node.args[0])}")
             if fn in ("min", "max"):
-                inner = "、".join(self._node(a) for a in node.args)
-                return f"{inner}中{'较小' if fn == 'min' else '较大'}者"
+                inner = t("、", ", ").join(self._node(a) for a in node.args)
+                return t(f"{inner}中{'较小' if fn == 'min' else '较大'}者",
+                         f"the {'smaller' if fn == 'min' else 'larger'} of {inner}")
         if isinstance(node, (ast.List, ast.Tuple)):
             return "、".join(self._node(e) for e in node.elts)
         if isinstance(node, ast.IfExp):
-            return f"{self._node(node.body)}(若{self._node(node.test)}),否则{self._node(node.orelse)}"
-        return "(条件)"
+            return t(f"{self._node(node.body)}(若{self._node(node.test)}),否则{self._node(node.orelse)}",
+                     f"{self._node(node.body)} if {self._node(node.test)}, else {self._node(node.orelse)}")
+        return t("(条件)", "(condition)")
 
     def _compare(self, left: ast.AST, op: ast.cmpop, right: ast.AST) -> str:
         # `approved == False`, `is_major == True`: say the field and its answer.
@@ -230,14 +275,18 @@ class Words:
                 f = self.fields.get(name)
                 label = f.label if f is not None else name
                 answer = right.value if isinstance(op, ast.Eq) else not right.value
-                return f"{label}:{'是' if answer else '否'}"
+                return f"{label}: {t('是', 'yes') if answer else t('否', 'no')}" if english() else \
+                    f"{label}:{'是' if answer else '否'}"
         # `method == "scrap"`: the option's label.
         if isinstance(op, (ast.Eq, ast.NotEq)) and isinstance(right, ast.Constant) and isinstance(right.value, str):
             name = left.id if isinstance(left, ast.Name) else qualified(left)
             f = self.fields.get(name or "")
             if f is not None:
                 label = value_text(f, right.value)
-                return f"{f.label}{'为' if isinstance(op, ast.Eq) else '不是'}“{label}”"
+                return t(f"{f.label}{'为' if isinstance(op, ast.Eq) else '不是'}“{label}”",
+                         f"{f.label} {'is' if isinstance(op, ast.Eq) else 'is not'} “{label}”")
+        if english():
+            return f"{self._node(left)} {_OPS_EN.get(type(op), '?')} {self._node(right)}"
         return f"{self._node(left)},{_OPS.get(type(op), '?')} {self._node(right)}"
 
 
@@ -264,18 +313,27 @@ class Context:
     counts: dict[str, int] = field(default_factory=dict)
     # Parameter key -> its label (the system chain names parameters by key only).
     param_labels: Mapping[str, str] = field(default_factory=dict)
+    # Organization code -> name.
+    org_names: Mapping[str, str] = field(default_factory=dict)
+
+    def org(self, code: Any) -> str:
+        return self.org_names.get(str(code or ""), str(code or ""))
     # Whether personal data of the public (objectors, reporters) may be shown to this reader.
     show_identities: bool = False
+    lang: str = "zh"  # "en": describe in English (names, labels and values entered stay as written)
 
-    def who(self, username: str) -> str:
+    def who(self, username: str, *, account: bool = False) -> str:
+        """A person as people read them: the display name (with the account with ``account``)."""
         if not username or username == "system":
-            return "系统"
+            return t("系统", "the system")
         if username == "public":
-            return "群众(未登录)"
+            return t("群众(未登录)", "a member of the public")
         if username == "cli":
-            return "命令行"
+            return t("命令行", "the command line")
         name = self.names.get(username)
-        return f"{name}({username})" if name and name != username else username
+        if not name or name == username:
+            return username
+        return f"{name}({username})" if account else name
 
     def field(self, step_id: str | None, name: str) -> Field | None:
         d = self.definition
@@ -314,13 +372,19 @@ def describe_all(events: list[Mapping], ctx: Context) -> list[Entry]:
 
 def describe(event: Mapping, ctx: Context) -> Entry:
     """One event in words. Unknown kinds still read as words (never the event code)."""
+    with language(ctx.lang):
+        return _describe(event, ctx)
+
+
+def _describe(event: Mapping, ctx: Context) -> Entry:
     kind = str(event.get("type") or "")
     data = event.get("data") or {}
     handler = _HANDLERS.get(kind)
     if handler is None and kind.startswith("warning_"):
         handler = _warning
     if handler is None:
-        return Entry("其他记录", [f"记录人:{ctx.who(str(event.get('actor') or ''))}"])
+        return Entry(t("其他记录", "Other record"), [t(f"记录人:{ctx.who(str(event.get('actor') or ''))}",
+                                                       f"Recorded by {ctx.who(str(event.get('actor') or ''))}")])
     entry = handler(data, ctx, event)
     entry.after.extend(_opened(data, ctx))
     return entry
@@ -332,14 +396,23 @@ def _opened(data: Mapping, ctx: Context) -> list[str]:
     if opened:
         parts = []
         for o in opened:
-            role = catalogue.role_zh(o.get("role"), "")
-            due = f",期限 {china(o['due_at'])}" if o.get("due_at") else ""
+            role = _role_name(o.get("role"))
+            due = t(f",期限 {china(o['due_at'])}", f", due {china(o['due_at'])}") if o.get("due_at") else ""
             parts.append(f"“{o.get('name', '')}”({role}{due})" if role else f"“{o.get('name', '')}”{due}")
-        lines.append("进入下一步:" + "、".join(parts))
+        lines.append(t("进入下一步:", "Next: ") + t("、", ", ").join(parts))
     timers = data.get("timers") or []
     if timers:
-        lines.append("开始计时:" + "、".join(f"{t.get('name', '')}至 {china(t.get('due_at'))}" for t in timers))
+        lines.append(t("开始计时:", "Timer started: ") + t("、", ", ").join(
+            t(f"{x.get('name', '')}至 {china(x.get('due_at'))}", f"{x.get('name', '')} until {china(x.get('due_at'))}")
+            for x in timers))
     return lines
+
+
+def _role_name(key: Any) -> str:
+    role = catalogue.roles().get(str(key or ""))
+    if role is None:
+        return str(key or "")
+    return role.en if english() and role.en else role.zh
 
 
 def china(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -358,11 +431,13 @@ def china(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def _case_started(data: Mapping, ctx: Context, event: Mapping) -> Entry:
-    entry = Entry(f"发起事项“{data.get('title', '')}”",
-                  [f"{data.get('procedure_name', '')} 第{data.get('procedure_version', '')}版 · {data.get('org_name', '')}"])
+    entry = Entry(t(f"发起事项“{data.get('title', '')}”", f"Started the case “{data.get('title', '')}”"),
+                  [t(f"{data.get('procedure_name', '')} 第{data.get('procedure_version', '')}版 · {data.get('org_name', '')}",
+                     f"{data.get('procedure_name', '')} version {data.get('procedure_version', '')} · {data.get('org_name', '')}")])
     public = data.get("public")
     if public:
-        entry.title = f"群众通过{public.get('channel', '公开渠道')}提交,立案“{data.get('title', '')}”"
+        entry.title = t(f"群众通过{public.get('channel', '公开渠道')}提交,立案“{data.get('title', '')}”",
+                        f"Filed by the public ({public.get('channel', '')}): “{data.get('title', '')}”")
     for name, value in (data.get("initial") or {}).items():
         f = ctx.field(None, name)
         if f is not None and f.type in ("person", "phone", "idnumber") and public and not ctx.show_identities:
@@ -380,12 +455,16 @@ def _step_completed(data: Mapping, ctx: Context, event: Mapping) -> Entry:
     previous = ctx.rounds.get(step_id)
     ctx.counts[step_id] = ctx.counts.get(step_id, 0) + 1
     ctx.rounds[step_id] = dict(values)
-    kind = KIND_ZH.get(str(data.get("kind") or (step.kind if step else "task")), "办理")
+    kind_key = str(data.get("kind") or (step.kind if step else "task"))
     round_ = int(data.get("round") or ctx.counts[step_id])
-    entry = Entry(f"{kind}“{name}”" + (f"(第{number_zh(round_)}次)" if round_ > 1 else ""))
+    if english():
+        entry = Entry(f"{KIND_EN.get(kind_key, 'Did')} “{name}”" + (f" (round {round_})" if round_ > 1 else ""))
+    else:
+        entry = Entry(f"{KIND_ZH.get(kind_key, '办理')}“{name}”" + (f"(第{number_zh(round_)}次)" if round_ > 1 else ""))
     proxy = data.get("on_behalf_of")
     if isinstance(proxy, Mapping) and proxy.get("name"):
-        entry.lines.append(f"代办:为 {proxy.get('name')} 代办,原因:{proxy.get('reason', '')}")
+        entry.lines.append(t(f"代办:为 {proxy.get('name')} 代办,原因:{proxy.get('reason', '')}",
+                             f"On behalf of {proxy.get('name')}, because: {proxy.get('reason', '')}"))
     fields = list(step.fields) if step is not None else []
     shown = {f.name for f in fields}
     for f in fields:
@@ -408,16 +487,16 @@ def _step_completed(data: Mapping, ctx: Context, event: Mapping) -> Entry:
 def _gateway_decided(data: Mapping, ctx: Context, event: Mapping) -> Entry:
     d = ctx.definition
     label = str(data.get("label") or "")
-    name = str(data.get("name") or "流程判断").rstrip("??")
+    name = str(data.get("name") or t("流程判断", "Decision")).rstrip("??")
     target_id = data.get("target")
     target = d.nodes.get(str(target_id)) if d is not None and target_id else None
-    target_name = str(data.get("target_name") or (target.name if target else "") or "下一步").rstrip("??")
+    target_name = str(data.get("target_name") or (target.name if target else "") or t("下一步", "the next step")).rstrip("??")
     if target is not None and target.type == "exclusiveGateway":
-        onward = f"接着判断“{target_name}”"
+        onward = t(f"接着判断“{target_name}”", f"then decide “{target_name}”")
     elif target is not None and target.type == "endEvent":
-        onward = f"流程到达“{target_name}”"
+        onward = t(f"流程到达“{target_name}”", f"the case reaches “{target_name}”")
     else:
-        onward = f"进入“{target_name}”"
+        onward = t(f"进入“{target_name}”", f"on to “{target_name}”")
     entry = Entry(f"{name}:{label} → {onward}" if label else f"{name} → {onward}")
     inputs = data.get("inputs") or {}
     condition = data.get("condition")
@@ -425,10 +504,11 @@ def _gateway_decided(data: Mapping, ctx: Context, event: Mapping) -> Entry:
     if votes:
         entry.lines.extend(votes)
     elif condition and condition != "default":
-        entry.lines.append("依据:" + Words(d, inputs, ctx.params).sentence(str(condition)))
+        entry.lines.append(t("依据:", "Because: ") + Words(d, inputs, ctx.params).sentence(str(condition)))
     elif inputs:
         words = Words(d, inputs, ctx.params)
-        entry.lines.append("依据:" + ";".join(words._name(k) for k in sorted(inputs)) + "(其他出口的条件均不成立)")
+        entry.lines.append(t("依据:", "Because: ") + t(";", "; ").join(words._name(k) for k in sorted(inputs))
+                           + t("(其他出口的条件均不成立)", " (no other exit's condition held)"))
     return entry
 
 
@@ -445,57 +525,66 @@ def _vote_lines(d: ProcedureDefinition | None, gateway: str, inputs: Mapping, pa
 
 
 def _timer_fired(data: Mapping, ctx: Context, event: Mapping) -> Entry:
-    name = data.get("name") or "时限"
-    return Entry(f"时限届满:{name}")
+    name = data.get("name") or t("时限", "time limit")
+    return Entry(t(f"时限届满:{name}", f"Time is up: {name}"))
 
 
 def _steps_opened(data: Mapping, ctx: Context, event: Mapping) -> Entry:
-    return Entry("流程推进")
+    return Entry(t("流程推进", "The case moved on"))
 
 
 def _case_closed(data: Mapping, ctx: Context, event: Mapping) -> Entry:
-    return Entry(f"流程结束:{data.get('name', '')}({STATUS_ZH.get(str(data.get('status')), '已结束')})")
+    status = str(data.get("status"))
+    return Entry(t(f"流程结束:{data.get('name', '')}({STATUS_ZH.get(status, '已结束')})",
+                   f"The case ended: {data.get('name', '')} ({STATUS_EN.get(status, 'ended')})"))
 
 
 def _case_cancelled(data: Mapping, ctx: Context, event: Mapping) -> Entry:
-    return Entry("撤销事项", [f"原因:{data.get('reason', '')}"])
+    return Entry(t("撤销事项", "Cancelled the case"), [t(f"原因:{data.get('reason', '')}", f"Reason: {data.get('reason', '')}")])
 
 
 def _access_denied(data: Mapping, ctx: Context, event: Mapping) -> Entry:
-    action = DENIED_ACTIONS.get(str(data.get("action") or ""), "操作")
+    key = str(data.get("action") or "")
+    action = t(DENIED_ACTIONS.get(key, "操作"), DENIED_EN.get(key, "act"))
     step = data.get("step")
     if step and ctx.definition is not None and step in ctx.definition.steps:
-        action = f"办理步骤“{ctx.definition.steps[step].name}”"
-    message = str(data.get("message") or "").split(" / ", 1)[0]
-    return Entry(f"拒绝越权操作:{action}", [f"{ctx.who(str(event.get('actor') or ''))}:{message}"], tone="denied")
+        action = t(f"办理步骤“{ctx.definition.steps[step].name}”", f"do the step “{ctx.definition.steps[step].name}”")
+    parts = str(data.get("message") or "").split(" / ", 1)
+    message = parts[1] if english() and len(parts) > 1 else parts[0]
+    return Entry(t(f"拒绝越权操作:{action}", f"Refused an attempt to {action}"),
+                 [t(f"{ctx.who(str(event.get('actor') or ''))}:{message}", f"{ctx.who(str(event.get('actor') or ''))}: {message}")],
+                 tone="denied")
 
 
 def _objection_filed(data: Mapping, ctx: Context, event: Mapping) -> Entry:
     step = data.get("step_name") or data.get("step") or ""
-    entry = Entry(f"收到村民异议(公示:{step})" if step else "收到村民异议")
+    entry = Entry(t(f"收到村民异议(公示:{step})", f"Objection received (notice: {step})") if step
+                  else t("收到村民异议", "Objection received"))
     if data.get("text"):
-        entry.items.append(("异议内容", str(data["text"])))
+        entry.items.append((t("异议内容", "Objection"), str(data["text"])))
     if ctx.show_identities and (data.get("name") or data.get("phone")):
-        entry.items.append(("异议人", " ".join(str(x) for x in (data.get("name") or "未留姓名", data.get("phone") or "")
-                                                if x).strip()))
+        entry.items.append((t("异议人", "Objector"), " ".join(
+            str(x) for x in (data.get("name") or t("未留姓名", "no name given"), data.get("phone") or "") if x).strip()))
     return entry
 
 
 def _warning(data: Mapping, ctx: Context, event: Mapping) -> Entry:
     kind = str(event.get("type") or "")[len("warning_"):]
-    verb = WARNING_STATUS.get(kind, "处理")
-    severity = SEVERITY_ZH.get(str(data.get("severity") or ""), "")
-    entry = Entry(f"{verb}{severity}预警:{data.get('summary', '')}")
+    sev = str(data.get("severity") or "")
+    entry = Entry(t(f"{WARNING_STATUS.get(kind, '处理')}{SEVERITY_ZH.get(sev, '')}预警:{data.get('summary', '')}",
+                    f"{WARNING_EN.get(kind, 'Handled')} a {SEVERITY_EN.get(sev, '')} warning: {data.get('summary', '')}"))
     if data.get("opinion"):
-        entry.lines.append(f"处理意见:{data['opinion']}")
+        entry.lines.append(t(f"处理意见:{data['opinion']}", f"Opinion: {data['opinion']}"))
     if data.get("supervision_case_id"):
-        entry.lines.append(f"督办事项 #{data['supervision_case_id']}")
+        entry.lines.append(t(f"督办事项 #{data['supervision_case_id']}", f"Supervision case #{data['supervision_case_id']}"))
     return entry
 
 
-def _role_spec(spec: Any) -> str:
+def _role_spec(spec: Any, ctx: "Context | None" = None) -> str:
     role, _, org = str(spec or "").partition("@")
-    return f"{catalogue.role_zh(role, role)}@{org}" if org else catalogue.role_zh(role, role)
+    where = ctx.org(org) if ctx is not None else org
+    name = _role_name(role)
+    return t(f"{where}的{name}", f"{name} at {where}") if org else name
 
 
 def _system(title: Callable[[Mapping, Context], str]):
@@ -506,7 +595,7 @@ def _system(title: Callable[[Mapping, Context], str]):
 
 def _param_label(key: Any, ctx: Context) -> str:
     label = ctx.param_labels.get(str(key or ""))
-    return f"参数“{label}”" if label else "本地参数"
+    return t(f"参数“{label}”", f"the parameter “{label}”") if label else t("本地参数", "a local parameter")
 
 
 _HANDLERS: dict[str, Callable[[Mapping, Context, Mapping], Entry]] = {
@@ -520,37 +609,67 @@ _HANDLERS: dict[str, Callable[[Mapping, Context, Mapping], Entry]] = {
     "access_denied": _access_denied,
     "objection_filed": _objection_filed,
     # The system chain (administrative actions).
-    "org_added": _system(lambda d, c: f"新增机构 {d.get('name', '')}({ORG_KIND_ZH.get(str(d.get('kind')), '')},"
-                                      f"代码 {d.get('code', '')})" + (f",上级 {d['parent']}" if d.get("parent") else "")),
-    "user_added": _system(lambda d, c: f"新建用户 {c.who(str(d.get('username', '')))}"
-                                       + (",角色 " + "、".join(_role_spec(r) for r in d.get("roles") or [])
-                                          if d.get("roles") else "")),
-    "role_granted": _system(lambda d, c: f"授予 {c.who(str(d.get('username', '')))} 角色 {_role_spec(d.get('role'))}"),
-    "role_revoked": _system(lambda d, c: f"撤销 {c.who(str(d.get('username', '')))} 的角色 {_role_spec(d.get('role'))}"),
-    "user_deactivated": _system(lambda d, c: f"停用用户 {c.who(str(d.get('username', '')))}"),
-    "user_reactivated": _system(lambda d, c: f"恢复启用用户 {c.who(str(d.get('username', '')))}"),
-    "password_set": _system(lambda d, c: f"设置 {c.who(str(d.get('username', '')))} 的密码"),
-    "login_failed": _system(lambda d, c: f"登录失败:{d.get('username', '')}"
-                                         f"({LOGIN_REASONS.get(str(d.get('reason')), '未通过验证')}"
-                                         + (f",连续第 {d['failures']} 次" if d.get("failures") else "") + ")"),
-    "procedure_published": _system(lambda d, c: f"发布事项 {d.get('procedure_id', '')} 第{d.get('version', '')}版"),
-    "version_effective": _system(lambda d, c: f"事项 {d.get('procedure_id', '')} 第{d.get('version', '')}版生效"
-                                              f"(原为第{d.get('from_version', '')}版)"),
-    "parameter_set": _system(lambda d, c: f"设定 {d.get('org', '')} 的{_param_label(d.get('key'), c)}:"
-                                          + (f"{d['before']} → " if d.get("before") is not None else "")
-                                          + f"{d.get('after', '')}"),
-    "parameter_reset": _system(lambda d, c: f"取消 {d.get('org', '')} 对{_param_label(d.get('key'), c)}的本级设定"
-                                            f"(原为 {d.get('before', '')})"),
-    "draft_saved": _system(lambda d, c: f"保存事项 {d.get('procedure_id', '')} 的草稿(第{d.get('revision', '')}稿)"),
-    "step_table_saved": _system(lambda d, c: f"保存事项 {d.get('procedure_id', '')} 的任务单(第{d.get('revision', '')}稿)"),
-    "draft_deleted": _system(lambda d, c: f"删除事项 {d.get('procedure_id', '')} 的草稿"),
-    "draft_published": _system(lambda d, c: f"由草稿发布事项 {d.get('procedure_id', '')} 第{d.get('version', '')}版"
-                                            + (f",{china(d['effective_from'])} 起生效" if d.get("effective_from") else "")
-                                            + (f";说明:{d['note']}" if d.get("note") else "")),
-    "case_migrated": _system(lambda d, c: f"事项 #{d.get('case_id', '')} 迁移到第{d.get('to_version', '')}版"
-                                          f"(原为第{d.get('from_version', '')}版)"),
-    "kin_declared": _system(lambda d, c: f"登记亲属关系:{c.who(str(d.get('cadre', '')))} 与 {d.get('person_name', '')}"),
-    "supervision_note_recorded": _system(lambda d, c: f"记录廉情档案:关于 {c.who(str(d.get('subject', '')))}"),
+    "org_added": _system(lambda d, c: t(
+        f"新增机构 {d.get('name', '')}({ORG_KIND_ZH.get(str(d.get('kind')), '')},代码 {d.get('code', '')})"
+        + (f",上级 {c.org(d['parent'])}" if d.get("parent") else ""),
+        f"Added the organization {d.get('name', '')} (code {d.get('code', '')})"
+        + (f", under {c.org(d['parent'])}" if d.get("parent") else ""))),
+    "user_added": _system(lambda d, c: t(
+        f"新建用户 {c.who(str(d.get('username', '')))}"
+        + (",角色 " + "、".join(_role_spec(r, c) for r in d.get("roles") or []) if d.get("roles") else ""),
+        f"Created user {c.who(str(d.get('username', '')))}"
+        + (", roles " + ", ".join(_role_spec(r, c) for r in d.get("roles") or []) if d.get("roles") else ""))),
+    "role_granted": _system(lambda d, c: t(f"授予 {c.who(str(d.get('username', '')))} 角色 {_role_spec(d.get('role'), c)}",
+                                           f"Granted {c.who(str(d.get('username', '')))} the role {_role_spec(d.get('role'), c)}")),
+    "role_revoked": _system(lambda d, c: t(f"撤销 {c.who(str(d.get('username', '')))} 的角色 {_role_spec(d.get('role'), c)}",
+                                           f"Revoked the role {_role_spec(d.get('role'), c)} from {c.who(str(d.get('username', '')))}")),
+    "user_deactivated": _system(lambda d, c: t(f"停用用户 {c.who(str(d.get('username', '')))}",
+                                               f"Deactivated user {c.who(str(d.get('username', '')))}")),
+    "user_reactivated": _system(lambda d, c: t(f"恢复启用用户 {c.who(str(d.get('username', '')))}",
+                                               f"Reactivated user {c.who(str(d.get('username', '')))}")),
+    "password_set": lambda d, c, e: Entry(t("修改本人密码", "Changed their own password") if d.get("username") == e.get("actor")
+                                          else t(f"重置 {c.who(str(d.get('username', '')))} 的密码",
+                                                 f"Reset the password of {c.who(str(d.get('username', '')))}")),
+    "login_failed": lambda d, c, e: Entry(t(
+        f"登录失败:{d.get('username', '')}({LOGIN_REASONS.get(str(d.get('reason')), '未通过验证')}"
+        + (f",连续第 {d['failures']} 次" if d.get("failures") else "") + ")"
+        + (f",锁定至 {china(d['locked_until'])}" if d.get("locked_until") else ""),
+        f"Failed sign-in: {d.get('username', '')} ({LOGIN_EN.get(str(d.get('reason')), 'not verified')}"
+        + (f", {d['failures']} in a row" if d.get("failures") else "") + ")"
+        + (f", locked until {china(d['locked_until'])}" if d.get("locked_until") else "")), tone="denied"),
+    "procedure_published": _system(lambda d, c: t(f"发布事项 {d.get('procedure_id', '')} 第{d.get('version', '')}版",
+                                                  f"Published {d.get('procedure_id', '')} version {d.get('version', '')}")),
+    "version_effective": _system(lambda d, c: t(
+        f"事项 {d.get('procedure_id', '')} 第{d.get('version', '')}版生效(原为第{d.get('from_version', '')}版)",
+        f"{d.get('procedure_id', '')} version {d.get('version', '')} took effect (was version {d.get('from_version', '')})")),
+    "parameter_set": _system(lambda d, c: t(
+        f"设定{c.org(d.get('org'))}的{_param_label(d.get('key'), c)}:"
+        + (f"{d['before']} → " if d.get("before") is not None else "") + f"{d.get('after', '')}",
+        f"Set {_param_label(d.get('key'), c)} at {c.org(d.get('org'))}: "
+        + (f"{d['before']} → " if d.get("before") is not None else "") + f"{d.get('after', '')}")),
+    "parameter_reset": _system(lambda d, c: t(
+        f"取消{c.org(d.get('org'))}对{_param_label(d.get('key'), c)}的本级设定(原为 {d.get('before', '')})",
+        f"Removed the setting of {_param_label(d.get('key'), c)} at {c.org(d.get('org'))} (was {d.get('before', '')})")),
+    "draft_saved": _system(lambda d, c: t(f"保存事项 {d.get('procedure_id', '')} 的草稿(第{d.get('revision', '')}稿)",
+                                          f"Saved the draft of {d.get('procedure_id', '')} (revision {d.get('revision', '')})")),
+    "step_table_saved": _system(lambda d, c: t(f"保存事项 {d.get('procedure_id', '')} 的任务单(第{d.get('revision', '')}稿)",
+                                               f"Saved the step table of {d.get('procedure_id', '')} (revision {d.get('revision', '')})")),
+    "draft_deleted": _system(lambda d, c: t(f"删除事项 {d.get('procedure_id', '')} 的草稿",
+                                            f"Deleted the draft of {d.get('procedure_id', '')}")),
+    "draft_published": _system(lambda d, c: t(
+        f"由草稿发布事项 {d.get('procedure_id', '')} 第{d.get('version', '')}版"
+        + (f",{china(d['effective_from'])} 起生效" if d.get("effective_from") else "")
+        + (f";说明:{d['note']}" if d.get("note") else ""),
+        f"Published {d.get('procedure_id', '')} version {d.get('version', '')} from its draft"
+        + (f", effective {china(d['effective_from'])}" if d.get("effective_from") else "")
+        + (f"; note: {d['note']}" if d.get("note") else ""))),
+    "case_migrated": _system(lambda d, c: t(
+        f"事项 #{d.get('case_id', '')} 迁移到第{d.get('to_version', '')}版(原为第{d.get('from_version', '')}版)",
+        f"Moved case #{d.get('case_id', '')} to version {d.get('to_version', '')} (was {d.get('from_version', '')})")),
+    "kin_declared": _system(lambda d, c: t(f"登记亲属关系:{c.who(str(d.get('cadre', '')))} 与 {d.get('person_name', '')}",
+                                           f"Declared a relative: {c.who(str(d.get('cadre', '')))} and {d.get('person_name', '')}")),
+    "supervision_note_recorded": _system(lambda d, c: t(f"记录廉情档案:关于 {c.who(str(d.get('subject', '')))}",
+                                                        f"Recorded a supervision note about {c.who(str(d.get('subject', '')))}")),
 }
 
 EVENT_TYPES = frozenset(_HANDLERS) | {f"warning_{k}" for k in WARNING_STATUS}

@@ -362,7 +362,7 @@ class Xiaowei:
             events = [audit.event_dict(e) for e in audit.case_events(s, case_id)]
             ctx = self._narrative_context(s, case, events)
             entries = narrative.describe_all(events, ctx)
-            return [{"seq": e["seq"], "at": e["at"], "who": ctx.who(e["actor"]), "role": e["role"],
+            return [{"seq": e["seq"], "at": e["at"], "who": ctx.who(e["actor"], account=True), "role": e["role"],
                      "role_name": catalogue.role_zh(e["role"], ""), "entry": entry}
                     for e, entry in zip(events, entries)]
 

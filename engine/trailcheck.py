@@ -97,11 +97,17 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m engine.trailcheck TRAIL.json", file=sys.stderr)
         return 2
     try:
-        with open(args[0], encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(args[0], "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
         print(f"cannot read {args[0]}: {exc}", file=sys.stderr)
         return 2
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        print(f"FAILED: {args[0]}")
+        print(f"  - not valid UTF-8 at byte {exc.start}: the file was edited or damaged after export")
+        return 1
     problems = verify_trail(text)
     if problems:
         print(f"FAILED: {args[0]}")
@@ -110,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     trail = json.loads(text)
     print(f"OK: {len(trail['events'])} events verify; head {trail['head']['hash']}")
+    if any("text" in e for e in trail["events"]):
+        print("  note: each event's \"text\" is its description in words, made from its data at export;"
+              " it is not covered by the hashes — where they differ, the data is the record")
     return 0
 
 

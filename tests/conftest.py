@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from engine import clock, directory
-from engine.scenarios import plan_step_data
+from engine.scenarios import plan_step_data, sample_evidence
 from engine.service import Xiaowei
 from storage import Database
 from storage.db import normalize_url
@@ -191,6 +191,8 @@ def do_step(app: Xiaowei, case_id: int, step_id: str, users: dict[str, str], *, 
     step = d.steps[step_id]
     payload = plan_step_data(d, step_id, params, data, take=take, overrides=overrides)
     user = as_user or users[step.role]
+    if step.evidence_required and "attachments" not in kwargs:
+        kwargs["attachments"] = sample_evidence(app, step, user)
     return app.complete(case_id, step_id, user, payload, **kwargs)
 
 

@@ -8,11 +8,12 @@ from flask import (Blueprint, abort, flash, g, get_flashed_messages, redirect, r
 from sqlalchemy import func, select
 
 from engine import admin as engine_admin
-from engine import audit, catalogue, directory
+from engine import audit, catalogue, directory, narrative, procedures
 from engine.errors import Forbidden, InvalidData
-from storage.models import AuditEvent, AuditHead, User
+from storage.models import AuditEvent, AuditHead, User, Organization
 
 from .i18n import gettext as _
+from .i18n import current as current_language
 from .security import login_required, xw
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -255,8 +256,12 @@ def audit_log():
         report = audit.verify_system(s)
         head = s.get(AuditHead, audit.SYSTEM_CHAIN)
         actors = {e["actor"] for e in events if e["actor"]}
-        names = dict(s.execute(select(User.username, User.display_name).where(User.username.in_(actors))).all()) \
-            if actors else {}
+        subjects = {str(e["data"].get(k) or "") for e in events for k in ("username", "cadre", "subject")}
+        names = directory.display_names(s, actors | subjects)
+        labels = {k: p.label for k, p in procedures.declared_parameters(s).items()}
+        orgs = dict(s.execute(select(Organization.code, Organization.name)).all())
+    ctx = narrative.Context(names=names, param_labels=labels, org_names=orgs, lang=current_language())
+    entries = [narrative.describe(e, ctx) for e in events]
     pages = max((total + AUDIT_PER_PAGE - 1) // AUDIT_PER_PAGE, 1)
-    return render_template("admin/audit.html", events=events, total=total, page=page, pages=pages, report=report,
-                           head=head, names=names)
+    return render_template("admin/audit.html", events=events, entries=entries, total=total, page=page, pages=pages,
+                           report=report, head=head, names=names)

@@ -13,12 +13,13 @@ from sqlalchemy import select
 
 from engine import attachments as engine_attachments
 from engine import cases as engine_cases
-from engine import catalogue, dossier, narrative, procedures
+from engine import catalogue, dossier, forms, narrative, procedures
 from engine.diagram import DiagramError, render_svg
 from engine.errors import Conflict, InvalidData, NotFound, XiaoweiError
 from storage.models import Case, Organization, User
 
 from . import filters, reads, uploads
+from .i18n import current as current_language
 from .security import login_required, xw
 
 bp = Blueprint("cases", __name__)
@@ -79,10 +80,11 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
                 actions.append(entry)
             else:
                 others.append(entry)
-    file = xw().dossier(case_id)
-    params = narrative.case_params(history, d)
-    for entry in actions:
-        entry["judgement"] = dossier.judgement(d, entry["step"].id, file, params, history, info["timers"])
+    with narrative.language(current_language()):
+        file = xw().dossier(case_id)
+        params = narrative.case_params(history, d)
+        for entry in actions:
+            entry["judgement"] = dossier.judgement(d, entry["step"].id, file, params, history, info["timers"])
     nodes, flows = reads.path_of(d, history)
     current = {i["step_id"] for i in info["current_steps"]} | {t["node"] for t in info["timers"]}
     overdue = {i["step_id"] for i in info["current_steps"] if i["overdue"]}
@@ -157,7 +159,7 @@ def complete(case_id: int, step_id: str):
                                on_behalf_of=proxy["on_behalf_of"] or None, proxy_reason=proxy["proxy_reason"] or None,
                                attachments=files or None)
     except InvalidData as exc:
-        errs = dict(exc.errors) or {"__all__": exc.message}
+        errs = dict(exc.errors) or {forms.FORM_KEY: exc.message}
         view = case_view(case_id, values={step_id: {**sent, **proxy}}, errors={step_id: errs},
                          files={step_id: uploads.usable(refs, g.user.username)})
         return render_template("cases/show.html", **view, done=[], notices=[], failed_step=step_id), 422
@@ -187,7 +189,8 @@ def trail_context(case: Case, case_id: int) -> dict:
                          overdue={i["step_id"] for i in info["current_steps"] if i["overdue"]}, title=d.name)
     except DiagramError:
         svg = None
-    ctx = narrative.Context(definition=d, names=names, params=narrative.case_params(history, d))
+    ctx = narrative.Context(definition=d, names=names, params=narrative.case_params(history, d),
+                            lang=current_language())
     entries = narrative.describe_all(history, ctx)
     return {"case": info, "definition": d, "events": history, "entries": entries, "names": names,
             "focus": sorted(current), "fields": d.fields_by_name(), "verified": all(r.ok for r in reports),
