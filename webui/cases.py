@@ -14,6 +14,7 @@ from sqlalchemy import select
 from engine import attachments as engine_attachments
 from engine import cases as engine_cases
 from engine import catalogue, dossier, forms, narrative, procedures
+from engine import public as engine_public
 from engine.diagram import DiagramError, render_svg
 from engine.errors import Conflict, InvalidData, NotFound, XiaoweiError
 from storage.models import Case, Organization, User
@@ -338,7 +339,7 @@ def start():
                 proc = s.get(Procedure, p["id"])
                 d = reads.definition(s, proc.current_version_id)
                 first = [d.steps[n] for n in _first_steps(d)]
-                details[p["id"]] = {"definition": d, "can_start": any(
+                details[p["id"]] = {"definition": d, "concerns_person": engine_public.concerns_a_person(d), "can_start": any(
                     st.role in held or (st.proxy and held & catalogue.PROXY_ROLES) for st in first)
                     or bool(held & catalogue.ADMIN_ROLES)}
         for code, cat in catalogue.categories().items():
