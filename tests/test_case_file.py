@@ -287,3 +287,26 @@ def test_private_data_typed_into_a_title_is_masked_in_public(app, xw, people):
     # The start page says so before anyone types.
     start = login(app, people["party_branch"]).get("/start?org=DONGAO").text
     assert "请勿填写姓名、身份证号、电话等个人信息" in start
+
+
+def test_every_kind_of_event_has_words():
+    """Every event type the code records (case and system chains) is told in words, never by its code."""
+    import re
+
+    from engine.narrative import EVENT_TYPES, Context, describe
+
+    found: set[str] = set()
+    for folder in ("engine", "webui"):
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            found |= set(re.findall(r'append_(?:system|case)_event\(\s*\w+,\s*(?:\w+(?:\([^)]*\))?,\s*)?"([a-z_]+)"', text))
+            found |= set(re.findall(r'\(\s*"([a-z_]+)",\s*(?:actor\.username|"system"|starter)', text))
+            found |= set(re.findall(r'pending\.append\(\("([a-z_]+)"', text))
+            found |= set(re.findall(r'^[A-Z_]+_EVENT = "([a-z_]+)"', text, re.M))
+    assert {"case_started", "step_completed", "gateway_decided", "objection_filed", "draft_published",
+            "step_table_saved", "login_failed"} <= found
+    found.discard("cli")  # an actor, not an event type
+    assert found <= EVENT_TYPES, sorted(found - EVENT_TYPES)
+    for kind in sorted(EVENT_TYPES):
+        entry = describe({"type": kind, "actor": "system", "data": {}}, Context())
+        assert entry.title and kind not in entry.title and "其他记录" not in entry.title
