@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -37,13 +38,15 @@ from storage import Database  # noqa: E402
 from storage.db import normalize_url  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-NO_QUORUM = {"meeting_date": "2026-03-02", "members_total": 30, "present": 10, "in_favour": 8, "against": 1,
+# Meetings are dated today (China time): a meeting may not be dated before its case began or in the future.
+TODAY = (datetime.now(timezone.utc) + timedelta(hours=8)).date().isoformat()
+NO_QUORUM = {"meeting_date": TODAY, "members_total": 30, "present": 10, "in_favour": 8, "against": 1,
              "abstain": 1}
 PREP = {
     "collect": {"matter_title": "村道硬化", "matter_type": "project", "source": "villagers", "amount": "80000",
                 "opinions_summary": "同意"},
-    "propose": {"meeting_date": "2026-03-02", "is_major": True, "proposal": "方案"},
-    "consult": {"meeting_date": "2026-03-02", "consult_opinion": "同意", "supervisors_attended": True,
+    "propose": {"meeting_date": TODAY, "is_major": True, "proposal": "方案"},
+    "consult": {"meeting_date": TODAY, "consult_opinion": "同意", "supervisors_attended": True,
                 "needs_township_review": False},
 }
 

@@ -432,11 +432,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     path = positional[0]
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
         print(f"cannot read {path}: {exc}", file=sys.stderr)
         return 2
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        print(f"FAILED: {path}")
+        print(f"  - not valid UTF-8 at byte {exc.start}: the file was edited or damaged after export")
+        return 1
     pinned = None
     if "--key" in options:
         pinned = _read_key(options["--key"])
@@ -468,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"OK: {shown}; head {trail['head']['hash']}")
     for n in notes:
         print(f"  · {n}")
+    if any("text" in e for e in trail["events"]):
+        print("  · each event's \"text\" is its description in words, made from its data at export; it is not"
+              " covered by the hashes — where they differ, the data is the record")
     return 0
 
 

@@ -215,6 +215,36 @@ class CaseField(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class Submission(Base):
+    """One completion of a step, kept as made (卷宗): the values exactly as entered, who, in which role,
+    on whose behalf, when, the evidence files. Append-only: a later step or round never changes an
+    earlier submission. Written in the same transaction as its ``step_completed`` audit event
+    (``event_seq``), which remains the hashed record; gateways and later steps read the values under
+    explicit names (``step.field``) derived from these rows."""
+
+    __tablename__ = "submission"
+    __table_args__ = (
+        UniqueConstraint("case_id", "seq"),
+        Index("ix_submission_case_step", "case_id", "step_id", "round"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_instance.id"))
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, 3… in the order made within the case
+    step_id: Mapped[str] = mapped_column(String(100))
+    step_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    round: Mapped[int] = mapped_column(Integer)  # 2, 3… when the step is done again (returned, no quorum)
+    task_id: Mapped[str] = mapped_column(String(36), default="")
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(40), default="")
+    on_behalf_of: Mapped[str | None] = mapped_column(String(50))  # 代办: the villager acted for
+    proxy_reason: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    values: Mapped[str] = mapped_column(Text)  # canonical JSON of the values as entered
+    attachments: Mapped[str] = mapped_column(Text, default="[]")  # JSON: [{sha256, name, size, type}]
+    event_seq: Mapped[int] = mapped_column(Integer)  # the step_completed event in the case's chain
+
+
 class AuditEvent(Base):
     """Append-only; events of one chain (a case, or 'system') are linked by hashes."""
 

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from engine import settings
 from engine.core import clock, directory
-from engine.services.scenarios import plan_step_data
+from engine.services.scenarios import plan_step_data, sample_evidence
 from engine.services.facade import Xiaowei
 from storage import Database
 from storage.db import normalize_url
@@ -328,6 +328,8 @@ def do_step(app: Xiaowei, case_id: int, step_id: str, users: dict[str, str], *, 
     step = d.steps[step_id]
     payload = plan_step_data(d, step_id, params, data, take=take, overrides=overrides)
     user = as_user or users[step.role]
+    if step.evidence_required and "attachments" not in kwargs:
+        kwargs["attachments"] = sample_evidence(app, step, user)
     return app.complete(case_id, step_id, user, payload, **kwargs)
 
 

@@ -3,6 +3,8 @@ the library's vote steps against the law, lint refusing weaker rules, townships 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import copy
 from fractions import Fraction
 from pathlib import Path
@@ -424,6 +426,11 @@ def test_excluded_members_need_a_recorded_decision(xw, people) -> None:
     assert xw.show_case(case_id)["status"] == "rejected"
 
 
+def today(clock) -> str:
+    """The China date of the clock: a meeting is dated the day it is held."""
+    return (clock.now() + timedelta(hours=8)).date().isoformat()
+
+
 def test_admission_counts_written_opinions(xw, people, frozen) -> None:
     from engine.services.scenarios import walk
 
@@ -434,14 +441,15 @@ def test_admission_counts_written_opinions(xw, people, frozen) -> None:
     case_id = xw.start_case("B-HR-01", "DONGAO", people["applicant"])
     walk(xw, case_id, people, tick=tick, stop_at="admission_vote")
     assert ready_steps(xw, case_id) == ["admission_vote"]
-    vote = {"meeting_date": "2027-03-02", "members_total": 20, "present": 11, "in_favour": 9, "against": 2,
+    vote = {"members_total": 20, "present": 11, "in_favour": 9, "against": 2,
             "abstain": 0, "written_total": 3, "written_in_favour": 2}
-    xw.complete(case_id, "admission_vote", people["party_members_meeting"], {**vote, "written_in_favour": 1})
+    xw.complete(case_id, "admission_vote", people["party_members_meeting"],
+                {**vote, "meeting_date": today(frozen), "written_in_favour": 1})
     assert xw.show_case(case_id)["status"] == "rejected"  # 10 of 20 is not more than half
 
     case_id = xw.start_case("B-HR-01", "DONGAO", people["applicant"])
     walk(xw, case_id, people, tick=tick, stop_at="admission_vote")
-    xw.complete(case_id, "admission_vote", people["party_members_meeting"], vote)
+    xw.complete(case_id, "admission_vote", people["party_members_meeting"], {**vote, "meeting_date": today(frozen)})
     assert ready_steps(xw, case_id) == ["approve"]  # 9 at the meeting + 2 written = 11 of 20
 
 

@@ -118,3 +118,38 @@ def test_cadre_supervisor_journey(server, browser, xw, people):
     page.goto(f"{base}/cases?scope=all")
     shoot(page, "08-cases")
     ctx.close()
+
+
+def test_supervisor_judges_a_vote_from_the_case_file(server, browser, xw, people):
+    """The 村监会 member opens the supervision of the representatives' vote on a phone: the counts stand
+    next to the rule on top, both meetings are in the case file below, and signing returns the page."""
+    from test_case_file import two_meetings
+
+    case_id = xw.start_case("V-DEC-01", "DONGAO", people["party_branch"], {"title": "村道硬化工程"})
+    two_meetings(xw, people, case_id)
+    ctx, page = sign_in(browser, server, people["supervision_committee"])
+    page.goto(f"{server}/cases/{case_id}")
+    judge = page.locator("#judge-resolve_supervision")
+    judge.wait_for()
+    checks = judge.locator(".checks li")
+    assert checks.count() >= 3
+    text = judge.inner_text()
+    assert "到会 47 人,达到应到 53 人的三分之二(至少 36 人)" in text
+    assert "赞成 38 票,超过到会 47 人的半数(至少 24 票)" in text
+    assert judge.locator(".checks li.ok").count() >= 3 and judge.locator(".checks li.bad").count() == 0
+    box = judge.bounding_box()
+    assert box is not None and box["width"] <= PHONE["width"]  # readable on the phone, no sideways scroll
+    party = page.locator("#dossier-party_review")
+    assert "41" in party.inner_text() and "37" in party.inner_text()
+    shoot(page, "20-supervision-step")
+    page.check("#s-resolve_supervision-signed_off-true") if page.locator("#s-resolve_supervision-signed_off-true").count() \
+        else page.locator("input[name=signed_off][value=true]").check()
+    page.fill("#s-resolve_supervision-supervision_opinion", "到会人数与票数核对无误")
+    page.click("button:has-text('提交办理')")
+    page.wait_for_selector("#next")
+    assert "已提交“村民代表会议决议·监督”" in page.inner_text("#next")
+    page.goto(f"{server}/cases/{case_id}/trail")
+    shoot(page, "21-trail-in-words")
+    body = page.inner_text("main") if page.locator("main").count() else page.inner_text("body")
+    assert "到会 47 人,达到应到 53 人的三分之二" in body and "step_completed" not in body and "in_favour" not in body
+    ctx.close()

@@ -259,7 +259,7 @@ def test_trail_page_and_json_export(app, xw, people, case_id):
     client = login(app, people["township_discipline"])
     page = client.get(f"/cases/{case_id}/trail")
     assert page.status_code == 200
-    for text in ("留痕校验通过", "发起事项", "办理“征求意见(村民说事)”", "办理“村党组织提议”", "事项名称",
+    for text in ("留痕校验通过", "发起事项", "办理“征求意见(村民说事)”", "会议“村党组织提议”", "事项名称",
                  "村(社区)党组织", "导出留痕", "<svg", "visited"):
         assert text in page.text
     events = xw.show_case(case_id)["history"]

@@ -51,6 +51,18 @@ def category_zh(code: Any) -> str:
     return cat.en if cat.en and english_page() else cat.zh
 
 
+_KIND_EN = {"task": "Task", "meeting": "Meeting", "vote": "Vote", "approval": "Approval", "disclosure": "Notice",
+            "supervision": "Supervision"}
+
+
+def kind_zh(kind: Any) -> str:
+    """A step kind's name for people (办理, 会议, 表决, 审批, 公示, 监督)."""
+    from engine.render.narrative import KIND_ZH
+
+    key = str(kind or "task")
+    return _KIND_EN.get(key, "Task") if english_page() else KIND_ZH.get(key, "办理")
+
+
 def zh(message: Any) -> str:
     """The Chinese half of an engine message written as “中文 / English”."""
     text = str(message or "")
@@ -66,7 +78,7 @@ def calendar_warnings() -> list[str]:
 
 
 def register(app: Flask) -> None:
-    app.jinja_env.filters.update(china_time=china_time, role_zh=role_zh, category_zh=category_zh, zh=zh)
+    app.jinja_env.filters.update(china_time=china_time, role_zh=role_zh, category_zh=category_zh, zh=zh, kind_zh=kind_zh)
     app.jinja_env.globals.update(categories=catalogue.categories, calendar_warnings=calendar_warnings)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

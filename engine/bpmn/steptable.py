@@ -59,9 +59,14 @@ TABLE_KEYS = {"id", "name", "name_en", "category", "edition", "handling_subject"
               "parameters", "lanes", "steps", "ends", "review"}
 STEP_KEYS = {"id", "name", "role", "kind", "time_limit", "instructions", "basis", "evidence",
              "proxy", "supervision_note", "fields", "constraints", "gateway", "next", "vote",
-             "approval", "disclosure", "supervision", "review"}
+             "approval", "disclosure", "supervision", "review", "evidence_required"}
 FIELD_KEYS = {"name", "label", "type", "required", "public", "unit", "min", "max", "maxLength",
-              "help", "options", "default"}
+              "help", "options", "default", "date_rule"}
+# What a date field records (checked on every submission, engine/core/clerk.py): "act" (default) — the
+# date something was done in this case: not in the future, not before the case began, not before a
+# notice that had to end first; "planned" — may lie ahead (a lease end); "record" — a fact from before
+# the case (when an asset was acquired): not in the future.
+DATE_RULES = ("act", "planned", "record")
 PARAMETER_KEYS = {"key", "label", "type", "unit", "default", "source", "review"}
 # Vote rules: "at_least" (以上, the number itself included) or "more_than" (过半数, strictly more):
 # the comparison of a count with the threshold that meets the rule, and the one that fails it.
@@ -300,8 +305,11 @@ class _Validator:
         limit = step.get("time_limit")
         if limit is not None and not (isinstance(limit, str) and TIME_LIMIT_RE.match(limit)):
             self.fail(f"{where}.time_limit", f"bad time limit {limit!r} (expected 3d, 5wd or 48h)")
-        if "proxy" in step and not isinstance(step["proxy"], bool):
-            self.fail(f"{where}.proxy", f"expected true or false, got {step['proxy']!r}")
+        for flag in ("proxy", "evidence_required"):
+            if flag in step and not isinstance(step[flag], bool):
+                self.fail(f"{where}.{flag}", f"expected true or false, got {step[flag]!r}")
+        if step.get("evidence_required") and not step.get("evidence"):
+            self.fail(f"{where}.evidence_required", "name the evidence (evidence: …) that is required")
         if "next" in step:
             self.target(step["next"], f"{where}.next")
         self.check_fields(step.get("fields") or [], f"{where}.fields")
@@ -321,6 +329,10 @@ class _Validator:
             self.keys(item, here, {"name", "label", "type"}, FIELD_KEYS)
             self.identifier(item["name"], here, NAME_RE)
             self.choice(item["type"], here, FIELD_TYPES, "field type")
+            if "date_rule" in item:
+                self.choice(item["date_rule"], f"{here}.date_rule", DATE_RULES, "date rule")
+                if item["type"] not in ("date", "datetime"):
+                    self.fail(f"{here}.date_rule", "only date and datetime fields have a date rule")
             options = item.get("options")
             if item["type"] == "choice":
                 self.sequence(options, f"{here}.options")
@@ -778,7 +790,10 @@ def _step_task(step: Mapping) -> dict:
     return {
         "documentation": step.get("instructions"),
         "step": {"kind": step["kind"], "timeLimit": step.get("time_limit"),
-                 "evidence": step.get("evidence"), "proxy": step.get("proxy")},
+                 "evidence": step.get("evidence"), "proxy": step.get("proxy"),
+                 # A disclosure keeps its notice photo or scan unless the table says otherwise.
+                 "evidenceRequired": step.get("evidence_required",
+                                              bool(step.get("evidence")) and step["kind"] == "disclosure")},
         "basis": step.get("basis"),
         "review": step.get("review"),
         "fields": _all_fields(step),
@@ -1233,7 +1248,8 @@ def _write_task(process: etree._Element, node: Node) -> None:
     ext = _bpmn(element, "extensionElements")
     step = task["step"]
     _xw(ext, "step", kind=step["kind"], timeLimit=step.get("timeLimit"),
-        evidence=step.get("evidence"), proxy=True if step.get("proxy") else None)
+        evidence=step.get("evidence"), proxy=True if step.get("proxy") else None,
+        evidenceRequired=True if step.get("evidenceRequired") else None)
     if task.get("basis"):
         _xw(ext, "basis", task["basis"])
     if task.get("review"):
@@ -1255,7 +1271,8 @@ def _write_field(ext: etree._Element, item: Mapping) -> None:
     element = _xw(ext, "field", name=item["name"], label=item["label"], type=item["type"],
                   required=bool(item.get("required", False)), public=bool(item.get("public", False)),
                   unit=item.get("unit"), min=item.get("min"), max=item.get("max"),
-                  maxLength=item.get("maxLength"), help=item.get("help"), default=item.get("default"))
+                  maxLength=item.get("maxLength"), help=item.get("help"), default=item.get("default"),
+                  dateRule=item.get("date_rule") if item.get("date_rule") not in (None, "act") else None)
     for option in item.get("options") or []:
         _xw(element, "option", value=option["value"], label=option["label"])
 

@@ -55,8 +55,8 @@ def handle_errors(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except XiaoweiError as exc:
             click.echo(f"错误 / error: {exc.message}", err=True)
-            for key, value in (getattr(exc, "errors", None) or {}).items():
-                click.echo(f"  {key}: {value}", err=True)
+            for value in (getattr(exc, "errors", None) or {}).values():
+                click.echo(f"  - {value}", err=True)
             for problem in getattr(exc, "problems", None) or []:
                 click.echo(f"  {problem}", err=True)
             sys.exit(1)

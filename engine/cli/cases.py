@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from engine.core import catalogue, clock
+from engine.render import narrative
+from engine.services import dossier as dossier_module
 from engine.core.errors import XiaoweiError
 
 from .base import facade, db_option, dumps, handle_errors, json_option, main, parse_json
@@ -90,12 +92,62 @@ def case_show(as_json: bool, case_id: int) -> None:
         click.echo(dumps(data))
         return
     click.echo(f"#{data['id']} {data['procedure_id']} {data['procedure_name']} — {data['title']}")
-    click.echo(f"  {data['org_name']}  状态 {data['status_zh']} ({data['status']})  查询码 {data['tracking_code']}")
+    click.echo(f"  {data['org_name']}  状态 {data['status_zh']}  查询码 {data['tracking_code']}")
     for t in data["current_steps"]:
-        click.echo(f"  当前步骤 {t['step_id']} {t['name']} 期限 {t['due_at'] or '-'}")
-    for ev in data["history"]:
-        what = ev["data"].get("name") or ev["data"].get("label") or ""
-        click.echo(f"  {ev['seq']:>3} {ev['at']} {ev['type']:<16} {ev['actor'] or '-':<16} {what}")
+        due = narrative.china(t["due_at"]) if t["due_at"] else "不限"
+        click.echo(f"  当前步骤:{t['name']}({catalogue.role_zh(t['role'], '')}),期限 {due}")
+    for item in facade().narrated_history(case_id):
+        entry = item["entry"]
+        role = f"·{item['role_name']}" if item["role_name"] else ""
+        click.echo(f"  #{item['seq']:<3} {narrative.china(item['at'])}  {item['who']}{role}  {entry.title}")
+        for line in entry.lines:
+            click.echo(f"        {line}")
+        for label, value in entry.items:
+            click.echo(f"        {label}:{value}")
+        for label, before, after in entry.changes:
+            click.echo(f"        改动 {label}:{before} → {after}")
+        for a in entry.attachments:
+            click.echo(f"        附件 {a.get('name', '')}(SHA-256 {str(a.get('sha256', ''))[:12]}…)")
+        for line in entry.after:
+            click.echo(f"        {line}")
+
+
+@case.command("dossier")
+@db_option
+@json_option
+@click.argument("case_id", type=int)
+@click.option("--as", "username", default=None, metavar="USERNAME",
+              help="Read as this user (refused, and recorded, where the user may not read the case).")
+@handle_errors
+def case_dossier(as_json: bool, case_id: int, username: str | None) -> None:
+    """The case file (卷宗): every submission as made, decisions, objections, opinions."""
+    data = facade().dossier(case_id, username)
+    if as_json:
+        click.echo(dumps(dossier_module.contract(data)))
+        return
+    click.echo(f"事项 #{case_id} 卷宗:{len(data['submissions'])} 份提交")
+    for group in dossier_module.grouped(data):
+        click.echo(f"【{group['step_name']}】")
+        for s in group["rounds"]:
+            proxy = f",代办:为 {s['on_behalf_of']}({s['proxy_reason']})" if s["on_behalf_of"] else ""
+            round_ = f"第{s['round']}次 · " if s["round"] > 1 else ""
+            click.echo(f"  {round_}{narrative.china(s['at'])} {s['by_name']}({s['role_name']}){proxy}")
+            for item in s["items"]:
+                click.echo(f"    {item['label']}:{item['text']}")
+            for a in s["attachments"]:
+                click.echo(f"    附件 {a['name']}(SHA-256 {a['sha256'][:12]}…)")
+    if data["decisions"]:
+        click.echo("【流程判断】")
+        for dec in data["decisions"]:
+            click.echo(f"  {narrative.china(dec['at'])} {dec['text']}" + (f";依据:{dec['reason']}" if dec["reason"] else ""))
+    if data["objections"]:
+        click.echo("【收到的异议】")
+        for o in data["objections"]:
+            click.echo(f"  {narrative.china(o['at'])}(公示:{o['step_name']}){o['text']}")
+    if data["opinions"]:
+        click.echo("【监督意见】")
+        for o in data["opinions"]:
+            click.echo(f"  {narrative.china(o['at'])} {o['by_name']}:{o['text']}" + (f";{o['opinion']}" if o["opinion"] else ""))
 
 
 @case.command("list")

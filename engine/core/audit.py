@@ -245,10 +245,12 @@ def event_dict(ev: AuditEvent) -> dict[str, Any]:
             "data": json.loads(ev.data), "prev_hash": ev.prev_hash, "hash": ev.hash}
 
 
-def export_trail(session: Session, case_id: int, events: list[dict[str, Any]] | None = None) -> str:
+def export_trail(session: Session, case_id: int, events: list[dict[str, Any]] | None = None, *,
+                 annotate=None) -> str:
     """A self-contained trail (canonical JSON text) that `engine.trailcheck` verifies offline.
     ``events``: the case's events as :func:`event_dict` gives them, some of them masked
-    (:func:`engine.privacy.mask_events`); by default every stored event as it is."""
+    (:func:`engine.core.privacy.mask_events`); by default every stored event as it is.
+    ``annotate(events)`` may give each event its description in words, ``text`` (not hashed)."""
     case = session.get(Case, case_id)
     if case is None:
         from .errors import NotFound
@@ -258,6 +260,10 @@ def export_trail(session: Session, case_id: int, events: list[dict[str, Any]] | 
     org = session.get(Organization, case.org_id)
     if events is None:
         events = [event_dict(e) for e in case_events(session, case_id)]
+    if annotate is not None:
+        events = [dict(e) for e in events]
+        for event, text in zip(events, annotate(events)):
+            event["text"] = text
     trail = {
         "format": FORMAT,
         "algorithm": "hash = sha256(canonical JSON of {chain, seq, type, at, actor, role, data, prev}); "

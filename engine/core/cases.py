@@ -16,13 +16,13 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from . import attachments as evidence
-from . import audit, catalogue, clock, forms, people, privacy, spiff
+from . import audit, catalogue, clerk, clock, forms, people, privacy, spiff
 from .definitions import ProcedureDefinition
 from .directory import Actor, chain_ids, get_org, load_actor
 from .errors import Conflict, EngineIncident, Forbidden, InvalidData, NotFound, XiaoweiError
 from .expressions import ExpressionError, compile_expression
 from .procedures import Runtime, current_version, effective_params, runtime
-from storage.models import AuditEvent, Case, CaseField, Organization, TimerDue, WorkItem
+from storage.models import AuditEvent, Case, CaseField, Organization, Submission, TimerDue, WorkItem
 
 RUNNING = "running"
 CLOSED_STATUSES = ("completed", "rejected", "terminated", "cancelled")
@@ -64,6 +64,8 @@ class CaseContext:
     # Form values given in this change (name -> value) and the step that gave them: case_field rows.
     field_values: dict = field(default_factory=dict)
     field_step: str = ""
+    # The submission this change makes (a step completed), stored with its event's sequence number.
+    submission: dict | None = None
 
     ready_tasks: list = field(default_factory=list)
     timer_deadlines: list = field(default_factory=list)
@@ -114,6 +116,10 @@ class CaseContext:
         elif node.timer is not None:
             self.pending.append(("timer_fired", {"node": node.id, "name": node.name,
                                                  "notice_for": node.notice_for}))
+            step = self.definition.steps.get(node.notice_for or "")
+            if step is not None:  # later acts may not be dated before this notice ended
+                self.workflow.data[clerk.NOTICE_END_KEY] = {
+                    "step": step.id, "name": step.name, "date": clerk.china_date(clock.now()).isoformat()}
         elif node.type == "endEvent":
             self.end = {"end": node.id, "name": node.name, "outcome": node.outcome or "completed"}
 
@@ -203,6 +209,7 @@ def start_case(session: Session, procedure_id: str, org_code: str, username: str
     params = effective_params(session, d, org)
     workflow = spiff.new_workflow(rt.spec, rt.subprocess_specs, {k: v["value"] for k, v in params.items()})
     workflow.data[INITIAL_KEY] = initial
+    workflow.data[ROUNDS_KEY] = {"": 0}
     start_tasks = workflow.get_tasks(state=spiff.TaskState.READY)
     for task in start_tasks:
         task.data.update(initial)
@@ -319,7 +326,7 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
             raise Conflict(f"步骤“{step.name}”已被办理,无需重复提交 / step {step_id} was already completed")
         raise Conflict(f"步骤“{step.name}”尚未轮到办理 / step {step_id} is not ready")
     actor = load_actor(session, username)
-    role, proxy = _authorize_step(actor, d, step, ctx.chain_ids, on_behalf_of, proxy_reason)
+    role, proxy, errors = _authorize_step(actor, d, step, ctx.chain_ids, on_behalf_of, proxy_reason)
     files = evidence.resolve(session, attachments)
     initial = workflow.data.get(INITIAL_KEY, {})
     raw = dict(data or {})
@@ -329,17 +336,37 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
     objections = _objections_for(session, case.id, step)
     if objections and "objection_count" not in raw:
         raw["objection_count"] = len(objections)  # prefilled from the objections the public filed
-    clean = forms.validate(step.fields, step.constraints, raw, context=task.data,
-                           params=workflow.data.get(spiff.PARAMS_KEY, {}))
+    rounds = _rounds(ctx)
+    # Every problem of the form at once: 代办 details, each field, the cross-field rules, dates, evidence.
+    try:
+        clean = forms.validate(step.fields, step.constraints, raw, context=task.data,
+                               params=workflow.data.get(spiff.PARAMS_KEY, {}))
+    except InvalidData as exc:
+        errors.update(exc.errors)
+        clean = forms.valid_part(step.fields, raw)
+    facts = clerk.Facts(today=clerk.china_date(clock.now()), case_start=clerk.china_date(case.created_at),
+                        last_act=workflow.data.get(clerk.LAST_ACT_KEY), notice_end=workflow.data.get(clerk.NOTICE_END_KEY))
+    for key, message in clerk.check(step, clean, facts, files).items():
+        errors[key] = f"{errors[key]};{message}" if key in errors else message
     if objections and int(clean.get("objection_count") or 0) < len(objections):
-        raise InvalidData(f"公示期内收到{len(objections)}件异议,异议件数不能少于{len(objections)} / "
-                          f"{len(objections)} objections were filed",
-                          {"objection_count": f"公示期内收到{len(objections)}件异议"})
+        errors["objection_count"] = f"公示期内收到{len(objections)}件异议,异议件数不能少于{len(objections)}"
+    if errors:
+        raise InvalidData("表单有误,请检查 / the form has errors", errors)
+    act = clerk.latest_act(step, clean)
+    if act is not None:
+        workflow.data[clerk.LAST_ACT_KEY] = act
     clean, sealed = privacy.split_identity_fields(clean)  # a reporter's identity stays out of the trail
-    changes = [{"field": k, "label": next((f.label for f in step.fields if f.name == k), k),
-                "before": task.data.get(k), "after": v}
-               for k, v in clean.items() if task.data.get(k) != v]
+    round_ = rounds.get(step.id, 0) + 1
+    # A diff exists only between rounds of the same step: the previous round is under step.field.
+    changes = [] if round_ == 1 else [
+        {"field": f.name, "label": f.label, "before": task.data.get(f"{step.id}.{f.name}"), "after": clean.get(f.name)}
+        for f in step.fields if task.data.get(f"{step.id}.{f.name}") != clean.get(f.name)]
     task.data.update(clean)
+    task.data.update({f"{step.id}.{k}": v for k, v in clean.items()})
+    for f in step.fields:  # a field left empty in this round holds nothing, not the last round's value
+        if f.name not in clean:
+            task.data.pop(f"{step.id}.{f.name}", None)
+    rounds[step.id] = round_
     ctx.field_values, ctx.field_step = clean, step.id
     people.resolve_step(session, case.id, session.get(Organization, case.org_id), step, clean,
                         actor=actor.username, on_behalf_of=proxy["name"] if proxy else None)
@@ -347,7 +374,7 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
         case.title = next((str(clean[f.name])[:200] for f in step.fields if f.type == "text" and clean.get(f.name)),
                           case.title)
     ctx.run_task(task)
-    event = {"step": step.id, "name": step.name, "kind": step.kind, "task_id": str(task.id),
+    event = {"step": step.id, "name": step.name, "kind": step.kind, "task_id": str(task.id), "round": round_,
              "data": clean, "changes": changes}
     if proxy:
         event["on_behalf_of"] = proxy
@@ -357,11 +384,45 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
         event.update(extra)
     if sealed is not None:
         event["identity"] = privacy.event_marker(sealed)
+    ctx.submission = {"step_id": step.id, "step_name": step.name, "kind": step.kind, "round": round_,
+                      "task_id": str(task.id), "actor": actor.username, "role": role,
+                      "on_behalf_of": proxy["name"] if proxy else None, "proxy_reason": proxy["reason"] if proxy else None,
+                      "values": audit.to_json(clean), "attachments": audit.to_json(files or [])}
     seq = case.audit_seq + 1  # the step_completed event is the first this save appends
     save_case(ctx, ("step_completed", actor.username, role, event))
     if sealed is not None:
         privacy.store(session, case.id, seq, "report", sealed)
     return case
+
+
+ROUNDS_KEY = "xw_rounds"  # workflow data: step id -> rounds done, and "" -> submissions in the case
+
+
+def _rounds(ctx: CaseContext) -> dict[str, int]:
+    """How many times each step of the case was done (kept in the workflow data). A case begun before
+    submissions were kept gets them counted once from its rows, and its earlier submissions' values
+    put under their step.field names, so explicit names read the same in old and new cases."""
+    data = ctx.workflow.data
+    if ROUNDS_KEY not in data:
+        counts: dict[str, int] = {"": 0}
+        latest: dict[str, dict] = {}
+        rows = ctx.session.execute(select(Submission.step_id, Submission.values).where(
+            Submission.case_id == ctx.case.id).order_by(Submission.seq)).all()
+        for step_id, values in rows:
+            counts[step_id] = counts.get(step_id, 0) + 1
+            counts[""] += 1
+            latest[step_id] = json.loads(values)
+        data[ROUNDS_KEY] = counts
+        if latest:
+            for task in ctx.ready_tasks:
+                for step_id, values in latest.items():
+                    fields = {f.name: f for f in ctx.definition.steps[step_id].fields} \
+                        if step_id in ctx.definition.steps else {}
+                    for name, value in values.items():
+                        key = f"{step_id}.{name}"
+                        if key not in task.data:
+                            task.data[key] = _typed(fields.get(name), value)
+    return data[ROUNDS_KEY]
 
 
 def _objections_for(session: Session, case_id: int, step) -> list[dict]:
@@ -375,21 +436,25 @@ OBJECTIONS_SUFFIX = "_objections"
 
 
 def _authorize_step(actor: Actor, d: ProcedureDefinition, step, chain_ids: list[int],
-                    on_behalf_of: str | None, reason: str | None) -> tuple[str, dict | None]:
+                    on_behalf_of: str | None, reason: str | None) -> tuple[str, dict | None, dict[str, str]]:
+    """The role the actor does the step in, the 代办 details, and problems with those details (reported
+    together with the form's); Forbidden when the actor may not do the step at all."""
     held = actor.roles_at(chain_ids)
     if step.role in held and not on_behalf_of:
-        return step.role, None
+        return step.role, None, {}
     if step.proxy and held & catalogue.PROXY_ROLES:
-        if not (on_behalf_of or "").strip():
-            raise InvalidData("代办须填写被代办人姓名 / name the person you act for",
-                              {"on_behalf_of": "代办须填写被代办人姓名 / required"})
-        if not (reason or "").strip():
-            raise InvalidData("代办须填写代办原因 / give the reason for acting on their behalf",
-                              {"proxy_reason": "代办须填写代办原因 / required"})
+        errors = {}
+        name, why = (on_behalf_of or "").strip(), (reason or "").strip()
+        if not name:
+            errors["on_behalf_of"] = "代办须填写被代办人姓名 / name the person you act for"
+        elif len(name) > 50 or any(ord(ch) < 32 for ch in name):
+            errors["on_behalf_of"] = "被代办人姓名不能超过50字 / at most 50 characters"
+        if not why:
+            errors["proxy_reason"] = "代办须填写代办原因 / give the reason for acting on their behalf"
         role = sorted(held & catalogue.PROXY_ROLES)[0]
-        return role, {"name": on_behalf_of.strip()[:50], "reason": reason.strip()[:200]}  # type: ignore[union-attr]
+        return role, {"name": name[:50], "reason": why[:200]}, errors
     if step.role in held:
-        raise InvalidData("本步骤不允许代办 / this step cannot be done on someone's behalf", {"on_behalf_of": "not allowed"})
+        return step.role, None, {"on_behalf_of": "本步骤不允许代办 / this step cannot be done on someone's behalf"}
     role_name = catalogue.roles()[step.role].zh if step.role in catalogue.roles() else step.role
     raise Forbidden(f"{actor.username} 不是本村(社区)的“{role_name}”,无权办理“{step.name}” / "
                     f"{actor.username} lacks role {step.role} here", action="complete", step=step.id)
@@ -484,7 +549,13 @@ def save_case(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> Non
         case.closed_at = now
         if case.status != "cancelled":
             events.append(("case_closed", "system", "", {**ctx.end, "status": case.status}))
-    audit.append_case_events(session, case, events, at=now)
+    written = audit.append_case_events(session, case, events, at=now)
+    if ctx.submission is not None:
+        rounds = workflow.data.setdefault(ROUNDS_KEY, {"": 0})
+        rounds[""] = rounds.get("", 0) + 1
+        session.connection().execute(_INSERT_SUBMISSION, [{
+            **ctx.submission, "case_id": case.id, "seq": rounds[""], "at": now, "event_seq": written[0]["seq"]}])
+        ctx.submission = None
     case.state = spiff.dump_state(workflow)
     case.updated_at = now
     session.flush()
@@ -528,6 +599,7 @@ _DELETE_TIMERS = delete(TimerDue).where(TimerDue.case_id == bindparam("case_id")
 _DELETE_FIELDS = delete(CaseField).where(CaseField.case_id == bindparam("case_id"),
                                          CaseField.name.in_(bindparam("names", expanding=True)))
 _INSERT_FIELD = insert(CaseField)
+_INSERT_SUBMISSION = insert(Submission)
 _NUMERIC_TYPES = frozenset({"integer", "decimal", "money"})
 
 
@@ -606,3 +678,13 @@ def _rebuild_timers(ctx: CaseContext, waiting: list) -> list[dict]:
     if rows:
         session.connection().execute(_INSERT_TIMER, rows)
     return started
+
+
+def _typed(f, value):
+    """A value read back from a stored submission in the type the expression language compares."""
+    if f is None or value is None:
+        return value
+    try:
+        return forms.coerce(f, value)
+    except ValueError:
+        return value

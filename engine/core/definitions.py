@@ -138,6 +138,7 @@ class Step:
     basis: str = ""
     evidence: str = ""
     proxy: bool = False
+    evidence_required: bool = False  # the evidence named must be attached (a disclosure's notice photo)
     time_limit: TimeLimit | None = None
     time_limit_text: str | None = None
     fields: tuple[Field, ...] = ()
@@ -152,7 +153,8 @@ class Step:
         return {
             "id": self.id, "name": self.name, "kind": self.kind, "role": self.role,
             "instructions": self.instructions, "basis": self.basis, "evidence": self.evidence,
-            "proxy": self.proxy, "time_limit": str(self.time_limit) if self.time_limit else None,
+            "proxy": self.proxy, "evidence_required": self.evidence_required,
+            "time_limit": str(self.time_limit) if self.time_limit else None,
             "fields": [f.to_dict() for f in self.fields],
             "constraints": [{"test": c.test, "message": c.message} for c in self.constraints],
             "disclosure": self.disclosure, "vote": self.vote, "supervision": self.supervision,
@@ -210,6 +212,36 @@ class ProcedureDefinition:
         notes += [{"where": f"参数“{p.label}”", "text": p.review} for p in self.parameters.values() if p.review]
         notes += [{"where": f"步骤“{s.name}”", "text": s.review} for s in self.steps.values() if s.review]
         return notes
+
+    def readable_fields(self) -> dict[str, Field]:
+        """Every name an expression may read, with its field: each field by its name (the latest
+        submission that had it) and qualified by its step (``resolve.present``)."""
+        out = self.fields_by_name()
+        for step in self.steps.values():
+            for f in step.fields:
+                out[f"{step.id}.{f.name}"] = f
+        return out
+
+    def writers_before(self, node_id: str, name: str) -> set[str]:
+        """The steps whose submission of field ``name`` may be the latest one when ``node_id`` is
+        reached: walking back along the flows, the first step on each path that has the field."""
+        found: set[str] = set()
+        seen: set[str] = set()
+        stack = [self.flows[f].source for f in self.nodes[node_id].incoming if f in self.flows] \
+            if node_id in self.nodes else []
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            step = self.steps.get(current)
+            if step is not None and any(f.name == name for f in step.fields):
+                found.add(current)
+                continue
+            node = self.nodes.get(current)
+            if node is not None:
+                stack.extend(self.flows[f].source for f in node.incoming if f in self.flows)
+        return found
 
     def roles(self) -> list[str]:
         return [lane.role for lane in self.lanes.values() if lane.role]
@@ -428,6 +460,7 @@ def _read_step(el: etree._Element, node: Node, d: ProcedureDefinition) -> Step:
         review=_text(_ext1(el, "review")),
         evidence=meta.get("evidence", "") if meta is not None else "",
         proxy=_bool(meta.get("proxy")) if meta is not None else False,
+        evidence_required=_bool(meta.get("evidenceRequired")) if meta is not None else False,
         time_limit=limit, time_limit_text=time_text,
     )
     step.fields = tuple(_read_field(f) for f in _ext(el, "field"))
@@ -451,4 +484,5 @@ def _read_field(el: etree._Element) -> Field:
         default=el.get("default"),
         options=tuple(Option(o.get("value", ""), o.get("label", "") or o.get("value", ""))
                       for o in el.findall("xw:option", NS)),
+        date_rule=el.get("dateRule") if el.get("dateRule") in ("planned", "record") else "act",
     )

@@ -299,3 +299,11 @@ def session_facts(session: Session, username: str):
     a signed-in user checks."""
     return session.execute(select(User.id, User.username, User.display_name, User.active, User.password_changed_at)
                            .where(User.username == username)).first()
+
+
+def display_names(session: Session, usernames: Iterable[str]) -> dict[str, str]:
+    """username → display name, for the users among ``usernames`` (one query)."""
+    names = {u for u in usernames if u}
+    if not names:
+        return {}
+    return dict(session.execute(select(User.username, User.display_name).where(User.username.in_(names))).all())

@@ -5,6 +5,11 @@ Expressions are parsed with :mod:`ast` and evaluated by walking a whitelist of n
 names, literals, comparisons, boolean logic, arithmetic, conditional expressions, list and
 tuple literals, and calls of a few named functions. Anything else is rejected when a BPMN
 file is validated (:func:`check`) and again, defensively, when evaluated.
+
+A name is either a field (``present``: the value of the latest submission that had it) or a
+field qualified by the step that submitted it (``party_review.present``): the party meeting's
+counts and the representatives' counts are different facts. A qualified name is looked up as the
+key ``"party_review.present"`` of the case data; no Python attribute is ever read.
 """
 
 from __future__ import annotations
@@ -188,9 +193,22 @@ CONSTANTS = {"True": True, "False": False, "None": None}
 
 _ALLOWED_NODES = (
     ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.BinOp, ast.UnaryOp, ast.Compare,
-    ast.IfExp, ast.Call, ast.Name, ast.Load, ast.Constant, ast.List, ast.Tuple,
+    ast.IfExp, ast.Call, ast.Name, ast.Load, ast.Constant, ast.List, ast.Tuple, ast.Attribute,
     *_BINARY, *_UNARY, *_COMPARE,
 )
+
+
+def qualified(node: ast.AST) -> str | None:
+    """``step.field`` for a qualified name (an attribute of a plain name), else None."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return f"{node.value.id}.{node.attr}"
+    return None
+
+
+def split_name(name: str) -> tuple[str | None, str]:
+    """(step, field) of a name read by an expression: ``("resolve", "present")`` or ``(None, "present")``."""
+    step, dot, field = name.partition(".")
+    return (step, field) if dot else (None, name)
 
 
 @dataclass(frozen=True)
@@ -245,6 +263,7 @@ def compile_expression(source: str) -> Expression:
         raise ExpressionError(f"syntax error: {exc.msg}") from None
     names: set[str] = set()
     params: set[str] = set()
+    bases = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     count = 0
     for node in ast.walk(tree):
         count += 1
@@ -254,10 +273,17 @@ def compile_expression(source: str) -> Expression:
             raise ExpressionError(f"not allowed: {type(node).__name__}")
         if isinstance(node, ast.Call):
             _check_call(node, params)
+        elif isinstance(node, ast.Attribute):
+            name = qualified(node)
+            if name is None or node.value.id in CONSTANTS or node.value.id in FUNCTION_NAMES:  # type: ignore[attr-defined]
+                raise ExpressionError("only step.field names may use a dot")
+            if node.attr.startswith("_") or node.value.id.startswith("_"):  # type: ignore[attr-defined]
+                raise ExpressionError(f"name not allowed: {name}")
+            names.add(name)
         elif isinstance(node, ast.Name):
             if node.id.startswith("_"):
                 raise ExpressionError(f"name not allowed: {node.id}")
-            if node.id not in CONSTANTS and node.id not in FUNCTION_NAMES:
+            if node.id not in CONSTANTS and node.id not in FUNCTION_NAMES and id(node) not in bases:
                 names.add(node.id)
         elif isinstance(node, ast.Constant) and not isinstance(
             node.value, (int, float, str, bool, type(None))
@@ -309,6 +335,14 @@ class _Evaluator:
         if node.id not in self.variables:
             raise ExpressionError(f"unknown name: {node.id}", "name")
         return self.variables[node.id]
+
+    def visit_Attribute(self, node: ast.Attribute) -> Any:
+        name = qualified(node)
+        if name is None:
+            raise ExpressionError("only step.field names may use a dot")
+        if name not in self.variables:
+            raise ExpressionError(f"unknown name: {name}")
+        return self.variables[name]
 
     def visit_List(self, node: ast.List) -> list:
         return check_result([self.visit(e) for e in node.elts])

@@ -55,6 +55,7 @@ class Field:
     options: tuple[Option, ...] = ()
     # The value taken when the field is left blank (e.g. 0 members excluded from 应到); shown prefilled.
     default: str | None = None
+    date_rule: str = "act"  # date fields: act | planned | record (engine/clerk.py)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -72,6 +73,8 @@ class Field:
             out["maxLength"] = self.max_length
         if self.options:
             out["options"] = [{"value": o.value, "label": o.label} for o in self.options]
+        if self.type in ("date", "datetime") and self.date_rule != "act":
+            out["date_rule"] = self.date_rule
         return out
 
 
@@ -134,22 +137,40 @@ def validate(fields: tuple[Field, ...], constraints: tuple[Constraint, ...], raw
             result.values[f.name] = coerce(f, value)
         except ValueError as exc:
             result.errors[f.name] = str(exc)
-    if not result.errors:
-        scope = {**(context or {}), **result.values}
-        for c in constraints:
-            expr = compile_expression(c.test)
-            if expr.names - set(scope):
-                continue  # a constraint over optional fields left empty does not apply
-            try:
-                ok = expr.evaluate(scope, params or {})
-            except ExpressionError:
-                ok = False
-            if not ok:
-                result.errors["__all__"] = c.message
-                break
+    # Cross-field rules over the fields that are valid: every failing rule is reported, next to the
+    # first field of this form it reads (so the message stands where the fix is).
+    scope = {**(context or {}), **result.values}
+    for c in constraints:
+        expr = compile_expression(c.test)
+        if expr.names & set(result.errors) or expr.names - set(scope):
+            continue  # over a field that is wrong anyway, or an optional field left empty
+        try:
+            ok = expr.evaluate(scope, params or {})
+        except ExpressionError:
+            ok = False
+        if not ok:
+            key = next((f.name for f in fields if f.name in expr.names), FORM_KEY)
+            result.errors[key] = f"{result.errors[key]};{c.message}" if key in result.errors else c.message
     if result.errors:
         raise InvalidData("表单有误,请检查 / the form has errors", result.errors)
     return result.values
+
+
+FORM_KEY = "form"  # errors about the form as a whole
+
+
+def valid_part(fields: tuple[Field, ...], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of ``raw`` that are valid on their own (for further checks after some failed)."""
+    out: dict[str, Any] = {}
+    for f in fields:
+        value = raw.get(f.name) if isinstance(raw, Mapping) else None
+        if _is_blank(value):
+            continue
+        try:
+            out[f.name] = coerce(f, value)
+        except ValueError:
+            continue
+    return out
 
 
 def _is_blank(value: Any) -> bool:
@@ -192,6 +213,8 @@ def coerce(f: Field, value: Any) -> Any:
         if abs(number) > NUMBER_LIMIT or (number != 0 and number.adjusted() < -12):
             raise ValueError(_OUT_OF_RANGE.format(label=label))
         if t == "money":
+            if f.min is None and number < 0:
+                raise ValueError(f"“{label}”不能为负数 / must not be negative")
             if number != number.quantize(Decimal("0.01")):
                 raise ValueError(f"“{label}”最多两位小数 / at most two decimals")
             number = number.quantize(Decimal("0.01"))

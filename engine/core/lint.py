@@ -127,6 +127,7 @@ def check_definition(d: ProcedureDefinition, *, require_di: bool = True) -> Iter
     yield from _check_parameters(d)
     yield from _check_flows_and_expressions(d)
     yield from _check_gateways(d)
+    yield from _check_ambiguous_names(d)
     from .lint_runtime import check_runtime  # conditions and timers that can fail at run time (#13)
 
     yield from check_runtime(d)
@@ -185,7 +186,7 @@ def _check_lanes_and_steps(d: ProcedureDefinition) -> Iterable[Problem]:
             yield Problem("lane-role", lane.id, f"泳道“{lane.name}”未指定角色(xw:role)", "lane without xw:role key")
         elif lane.role not in known:
             yield Problem("lane-role", lane.id, f"泳道“{lane.name}”的角色“{lane.role}”未定义", f"unknown role {lane.role}")
-    all_fields = d.fields_by_name()
+    all_fields = d.readable_fields()
     for step in d.steps.values():
         if step.lane is None:
             yield Problem("no-lane", step.id, f"任务“{step.name}”不在任何泳道中", "user task outside any lane")
@@ -234,7 +235,7 @@ def _check_parameters(d: ProcedureDefinition) -> Iterable[Problem]:
 
 
 def _check_flows_and_expressions(d: ProcedureDefinition) -> Iterable[Problem]:
-    fields = d.fields_by_name()
+    fields = d.readable_fields()
     for flow in d.flows.values():
         for end in (flow.source, flow.target):
             if end not in d.nodes:
@@ -270,8 +271,34 @@ def _check_expression(d: ProcedureDefinition, element: str, text: str, fields: d
         yield Problem("unknown-param", element, f"表达式引用了未声明的参数“{key}”", f"undeclared parameter {key}")
 
 
+def _check_ambiguous_names(d: ProcedureDefinition) -> Iterable[Problem]:
+    """A plain field name reads the latest submission that had the field. Where two different steps
+    may have been that latest one (two meetings both have 会议日期), the name must say which:
+    ``resolve.meeting_date``. A step's own fields in its constraints are its own values."""
+    reads: list[tuple[str, str, str]] = []  # (element, node the value is read at, expression)
+    for flow in d.flows.values():
+        if flow.condition and flow.source in d.nodes:
+            reads.append((flow.id, flow.source, flow.condition))
+    for step in d.steps.values():
+        reads.extend((step.id, step.id, c.test) for c in step.constraints)
+    for element, at, text in reads:
+        try:
+            expr = compile_expression(text)
+        except ExpressionError:
+            continue  # reported elsewhere
+        own = {f.name for f in d.steps[at].fields} if at in d.steps else set()
+        for name in sorted(n for n in expr.names if "." not in n and n not in own):
+            writers = d.writers_before(at, name)
+            if len(writers) > 1:
+                names = "、".join(f"“{d.steps[w].name}”" for w in sorted(writers))
+                example = f"{sorted(writers)[0]}.{name}"
+                yield Problem("ambiguous-field", element,
+                              f"表达式“{text}”中的字段“{name}”可能来自{names},请写明步骤,如 {example}",
+                              f"field {name} may come from steps {', '.join(sorted(writers))}: write e.g. {example}")
+
+
 def _check_gateways(d: ProcedureDefinition) -> Iterable[Problem]:
-    fields = d.fields_by_name()
+    fields = d.readable_fields()
     params = {k: p.default for k, p in d.parameters.items()}
     for node in d.nodes.values():
         if node.type != "exclusiveGateway" or len(node.outgoing) < 2:

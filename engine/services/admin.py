@@ -292,3 +292,17 @@ def system_chain_page(session: Session, page: int, per_page: int):
     names = dict(session.execute(select(User.username, User.display_name).where(User.username.in_(actors))).all()) \
         if actors else {}
     return total, events, report, head, names
+
+
+def system_chain_words(session: Session, events: list[dict], lang: str = "zh") -> list:
+    """The system chain's events told in words (engine.render.narrative): people by name, parameters by
+    label, organizations by name — never a key or a code."""
+    from engine.render import narrative
+
+    people = {e["actor"] for e in events if e["actor"]} | {
+        str(e["data"].get(k) or "") for e in events for k in ("username", "cadre", "subject")}
+    ctx = narrative.Context(names=directory.display_names(session, people),
+                            param_labels={k: p.label for k, p in procedures.declared_parameters(session).items()},
+                            org_names=dict(session.execute(select(Organization.code, Organization.name)).all()),
+                            lang=lang)
+    return [narrative.describe(e, ctx) for e in events]

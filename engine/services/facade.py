@@ -13,8 +13,11 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from sqlalchemy import bindparam, func, select
 
-from engine.core import attachments, audit, cases, directory, privacy, procedures
+from engine.core import attachments, audit, cases, catalogue, directory, privacy, procedures
 from engine.core.errors import EngineIncident, Forbidden, NotFound
+from engine.render import narrative
+
+from . import dossier
 from storage import Database
 from storage.models import AuditEvent, Case, Organization, Procedure, ProcedureVersion, TimerDue, WorkItem
 
@@ -428,7 +431,8 @@ class Xiaowei:
         """The case's trail for offline verification; its chain's head is anchored in a signed
         checkpoint first when a signing key is available here (engine.core.checkpoints). Identities
         that legacy events hold are masked (and the events marked) unless ``username`` may know them
-        (engine.core.privacy)."""
+        (engine.core.privacy). Each event also carries its description in words, ``text`` (outside
+        the hashed content: it explains, the data is the record)."""
         from engine.core import checkpoints
 
         with self.db.read() as s:
@@ -437,14 +441,71 @@ class Xiaowei:
         checkpoints.ensure_anchored(self.db, audit.case_chain(case_id))
         with self.db.read() as s:
             case = s.get(Case, case_id)
-            if case is None:
-                raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
             events = [audit.event_dict(e) for e in audit.case_events(s, case_id)]
             keep: set[int] = set()
             if username:
                 d = procedures.runtime(s, case.procedure_version_id).definition
                 keep = privacy.visible_seqs(s, directory.load_actor(s, username), case, d, events)
-            return audit.export_trail(s, case_id, privacy.mask_events(events, keep))
+            shown = privacy.mask_events(events, keep)
+            ctx = self._narrative_context(s, case, shown)
+            return audit.export_trail(s, case_id, shown, annotate=lambda evs: [
+                entry.text() for entry in narrative.describe_all(evs, ctx)])
+
+    # --- the case file and the trail in words ---------------------------------------------------
+    def _narrative_context(self, s, case: Case, events: list[dict] | None = None,
+                           show_identities: bool = False) -> "narrative.Context":
+        d = procedures.runtime(s, case.procedure_version_id).definition
+        if events is None:
+            events = [audit.event_dict(e) for e in audit.case_events(s, case.id)]
+        actors = {e["actor"] for e in events if e["actor"]} | {case.started_by}
+        return narrative.Context(definition=d, names=directory.display_names(s, actors),
+                                 params=narrative.case_params(events, d), show_identities=show_identities)
+
+    def readable_case(self, s, case_id: int, username: str | None, action: str) -> Case:
+        """The case if ``username`` may read it (None: the operator at the command line); a refusal is
+        recorded in the case's trail exactly as the web app records it."""
+        case = s.get(Case, case_id)
+        if case is None:
+            raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
+        if username is not None:
+            actor = directory.load_actor(s, username)
+            if case.org_id not in directory.visible_org_ids(s, actor):
+                raise Forbidden("不在本人所属机构范围内,无权查阅本事项 / outside the user's organizations",
+                                action=action)
+        return case
+
+    def dossier(self, case_id: int, username: str | None = None) -> dict:
+        """The case file (卷宗): submissions as made, decisions, objections, opinions. Objectors are
+        named only to ``username`` when they may know them (engine.core.privacy)."""
+        self.fire_due(case_id)
+        try:
+            with self.db.read() as s:
+                case = self.readable_case(s, case_id, username, "dossier")
+                events = [audit.event_dict(e) for e in audit.case_events(s, case_id)]
+                keep: set[int] = set()
+                if username:
+                    d = procedures.runtime(s, case.procedure_version_id).definition
+                    keep = privacy.visible_seqs(s, directory.load_actor(s, username), case, d, events)
+                shown = privacy.mask_events(events, keep)
+                ctx = self._narrative_context(s, case, shown)
+                return dossier.build(s, case_id, ctx.definition, shown, names=ctx.names)
+        except Forbidden as exc:
+            self._record_denied(case_id, username or "", exc)
+            raise
+
+    def narrated_history(self, case_id: int) -> list[dict]:
+        """Every event of the case with its description in words (for the command line; identities
+        of the public from before they were sealed are masked)."""
+        with self.db.read() as s:
+            case = s.get(Case, case_id)
+            if case is None:
+                raise NotFound(f"没有编号为 {case_id} 的事项 / no case {case_id}")
+            events = privacy.mask_events([audit.event_dict(e) for e in audit.case_events(s, case_id)], set())
+            ctx = self._narrative_context(s, case, events)
+            entries = narrative.describe_all(events, ctx)
+            return [{"seq": e["seq"], "at": e["at"], "who": ctx.who(e["actor"], account=True), "role": e["role"],
+                     "role_name": catalogue.role_zh(e["role"], ""), "entry": entry}
+                    for e, entry in zip(events, entries)]
 
     def audit_event_count(self) -> int:
         with self.db.read() as s:

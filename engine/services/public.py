@@ -13,6 +13,7 @@ an objection or a report (an objection is shown as “received”, and the respo
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Iterable
@@ -87,6 +88,66 @@ def private_values(d: ProcedureDefinition, events: Iterable[dict]) -> set[str]:
             if f is not None and not f.public and value not in (None, ""):
                 found.add(str(value).strip()[:200])
     return found
+
+
+def personal_values(d: ProcedureDefinition, events: Iterable[dict]) -> set[str]:
+    """The personal values (names, phones, ID numbers) a case's events carry."""
+    fields = d.fields_by_name()
+    found: set[str] = set()
+    for ev in events:
+        data = ev.get("data") or {}
+        values = dict(data.get("initial") or {}) if ev.get("type") == "case_started" else dict(data.get("data") or {})
+        for name, value in values.items():
+            f = fields.get(name)
+            if f is not None and f.type in forms.PERSONAL_TYPES and value not in (None, ""):
+                found.add(str(value).strip())
+        proxy = data.get("on_behalf_of")
+        if isinstance(proxy, dict) and proxy.get("name"):
+            found.add(str(proxy["name"]).strip())
+    return found
+
+
+_ID_IN_TEXT = re.compile(r"(?<![0-9])[1-9][0-9]{5}(?:19|20)[0-9]{9}[0-9Xx](?![0-9])")
+_PHONE_IN_TEXT = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
+
+
+def concerns_a_person(d: ProcedureDefinition) -> bool:
+    """A procedure about one person or household (低保, 调解, 信访, 证明…): its first step, the
+    application, asks for a private person."""
+    first = _first_steps(d)
+    return any(f.type == "person" and not f.public for sid in first for f in d.steps[sid].fields)
+
+
+def _first_steps(d: ProcedureDefinition) -> list[str]:
+    """The user tasks reachable from the start without passing another user task."""
+    seen, found, stack = set(), [], list(d.start_ids)
+    while stack:
+        nid = stack.pop()
+        if nid in seen:
+            continue
+        seen.add(nid)
+        if nid in d.steps:
+            found.append(nid)
+            continue
+        node = d.nodes.get(nid)
+        if node is not None:
+            stack.extend(d.flows[f].target for f in node.outgoing if f in d.flows)
+    return found
+
+
+def mask_title(d: ProcedureDefinition, title: str, personal: Iterable[str] = ()) -> str:
+    """A case title as the public may read it. The title people type is public, but what they type
+    into it may not be: ID numbers and mobile numbers are masked, and so is any personal value the
+    case holds (a name in a person field). A procedure about one person shows only its own name,
+    since a name typed into the title ("王阿婆低保申请") cannot be told from other words."""
+    text = (title or "").strip()
+    if not text or text == d.name or concerns_a_person(d):
+        return d.name
+    text = _ID_IN_TEXT.sub(lambda m: forms.mask("idnumber", m.group(0)), text)
+    text = _PHONE_IN_TEXT.sub(lambda m: forms.mask("phone", m.group(0)), text)
+    for value in sorted({v.strip() for v in personal if v and len(v.strip()) >= 2}, key=len, reverse=True):
+        text = text.replace(value, forms.mask("person", value))
+    return text
 
 
 # --- 码上举报 -------------------------------------------------------------------------------

@@ -653,14 +653,36 @@ def walk(app, case_id: int, users: Mapping[str, str], *, choices: Mapping[str, s
         take = pending.pop(step_id, None)
         payload = plan_step_data(d, step_id, params, data, take=take, ahead=pending)
         step = d.steps[step_id]
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         user = users.get(step.role or "")
         if user is None and step.proxy:
             user = users.get("committee")
             kwargs = {"on_behalf_of": "张三明", "proxy_reason": "申请人年老行动不便"}
+        if step.evidence_required:
+            kwargs["attachments"] = sample_evidence(app, step, user)
         app.complete(case_id, step_id, user, payload, **kwargs)
         visited.append(step_id)
     raise AssertionError(f"case {case_id} did not end within {max_steps} steps: {visited}")
+
+
+def sample_png(seed: str = "") -> bytes:
+    """A small real PNG image (uncompressed), different for each ``seed``."""
+    import hashlib
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + hashlib.sha256(f"{seed}:{y}".encode()).digest()[:12] for y in range(4))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b""))
+
+
+def sample_evidence(app, step: Step, username: str | None) -> list[dict]:
+    """A stored photo standing for the evidence a step must keep (e.g. its 公示照片), as references."""
+    name = (step.evidence or "材料").split("、")[0][:40] + ".png"
+    return app.store_files([(name, sample_png(step.id))], username or "system")
 
 
 def case_context(app, case_id: int):

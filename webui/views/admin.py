@@ -12,6 +12,7 @@ from engine.core.errors import Forbidden, InvalidData
 
 from webui.i18n import gettext as _
 from webui.security import login_required, xw
+from webui.i18n import current as current_language
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -252,6 +253,7 @@ def params():
 def audit_log():
     page = _page()
     total, events, report, head, names = xw().read(engine_admin.system_chain_page, page, AUDIT_PER_PAGE)
+    entries = xw().read(engine_admin.system_chain_words, events, current_language())
     pages = max((total + AUDIT_PER_PAGE - 1) // AUDIT_PER_PAGE, 1)
-    return render_template("admin/audit.html", events=events, total=total, page=page, pages=pages, report=report,
-                           head=head, names=names)
+    return render_template("admin/audit.html", events=events, entries=entries, total=total, page=page, pages=pages,
+                           report=report, head=head, names=names)

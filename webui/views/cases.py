@@ -12,14 +12,17 @@ from flask import (Blueprint, Response, abort, flash, g, get_flashed_messages, r
 
 from engine.core import attachments as engine_attachments
 from engine.core import cases as engine_cases
-from engine.core import catalogue, procedures
+from engine.core import catalogue, forms, procedures
+from engine.render import narrative
 from engine.render.diagram import DiagramError, render_svg
 from engine.core.errors import Conflict, EngineIncident, Forbidden, InvalidData, NotFound, XiaoweiError
 
 from webui import filters
 from engine.core import privacy
-from engine.services import lookups, objection_reads, reads
+from engine.services import dossier, lookups, objection_reads, reads
+from engine.services import public as engine_public
 from . import uploads
+from webui.i18n import current as current_language
 from webui.security import login_required, xw
 
 if TYPE_CHECKING:
@@ -82,6 +85,11 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
                 actions.append(entry)
             else:
                 others.append(entry)
+    with narrative.language(current_language()):
+        file = xw().dossier(case_id, g.user.username)
+        params = narrative.case_params(history, d)
+        for entry in actions:
+            entry["judgement"] = dossier.judgement(d, entry["step"].id, file, params, history, info["timers"])
     nodes, flows = reads.path_of(d, history)
     current = {i["step_id"] for i in info["current_steps"]} | {t["node"] for t in info["timers"]}
     overdue = {i["step_id"] for i in info["current_steps"] if i["overdue"]}
@@ -98,10 +106,24 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
     return {"case": info, "definition": d, "actions": actions, "others": others, "svg": svg,
             "incident": incident, "can_retry": can_retry,
             "objection_panel": xw().read(objection_reads.panel, g.actor, case_id),
+            "dossier": file, "dossier_groups": dossier_groups(file),
             "focus": sorted(current), "upload_limit": engine_attachments.size_text(engine_attachments.max_bytes()),
             "upload_max_files": engine_attachments.MAX_FILES,
             "timers": [{**t, "name": d.nodes[t["node"]].name if t["node"] in d.nodes else t["node"]}
                        for t in info["timers"]]}
+
+
+def dossier_groups(file: Mapping) -> list[dict]:
+    """The case file grouped by step for the page; each submission with the decisions that followed it."""
+    groups = dossier.grouped(file)
+    subs = sorted((s for g in groups for s in g["rounds"]), key=lambda s: s["event_seq"])
+    for s in subs:
+        s["decisions"] = []
+    for decision in file["decisions"]:
+        before = [s for s in subs if s["event_seq"] < (decision["event_seq"] or 0)]
+        if before:
+            before[-1]["decisions"].append(decision)
+    return groups
 
 
 def public_intake(session, entry: dict, case_id: int, d, step, history: list[dict], prefill: bool) -> None:
@@ -160,7 +182,7 @@ def complete(case_id: int, step_id: str):
                                on_behalf_of=proxy["on_behalf_of"] or None, proxy_reason=proxy["proxy_reason"] or None,
                                attachments=files or None)
     except InvalidData as exc:
-        errs = dict(exc.errors) or {"__all__": exc.message}
+        errs = dict(exc.errors) or {forms.FORM_KEY: exc.message}
         view = case_view(case_id, values={step_id: {**sent, **proxy}}, errors={step_id: errs},
                          files={step_id: uploads.usable(refs, g.user.username)})
         return render_template("cases/show.html", **view, done=[], notices=[], failed_step=step_id), 422
@@ -213,8 +235,11 @@ def trail_context(case: Case, case_id: int) -> dict:
                          overdue={i["step_id"] for i in info["current_steps"] if i["overdue"]}, title=d.name)
     except DiagramError:
         svg = None
-    return {"case": info, "definition": d, "events": history, "names": names, "focus": sorted(current),
-            "fields": d.fields_by_name(), "verified": all(r.ok for r in reports),
+    ctx = narrative.Context(definition=d, names=names, params=narrative.case_params(history, d),
+                            lang=current_language())
+    entries = narrative.describe_all(history, ctx)
+    return {"case": info, "definition": d, "events": history, "entries": entries, "names": names,
+            "focus": sorted(current), "fields": d.fields_by_name(), "verified": all(r.ok for r in reports),
             "problems": [p for r in reports for p in r.problems], "svg": svg,
             "identities": xw().read(objection_reads.identities, g.actor, case_id)}
 
@@ -358,7 +383,7 @@ def start():
                 proc = lookups.procedure(s, p["id"])
                 d = reads.definition(s, proc.current_version_id)
                 first = [d.steps[n] for n in _first_steps(d)]
-                details[p["id"]] = {"definition": d, "can_start": any(
+                details[p["id"]] = {"definition": d, "concerns_person": engine_public.concerns_a_person(d), "can_start": any(
                     st.role in held or (st.proxy and held & catalogue.PROXY_ROLES) for st in first)
                     or bool(held & catalogue.ADMIN_ROLES)}
         for code, cat in catalogue.categories().items():

@@ -3,14 +3,14 @@ signed checkpoints over the chain heads (Merkle tree), and on PostgreSQL trigger
 UPDATE, DELETE and TRUNCATE on the audit trail and the checkpoint tables
 
 Revision ID: 0009
-Revises: 0007 (the lead chains it after 0008 at merge)
+Revises: 0008
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

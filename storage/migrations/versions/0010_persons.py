@@ -92,10 +92,14 @@ def upgrade() -> None:
         sa.Column('created_at', sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint('name'),
     )
-    with op.batch_alter_table('user_account') as batch:
-        batch.add_column(sa.Column('person_id', sa.Integer(), nullable=True))
-        batch.create_index(batch.f('ix_user_account_person_id'), ['person_id'])
-        batch.create_foreign_key('fk_user_account_person_id_person', 'person', ['person_id'], ['id'])
+    if op.get_bind().dialect.name == 'sqlite':
+        # A plain ADD COLUMN: SQLite's batch mode would copy and drop user_account, which the foreign keys
+        # of role_assignment and user_session pointing at it refuse in a database that is in use.
+        op.execute('ALTER TABLE user_account ADD COLUMN person_id INTEGER REFERENCES person (id)')
+    else:
+        op.add_column('user_account', sa.Column('person_id', sa.Integer(), nullable=True))
+        op.create_foreign_key('fk_user_account_person_id_person', 'user_account', 'person', ['person_id'], ['id'])
+    op.create_index(op.f('ix_user_account_person_id'), 'user_account', ['person_id'])
     _copy_kinship()
 
 
