@@ -1,0 +1,206 @@
+"""Township variants (issue #15): township staff make, publish and use a variant of B-PUR-02 (a village
+of that township runs it, a village of another township runs the district's version); a variant that
+drops the supervision checkpoint or loosens a limit is refused in Chinese; the district's update is
+flagged and can be rebased (the township's changes re-applied); the CLI command and its refusal; the
+web pages and their permissions."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import add_user
+from engine.bpmn.steptable import TABLES_DIR, build_bpmn, load_table
+from engine.cli import main
+from engine.core import directory, procedures
+from engine.core.errors import Forbidden, InvalidProcedure
+from engine.services import editing, variants
+from storage.models import AuditEvent, Case, ProcedureVersion
+
+PID = "B-PUR-02"
+KEY = "B-PUR-02@SFZ"
+TOWN_STEP = {"id": "town_filing", "name": "镇农经站备案", "role": "bookkeeper", "kind": "task", "time_limit": "2wd",
+             "instructions": "报账后将采购单据报镇农经站备案。", "evidence": "备案回执",
+             "fields": [{"name": "filing_date", "label": "备案日期", "type": "date", "required": True, "public": True}]}
+
+
+@pytest.fixture
+def other_township(xw):
+    """A second township (北镇) with a village and its staff: a variant of 示范镇 must not reach it."""
+    with xw.db.write() as s:
+        directory.add_org(s, "BEIZ", "北镇", "township", "SFQ")
+        directory.add_org(s, "BEICUN", "北村", "village", "BEIZ")
+    return {"staff": add_user(xw, "beiz_staff", "township_staff@BEIZ"),
+            "handler": add_user(xw, "beicun_handler", "handler@BEICUN")}
+
+
+def _table(xw, key: str) -> dict:
+    with xw.db.read() as s:
+        return json.loads(editing.get_draft(s, key).step_table)
+
+
+def _save_table(xw, key: str, table: dict, username: str) -> None:
+    with xw.db.write() as s:
+        draft = editing.get_draft(s, key)
+        editing.save_step_table_draft(s, key, build_bpmn(table), table, username=username,
+                                      expected_revision=draft.revision if draft else 0)
+
+
+def _with_town_step(table: dict) -> dict:
+    """The township adds a filing step after 凭票报账 and tightens 凭票报账 from 5 to 3 working days."""
+    table = copy.deepcopy(table)
+    steps = table["steps"]
+    at = next(i for i, s in enumerate(steps) if s["id"] == "reimburse")
+    steps[at]["time_limit"] = "3wd"
+    steps.insert(at + 1, copy.deepcopy(TOWN_STEP))
+    return table
+
+
+def _make_variant(xw, people) -> None:
+    with xw.db.write() as s:
+        opened = variants.open_variant(s, PID, "SFZ", username=people["township_staff"])
+    assert opened["created"] and opened["draft_started"] and opened["key"] == KEY
+    _save_table(xw, KEY, _with_town_step(_table(xw, KEY)), people["township_staff"])
+    with xw.db.write() as s:
+        published = variants.publish_variant(s, PID, "SFZ", username=people["township_staff"], note="本镇增加备案")
+    assert published["version"] == 1 and "镇农经站备案" in published["change_summary"]
+
+
+def _case_definition(xw, case_id: int):
+    with xw.db.read() as s:
+        case = s.get(Case, case_id)
+        version = s.get(ProcedureVersion, case.procedure_version_id)
+        return version.procedure_id, procedures.runtime(s, version.id).definition
+
+
+def test_township_staff_make_publish_and_use_a_variant(xw, people, other_township):
+    _make_variant(xw, people)
+    # 东岙村 (示范镇) runs the variant; 北村 (北镇) keeps the district's version.
+    mine = xw.start_case(PID, "DONGAO", people["handler"])
+    other = xw.start_case(PID, "BEICUN", other_township["handler"])
+    stored, d = _case_definition(xw, mine)
+    assert stored == KEY and d.id == PID and "town_filing" in d.steps and str(d.steps["reimburse"].time_limit) == "3wd"
+    stored, d = _case_definition(xw, other)
+    assert stored == PID and "town_filing" not in d.steps and str(d.steps["reimburse"].time_limit) == "5wd"
+    with xw.db.read() as s:
+        case = s.get(Case, mine)
+        assert case.procedure_id == PID  # lists, rules and boards still see B-PUR-02
+        started = json.loads(s.query(AuditEvent.data).filter(AuditEvent.case_id == mine, AuditEvent.type == "case_started")
+                             .scalar())
+        assert started["variant"] == KEY
+        kinds = [t for (t,) in s.query(AuditEvent.type).filter(AuditEvent.chain == "system")]
+        assert {"variant_created", "variant_draft_started", "variant_published"} <= set(kinds)
+        # the variant's key is no procedure of its own in the library lists
+        rows, _new = editing.library_rows(s, directory.load_actor(s, people["district_admin"]))
+        assert KEY not in {r["id"] for r in rows}
+        assert KEY not in {p["id"] for p in procedures.list_procedures(s)}
+    assert xw.show_case(mine)["status"] == "running"
+
+
+def test_other_township_and_village_cadres_are_refused(xw, people, other_township):
+    with xw.db.write() as s:
+        with pytest.raises(Forbidden) as refused:
+            variants.open_variant(s, PID, "SFZ", username=other_township["staff"])
+        assert "只有示范镇的工作人员或区级管理员可以" in refused.value.message
+        with pytest.raises(Forbidden):
+            variants.open_variant(s, PID, "SFZ", username=people["handler"])
+    with xw.db.write() as s:  # the district's editors may act for every township
+        assert variants.open_variant(s, PID, "BEIZ", username=people["district_admin"])["created"]
+
+
+def test_a_variant_that_drops_the_supervision_checkpoint_is_refused(xw, people):
+    with xw.db.write() as s:
+        variants.open_variant(s, PID, "SFZ", username=people["township_staff"])
+    table = _table(xw, KEY)
+    quote = next(s for s in table["steps"] if s["id"] == "quote")
+    del quote["supervision"]  # no 监督 at 询价比价 any more
+    _save_table(xw, KEY, table, people["township_staff"])
+    with xw.db.write() as s:
+        with pytest.raises(InvalidProcedure) as refused:
+            variants.publish_variant(s, PID, "SFZ", username=people["township_staff"])
+    message = refused.value.message
+    assert "缺少区级版本中的监督环节“询价比价(不少于3家)·监督”" in message, message
+    assert "quote_supervision" not in message.split(" / ")[0]  # names, not internal ids
+    with xw.db.read() as s:
+        assert editing.get_draft(s, KEY) is not None  # nothing published, the draft stays
+
+
+def test_a_variant_that_loosens_a_limit_is_refused(xw, people):
+    with xw.db.write() as s:
+        variants.open_variant(s, PID, "SFZ", username=people["township_staff"])
+    table = _table(xw, KEY)
+    next(s for s in table["steps"] if s["id"] == "reimburse")["time_limit"] = "10wd"
+    disclose = next(s for s in table["steps"] if s["id"] == "disclose_result")
+    disclose["kind"] = "task"  # the disclosure step turned into a plain task
+    disclose.pop("disclosure")
+    _save_table(xw, KEY, table, people["township_staff"])
+    with xw.db.write() as s:
+        with pytest.raises(InvalidProcedure) as refused:
+            variants.publish_variant(s, PID, "SFZ", username=people["township_staff"])
+    message = refused.value.message
+    assert "步骤“凭票报账”的时限放宽了:区级为5个工作日,变体为10个工作日" in message, message
+    assert "缺少区级版本中的公开公示环节“采购结果公开”" in message, message
+
+
+def _district_publishes_v2(xw, people) -> None:
+    """The district lengthens the notice of 采购结果公开's instructions and tightens 询价比价 to 2 working days."""
+    table = load_table(TABLES_DIR / f"{PID}.yaml")
+    quote = next(s for s in table["steps"] if s["id"] == "quote")
+    quote["time_limit"] = "2wd"
+    with xw.db.write() as s:
+        editing.save_step_table_draft(s, PID, build_bpmn(table), table, username=people["district_admin"],
+                                      expected_revision=0)
+    with xw.db.write() as s:
+        assert editing.publish_draft(s, PID, username=people["district_admin"], note="询价时限缩短")["version"] == 2
+
+
+def test_the_districts_update_is_flagged_and_rebased(xw, people):
+    _make_variant(xw, people)
+    with xw.db.read() as s:
+        variant = variants._variant(s, PID, directory.get_org(s, "SFZ"))
+        assert variants.upstream(s, variant) is None
+    _district_publishes_v2(xw, people)
+    with xw.db.read() as s:
+        flag = variants.upstream(s, variants._variant(s, PID, directory.get_org(s, "SFZ")))
+        assert flag["from_version"] == 1 and flag["to_version"] == 2
+        assert any("询价比价" in c.zh and "2个工作日" in c.zh for c in flag["comparison"].changes)
+        listed = variants.variants_of(s, PID, directory.load_actor(s, people["district_admin"]))
+        assert listed["rows"][0]["upstream"] == {"from_version": 1, "to_version": 2}
+        assert any("镇农经站备案" in line for line in listed["rows"][0]["changes"])
+    with xw.db.write() as s:
+        rebased = variants.rebase_variant(s, PID, "SFZ", username=people["township_staff"])
+    assert rebased["merged"] and rebased["to_version"] == 2
+    assert any("镇农经站备案" in k for k in rebased["kept"])
+    with xw.db.read() as s:
+        d = editing.definition_of(editing.get_draft(s, KEY).bpmn_xml)
+        assert "town_filing" in d.steps and str(d.steps["reimburse"].time_limit) == "3wd"  # the township's
+        assert str(d.steps["quote"].time_limit) == "2wd"  # the district's new limit
+        assert variants.upstream(s, variants._variant(s, PID, directory.get_org(s, "SFZ"))) is None
+    with xw.db.write() as s:
+        assert variants.publish_variant(s, PID, "SFZ", username=people["township_staff"])["version"] == 2
+    stored, d = _case_definition(xw, xw.start_case(PID, "DONGAO", people["handler"]))
+    assert stored == KEY and "town_filing" in d.steps and str(d.steps["quote"].time_limit) == "2wd"
+
+
+def test_the_cli_creates_opens_and_refuses(xw, people, other_township):
+    url = str(xw.db.engine.url.render_as_string(hide_password=False))
+    runner = CliRunner()
+    first = runner.invoke(main, ["procedures", "variant", PID, "--org", "SFZ", "--as", people["township_staff"],
+                                 "--db", url, "--json"])
+    assert first.exit_code == 0, first.output
+    data = json.loads(first.output)
+    assert data["created"] and data["key"] == KEY and data["district_version"] == 1
+    again = runner.invoke(main, ["procedures", "variant", PID, "--org", "SFZ", "--as", people["township_staff"],
+                                 "--db", url])
+    assert again.exit_code == 0 and "已打开示范镇的 B-PUR-02 变体" in again.output, again.output
+    refused = runner.invoke(main, ["procedures", "variant", PID, "--org", "SFZ", "--as", other_township["staff"],
+                                   "--db", url])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    lines = [line for line in refused.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "只有示范镇的工作人员或区级管理员可以" in lines[0], refused.output
+    village = runner.invoke(main, ["procedures", "variant", PID, "--org", "DONGAO", "--as", people["township_staff"],
+                                   "--db", url])
+    assert village.exit_code == 1 and "不是镇(街道)" in village.output
