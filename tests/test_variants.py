@@ -204,3 +204,62 @@ def test_the_cli_creates_opens_and_refuses(xw, people, other_township):
     village = runner.invoke(main, ["procedures", "variant", PID, "--org", "DONGAO", "--as", people["township_staff"],
                                    "--db", url])
     assert village.exit_code == 1 and "不是镇(街道)" in village.output
+
+
+# --- the web pages ---------------------------------------------------------------------------------------
+def test_township_staff_make_and_publish_a_variant_on_the_web(xw, people, other_township):
+    from web_helpers import login, make_app
+
+    app = make_app(xw)
+    staff = login(app, people["township_staff"])
+    page = staff.get(f"/procedures/{PID}")
+    assert page.status_code == 200 and "为示范镇制作变体" in page.text and "镇(街道)变体" in page.text
+    made = staff.post(f"/procedures/{PID}/variants/SFZ", data={"csrf_token": staff.csrf})
+    assert made.status_code == 302 and made.headers["Location"].endswith(f"/procedures/{PID}/variants/SFZ")
+    shown = staff.get(f"/procedures/{PID}/variants/SFZ")
+    assert shown.status_code == 200 and "与区级版本相同,还没有本镇的修改" in shown.text
+    assert "用任务单编辑" in shown.text and KEY not in shown.text.replace(f"/procedures/{KEY}/", "")
+    table = staff.get(f"/procedures/{KEY}/table")  # the step-table editor opens the variant
+    assert table.status_code == 200 and 'value="town_filing"' not in table.text and 'value="reimburse"' in table.text
+    assert staff.get(f"/procedures/{KEY}/modeler").status_code == 200
+    data = staff.get(f"/procedures/{KEY}/modeler/data.json").get_json()
+    assert data["revision"] == 1 and 'id="B-PUR-02"' in data["xml"]
+
+    # an edit that drops the supervision checkpoint: publishing is refused on the page, in Chinese
+    broken = _table(xw, KEY)
+    del next(s for s in broken["steps"] if s["id"] == "quote")["supervision"]
+    _save_table(xw, KEY, broken, people["township_staff"])
+    refused = staff.post(f"/procedures/{PID}/variants/SFZ/publish", data={"csrf_token": staff.csrf})
+    assert refused.status_code == 422 and "缺少区级版本中的监督环节“询价比价(不少于3家)·监督”" in refused.text
+
+    _save_table(xw, KEY, _with_town_step(_table(xw, KEY) | {"steps": _district_steps()}), people["township_staff"])
+    done = staff.post(f"/procedures/{PID}/variants/SFZ/publish", data={"csrf_token": staff.csrf, "note": "增加备案"})
+    assert done.status_code == 200 and "已发布本镇第1版" in done.text and "镇农经站备案" in done.text
+
+    district = login(app, people["district_admin"])
+    listed = district.get(f"/procedures/{PID}")
+    assert "示范镇" in listed.text and "已发布本镇第1版" in listed.text and "镇农经站备案" in listed.text
+    assert district.get(f"/procedures/{PID}/variants/SFZ").status_code == 200
+
+    # 北镇's staff: neither 示范镇's variant nor the district's own table; the message fits the page
+    other = login(app, other_township["staff"])
+    denied = other.get(f"/procedures/{PID}/variants/SFZ")
+    assert denied.status_code == 403 and "只有示范镇的工作人员或区级管理员可以" in denied.text
+    assert "不属于您所在的村" not in denied.text
+    assert other.post(f"/procedures/{PID}/variants/SFZ/publish", data={"csrf_token": other.csrf}).status_code == 403
+    assert other.get(f"/procedures/{KEY}/table").status_code == 403
+    library = staff.get(f"/procedures/{PID}/table")
+    assert library.status_code == 403 and "属于区级事项库" in library.text and "不属于您所在的村" not in library.text
+    cadre = login(app, people["handler"])
+    assert cadre.get(f"/procedures/{PID}/variants/SFZ").status_code == 403
+
+    # the district publishes a new version: the township sees 上级版本已更新 and rebases
+    _district_publishes_v2(xw, people)
+    flagged = staff.get(f"/procedures/{PID}/variants/SFZ")
+    assert "上级版本已更新" in flagged.text and "区级已发布第2版" in flagged.text
+    rebased = staff.post(f"/procedures/{PID}/variants/SFZ/rebase", data={"csrf_token": staff.csrf})
+    assert rebased.status_code == 200 and "已更新到区级第2版" in rebased.text and "保留本镇新增的步骤“镇农经站备案”" in rebased.text
+
+
+def _district_steps() -> list:
+    return load_table(TABLES_DIR / f"{PID}.yaml")["steps"]

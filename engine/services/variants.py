@@ -428,10 +428,15 @@ def variant_page(session: Session, procedure_id: str, org_code: str, actor: Acto
         against = compare(editing.definition_of(district.bpmn_xml), mine,
                           old_label=f"区级第{district.version}版", new_label=f"{township.name}变体")
     versions = editing.versions_of(session, variant.key)
+    shown = [{"version": v.version, "published_at": audit.iso(v.published_at), "published_by": v.published_by,
+              "note": v.note, "change_summary": v.change_summary, "current": v.id == variant.current_version_id}
+             for v in versions]
     return {"procedure_id": procedure_id, "name": proc.name, "org": township.code, "org_name": township.name,
-            "key": variant.key, "draft": draft, "problems": problems, "gaps": gaps, "against": against,
-            "district_version": district.version, "district_xml": district.bpmn_xml,
-            "current": variant.current_version_id, "versions": versions, "upstream": upstream(session, variant),
+            "key": variant.key, "problems": problems, "gaps": gaps, "against": against,
+            "draft": {"revision": draft.revision, "updated_by": draft.updated_by, "source": draft.source,
+                      "updated_at": audit.iso(draft.updated_at), "table": bool(draft.step_table)} if draft else None,
+            "district_version": district.version, "district_xml": district.bpmn_xml, "versions": shown,
+            "upstream": upstream(session, variant),
             "mine_xml": draft.bpmn_xml if draft is not None else (versions[-1].bpmn_xml if versions else None)}
 
 
