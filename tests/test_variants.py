@@ -263,3 +263,27 @@ def test_township_staff_make_and_publish_a_variant_on_the_web(xw, people, other_
 
 def _district_steps() -> list:
     return load_table(TABLES_DIR / f"{PID}.yaml")["steps"]
+
+
+def test_a_draft_reopened_in_the_editor_keeps_the_flag(xw, people):
+    """After publishing, the 任务单 reopens the variant's version; a save there and a new publish keep
+    the district version it was based on, so "上级版本已更新" stays until a rebase."""
+    _make_variant(xw, people)
+    _district_publishes_v2(xw, people)
+    with xw.db.read() as s:
+        assert editing.get_draft(s, KEY) is None
+        version = editing.latest_version(s, KEY)
+        table = variants.table_of_version(s, KEY, version)
+    assert table is not None and any(step["id"] == "town_filing" for step in table["steps"])
+    next(step for step in table["steps"] if step["id"] == "town_filing")["time_limit"] = "1wd"
+    _save_table(xw, KEY, table, people["township_staff"])
+    with xw.db.write() as s:  # checked against the district's current version: its tighter 询价比价 limit holds
+        with pytest.raises(InvalidProcedure) as refused:
+            variants.publish_variant(s, PID, "SFZ", username=people["township_staff"])
+    assert "步骤“询价比价(不少于3家)”的时限放宽了:区级为2个工作日,变体为3个工作日" in refused.value.message
+    next(step for step in table["steps"] if step["id"] == "quote")["time_limit"] = "2wd"
+    _save_table(xw, KEY, table, people["township_staff"])
+    with xw.db.write() as s:
+        assert variants.publish_variant(s, PID, "SFZ", username=people["township_staff"])["district_version"] == 1
+    with xw.db.read() as s:
+        assert variants.upstream(s, variants._variant(s, PID, directory.get_org(s, "SFZ")))["to_version"] == 2

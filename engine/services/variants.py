@@ -213,7 +213,8 @@ def publish_variant(session: Session, procedure_id: str, org_code: str, *, usern
     who = username or actor
     version = store_version(session, variant, xml, actor=who, note=note, source=draft.source or "draft",
                             change_summary=summary)
-    variant.base_version_id = draft.base_version_id or district.id
+    # A draft opened in an editor from the variant's own version carries no base: the version's base holds.
+    variant.base_version_id = draft.base_version_id or variant.base_version_id or district.id
     base = session.get(ProcedureVersion, variant.base_version_id)
     audit.append_system_event(session, "variant_published", actor=who, data={
         "procedure_id": procedure_id, "org": township.code, "key": variant.key, "version": version.version,
