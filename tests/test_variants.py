@@ -287,3 +287,35 @@ def test_a_draft_reopened_in_the_editor_keeps_the_flag(xw, people):
         assert variants.publish_variant(s, PID, "SFZ", username=people["township_staff"])["district_version"] == 1
     with xw.db.read() as s:
         assert variants.upstream(s, variants._variant(s, PID, directory.get_org(s, "SFZ")))["to_version"] == 2
+
+
+def test_the_public_page_of_a_village_shows_the_chart_it_runs(xw, people, other_township):
+    from web_helpers import make_app
+
+    _make_variant(xw, people)
+    client = make_app(xw).test_client()
+    mine = client.get(f"/public/DONGAO/procedures/{PID}")
+    other = client.get(f"/public/BEICUN/procedures/{PID}")
+    assert mine.status_code == 200 and "镇农经站备案" in mine.text
+    assert other.status_code == 200 and "镇农经站备案" not in other.text and "凭票报账" in other.text
+    assert client.get(f"/public/DONGAO/procedures/{KEY}").status_code == 404
+
+
+def test_the_modeler_saves_a_variant_and_the_old_routes_lead_to_its_page(xw, people):
+    from web_helpers import login, make_app
+
+    with xw.db.write() as s:
+        variants.open_variant(s, PID, "SFZ", username=people["township_staff"])
+    staff = login(make_app(xw), people["township_staff"])
+    data = staff.get(f"/procedures/{KEY}/modeler/data.json").get_json()
+    xml = data["xml"].replace('name="凭票报账"', 'name="凭票报账(镇审)"')
+    saved = staff.post(f"/procedures/{KEY}/modeler/save", json={"xml": xml, "revision": data["revision"]},
+                       headers={"X-CSRF-Token": staff.csrf})
+    assert saved.status_code == 200 and saved.get_json()["revision"] == 2
+    page = staff.get(f"/procedures/{PID}/variants/SFZ")
+    assert "凭票报账(镇审)" in page.text
+    assert staff.get(f"/procedures/{KEY}").headers["Location"].endswith(f"/procedures/{PID}/variants/SFZ")
+    done = staff.post(f"/procedures/{KEY}/publish", data={"csrf_token": staff.csrf})  # the variant's publishing
+    assert done.status_code == 200 and "已发布本镇第1版" in done.text
+    with xw.db.read() as s:  # the district's own procedure is untouched
+        assert editing.latest_version(s, PID).version == 1

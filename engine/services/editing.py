@@ -586,7 +586,7 @@ def version_notices(session: Session, procedure_ids: Iterable[str] | None = None
     """Published versions after the first, newest first, with note and stored Chinese change
     summary: the "what changed" notices of the public side."""
     query = (select(ProcedureVersion, Procedure.name).join(Procedure, Procedure.id == ProcedureVersion.procedure_id)
-             .where(ProcedureVersion.version > 1))
+             .where(ProcedureVersion.version > 1, ~ProcedureVersion.procedure_id.contains("@")))  # no variants
     if procedure_ids is not None:
         query = query.where(ProcedureVersion.procedure_id.in_(list(procedure_ids)))
     rows = session.execute(query.order_by(ProcedureVersion.published_at.desc(), ProcedureVersion.id.desc())

@@ -126,6 +126,9 @@ def editing_refusal(s, procedure_id: str) -> str:
 def start_draft(procedure_id: str):
     _check_edit(procedure_id)
     xw().write(editing.new_draft_from_version, procedure_id, username=g.user.username)
+    base_id, sep, org_code = procedure_id.partition("@")
+    if sep:  # a township variant: its own page
+        return redirect(url_for("variants.show", procedure_id=base_id, org_code=org_code))
     return _page(procedure_id, done=_("已从最新版本创建草稿。"))
 
 
@@ -144,6 +147,11 @@ def _effective(text: str) -> datetime | None:
 @login_required
 def publish(procedure_id: str):
     _check_edit(procedure_id)
+    base_id, sep, org_code = procedure_id.partition("@")
+    if sep:  # a township variant is published (and checked against the district's version) on its page
+        from webui.views import variants as variant_views
+
+        return variant_views.publish(base_id, org_code)
     note = (request.form.get("note") or "").strip()[:2000]
     try:
         result = xw().write(editing.publish_draft, procedure_id, username=g.user.username, note=note,
