@@ -204,6 +204,14 @@ def test_the_cli_creates_opens_and_refuses(xw, people, other_township):
     village = runner.invoke(main, ["procedures", "variant", PID, "--org", "DONGAO", "--as", people["township_staff"],
                                    "--db", url])
     assert village.exit_code == 1 and "不是镇(街道)" in village.output
+    cadre = runner.invoke(main, ["procedures", "variant", PID, "--org", "SFZ", "--as", people["handler"], "--db", url])
+    assert cadre.exit_code == 1 and len(cadre.output.strip().splitlines()) == 1
+    # publishing the (unchanged) draft by its key: refused, it equals the district version
+    same = runner.invoke(main, ["procedures", "publish", KEY, "--as", people["township_staff"], "--db", url])
+    assert same.exit_code == 1 and "与区级第1版相同" in same.output, same.output
+    _save_table(xw, KEY, _with_town_step(_table(xw, KEY)), people["township_staff"])
+    done = runner.invoke(main, ["procedures", "publish", KEY, "--as", people["township_staff"], "--db", url])
+    assert done.exit_code == 0 and "第1版" in done.output and "镇农经站备案" in done.output, done.output
 
 
 # --- the web pages ---------------------------------------------------------------------------------------

@@ -536,6 +536,8 @@ def publish_draft(session: Session, procedure_id: str, *, username: str | None =
         from engine.services import variants
 
         base_id, _, org_code = procedure_id.partition("@")
+        if effective_from is not None:
+            raise InvalidProcedure("镇(街道)变体发布即生效,不能指定生效日期 / a township variant applies when published")
         return variants.publish_variant(session, base_id, org_code, username=username, actor=actor, note=note,
                                         expected_revision=expected_revision)
     draft = get_draft(session, procedure_id)

@@ -224,7 +224,7 @@ def publish_variant(session: Session, procedure_id: str, org_code: str, *, usern
     session.flush()
     return {"procedure_id": procedure_id, "org": township.code, "org_name": township.name, "key": variant.key,
             "version": version.version, "content_hash": digest, "change_summary": summary,
-            "district_version": base.version if base else None}
+            "district_version": base.version if base else None, "effective_from": None}
 
 
 # --- the district moved on -----------------------------------------------------------------------------
