@@ -97,7 +97,8 @@ def test_township_staff_make_publish_and_use_a_variant(xw, people, other_townshi
         rows, _new = editing.library_rows(s, directory.load_actor(s, people["district_admin"]))
         assert KEY not in {r["id"] for r in rows}
         assert KEY not in {p["id"] for p in procedures.list_procedures(s)}
-    assert xw.show_case(mine)["status"] == "running"
+    assert xw.show_case(mine)["status"] == "running" and xw.show_case(mine)["variant"] is True
+    assert xw.show_case(other)["variant"] is False
 
 
 def test_other_township_and_village_cadres_are_refused(xw, people, other_township):
@@ -327,3 +328,12 @@ def test_the_modeler_saves_a_variant_and_the_old_routes_lead_to_its_page(xw, peo
     assert done.status_code == 200 and "已发布本镇第1版" in done.text
     with xw.db.read() as s:  # the district's own procedure is untouched
         assert editing.latest_version(s, PID).version == 1
+
+
+def test_the_case_page_says_it_runs_the_township_variant(xw, people):
+    from web_helpers import login, make_app
+
+    _make_variant(xw, people)
+    case = xw.start_case(PID, "DONGAO", people["handler"])
+    page = login(make_app(xw), people["handler"]).get(f"/cases/{case}")
+    assert page.status_code == 200 and "B-PUR-02 第1版 · 本镇变体" in page.text
