@@ -16,7 +16,7 @@ from conftest import add_user
 from engine.bpmn.steptable import TABLES_DIR, build_bpmn, load_table
 from engine.cli import main
 from engine.core import directory, procedures
-from engine.core.errors import Forbidden, InvalidProcedure
+from engine.core.errors import Conflict, Forbidden, InvalidProcedure
 from engine.services import editing, variants
 from storage.models import AuditEvent, Case, ProcedureVersion
 
@@ -337,3 +337,35 @@ def test_the_case_page_says_it_runs_the_township_variant(xw, people):
     case = xw.start_case(PID, "DONGAO", people["handler"])
     page = login(make_app(xw), people["handler"]).get(f"/cases/{case}")
     assert page.status_code == 200 and "B-PUR-02 第1版 · 本镇变体" in page.text
+
+
+def test_a_variant_without_a_step_table_is_rebased_side_by_side(xw, people):
+    """Edited in the modeler (no step table): the rebase starts from the district's new version and lists
+    the township's former changes to redo; while such a draft is unpublished, the rebase is refused."""
+    with xw.db.write() as s:
+        variants.open_variant(s, PID, "SFZ", username=people["township_staff"])
+    with xw.db.write() as s:
+        draft = editing.get_draft(s, KEY)
+        xml = draft.bpmn_xml.replace('name="凭票报账"', 'name="凭票报账(镇审)"').encode("utf-8")
+        editing.save_draft(s, KEY, xml, username=people["township_staff"], expected_revision=draft.revision,
+                           source="流程图编辑器")
+    _district_publishes_v2(xw, people)
+    with xw.db.write() as s:
+        with pytest.raises(Conflict) as refused:
+            variants.rebase_variant(s, PID, "SFZ", username=people["township_staff"])
+    assert "请先发布或删除草稿" in refused.value.message
+    with xw.db.write() as s:  # district v2 tightened 询价比价: the old-based draft must keep up before publishing
+        draft = editing.get_draft(s, KEY)
+        xml = draft.bpmn_xml.replace('kind="task" timeLimit="3wd" evidence="各家书面报价单', 'kind="task" timeLimit="2wd" evidence="各家书面报价单')
+        editing.save_draft(s, KEY, xml.encode("utf-8"), username=people["township_staff"],
+                           expected_revision=draft.revision)
+    with xw.db.write() as s:
+        variants.publish_variant(s, PID, "SFZ", username=people["township_staff"])
+    with xw.db.write() as s:
+        rebased = variants.rebase_variant(s, PID, "SFZ", username=people["township_staff"])
+    assert not rebased["merged"] and any("凭票报账(镇审)" in line for line in rebased["to_redo"]), rebased
+    with xw.db.read() as s:
+        d = editing.definition_of(editing.get_draft(s, KEY).bpmn_xml)
+        assert d.steps["reimburse"].name == "凭票报账" and str(d.steps["quote"].time_limit) == "2wd"
+        kinds = [t for (t,) in s.query(AuditEvent.type).filter(AuditEvent.chain == "system")]
+        assert "variant_rebased" in kinds
