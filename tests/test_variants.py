@@ -264,6 +264,8 @@ def test_township_staff_make_and_publish_a_variant_on_the_web(xw, people, other_
 
     # the district publishes a new version: the township sees 上级版本已更新 and rebases
     _district_publishes_v2(xw, people)
+    library = staff.get("/procedures")
+    assert "示范镇变体</a>:本镇第1版 · <strong>上级版本已更新</strong>" in library.text
     flagged = staff.get(f"/procedures/{PID}/variants/SFZ")
     assert "上级版本已更新" in flagged.text and "区级已发布第2版" in flagged.text
     rebased = staff.post(f"/procedures/{PID}/variants/SFZ/rebase", data={"csrf_token": staff.csrf})

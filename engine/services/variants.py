@@ -443,3 +443,23 @@ def variant_page(session: Session, procedure_id: str, org_code: str, actor: Acto
 
 def comparison_lines(comparison: Comparison | None) -> list[str]:
     return [c.zh for c in comparison.changes] if comparison is not None else []
+
+
+def library_marks(session: Session, actor: Actor) -> dict[str, list[dict]]:
+    """For 流程管理's list: by procedure, the variants the actor acts for (township staff: their
+    township's; district editors: all) with their state and the "上级版本已更新" flag."""
+    marks: dict[str, list[dict]] = {}
+    for variant in session.scalars(select(ProcedureVariant).order_by(ProcedureVariant.procedure_id, ProcedureVariant.id)):
+        township = session.get(Organization, variant.org_id)
+        if township is None or not may_act_for(actor, township):
+            continue
+        draft = editing.get_draft(session, variant.key)
+        marks.setdefault(variant.procedure_id, []).append({
+            "org": township.code, "org_name": township.name, "version": _number(session, variant.current_version_id),
+            "draft": draft is not None, "updated": _base_of(session, variant, draft) not in
+            (None, procedures.current_version(session, variant.procedure_id).id)})
+    return marks
+
+
+def _base_of(session: Session, variant: ProcedureVariant, draft: ProcedureDraft | None) -> int | None:
+    return draft.base_version_id if draft is not None and draft.base_version_id else variant.base_version_id

@@ -42,8 +42,10 @@ def _may_edit(session, procedure_id: str) -> bool:
 def index():
     _require_editor()
     rows, new_drafts = xw().read(editing.library_rows, g.actor)
+    marks = xw().read(variants.library_marks, g.actor)  # 镇(街道)变体 and 上级版本已更新
     for row in rows:
         row["owner"] = row["owner"] or _("区级事项库")
+        row["variants"] = marks.get(row["id"], [])
     return render_template("procedures/index.html", rows=rows, new_drafts=new_drafts,
                            categories=catalogue.categories())
 
