@@ -371,3 +371,29 @@ def test_a_variant_without_a_step_table_is_rebased_side_by_side(xw, people):
         assert d.steps["reimburse"].name == "凭票报账" and str(d.steps["quote"].time_limit) == "2wd"
         kinds = [t for (t,) in s.query(AuditEvent.type).filter(AuditEvent.chain == "system")]
         assert "variant_rebased" in kinds
+
+
+def _definition(pid: str, *replacements: tuple[str, str]):
+    xml = (TABLES_DIR.parent / f"{pid}.bpmn").read_text(encoding="utf-8")
+    for old, new in replacements:
+        assert old in xml, old
+        xml = xml.replace(old, new)
+    return editing.definition_of(xml)
+
+
+def test_lint_refuses_a_weaker_vote_or_a_shorter_notice_and_allows_stricter_ones():
+    from engine.core.lint import variant_problems
+
+    stricter_district = _definition("V-DEC-01", ('key="vrep_pass" label="村民代表会议通过比例(到会人员)" type="ratio" default="1/2"',
+                                                 'key="vrep_pass" label="村民代表会议通过比例(到会人员)" type="ratio" default="2/3"'))
+    as_the_law = _definition("V-DEC-01")
+    found = variant_problems(stricter_district, as_the_law)
+    assert [p.code for p in found] == ["variant-vote"] and "规则放宽了" in found[0].zh, [p.zh for p in found]
+    assert variant_problems(as_the_law, stricter_district) == []  # tightening is allowed
+    library = _definition(PID)
+    shorter = _definition(PID, ('default="7"', 'default="5"'))
+    found = variant_problems(library, shorter)
+    assert [p.code for p in found] == ["variant-notice"], [p.zh for p in found]
+    assert "公开环节“采购结果公开”的公示期缩短了:区级不少于7天,变体为5天" in found[0].zh
+    assert variant_problems(library, _definition(PID, ('default="7"', 'default="10"'))) == []
+    assert variant_problems(library, library) == []
