@@ -397,3 +397,18 @@ def test_lint_refuses_a_weaker_vote_or_a_shorter_notice_and_allows_stricter_ones
     assert "公开环节“采购结果公开”的公示期缩短了:区级不少于7天,变体为5天" in found[0].zh
     assert variant_problems(library, _definition(PID, ('default="7"', 'default="10"'))) == []
     assert variant_problems(library, library) == []
+
+
+def test_a_township_withdraws_its_variant(xw, people):
+    from web_helpers import login, make_app
+
+    _make_variant(xw, people)
+    staff = login(make_app(xw), people["township_staff"])
+    done = staff.post(f"/procedures/{PID}/variants/SFZ/withdraw", data={"csrf_token": staff.csrf})
+    assert done.status_code == 200 and "已停用变体" in done.text
+    stored, d = _case_definition(xw, xw.start_case(PID, "DONGAO", people["handler"]))
+    assert stored == PID and "town_filing" not in d.steps
+    again = staff.post(f"/procedures/{PID}/variants/SFZ/withdraw", data={"csrf_token": staff.csrf})
+    assert again.status_code == 409 and "尚未发布" in again.text
+    with xw.db.read() as s:
+        assert "variant_withdrawn" in [t for (t,) in s.query(AuditEvent.type).filter(AuditEvent.chain == "system")]

@@ -124,6 +124,7 @@ ROUTES = {
     ("POST", "/procedures/<procedure_id>/variants/<org_code>"): "variant_open",
     ("POST", "/procedures/<procedure_id>/variants/<org_code>/publish"): "variant_missing",
     ("POST", "/procedures/<procedure_id>/variants/<org_code>/rebase"): "variant_missing",
+    ("POST", "/procedures/<procedure_id>/variants/<org_code>/withdraw"): "variant_missing",
     # 监督分析 (charts, CSV, heat map): township and district staff, supervisors, a village's committee.
     ("GET", "/dashboard"): "dashboard",
     ("GET", "/dashboard/<chart>.csv"): "dashboard",

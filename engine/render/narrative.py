@@ -685,6 +685,10 @@ _HANDLERS: dict[str, Callable[[Mapping, Context, Mapping], Entry]] = {
         + (f";说明:{d['note']}" if d.get("note") else ""),
         f"Published {_variant(d, c)} version {d.get('version', '')} (on district version {d.get('district_version', '')})"
         + (f"; note: {d['note']}" if d.get("note") else ""))),
+    "variant_withdrawn": _system(lambda d, c: t(
+        f"停用{_variant(d, c)}(原用本镇第{d.get('version', '')}版),本镇各村新办事项改按区级第{d.get('district_version', '')}版",
+        f"Withdrew {_variant(d, c)} (was version {d.get('version', '')}): new cases use district version "
+        f"{d.get('district_version', '')}")),
     "variant_rebased": _system(lambda d, c: t(
         f"将{_variant(d, c)}更新到区级第{d.get('to_version', '')}版(原基于第{d.get('from_version', '')}版,"
         + ("本镇修改已自动合并)" if d.get("merged") else "本镇修改需对照重做)"),

@@ -39,7 +39,7 @@ from storage.models import Organization, Procedure, ProcedureDraft, ProcedureVar
 
 from . import editing
 
-__all__ = ["may_act_for", "open_variant", "publish_variant", "rebase_variant", "upstream", "variants_of",
+__all__ = ["may_act_for", "open_variant", "publish_variant", "rebase_variant", "withdraw_variant", "upstream", "variants_of",
            "variant_page", "merge_tables", "township_of"]
 
 
@@ -227,6 +227,26 @@ def publish_variant(session: Session, procedure_id: str, org_code: str, *, usern
             "district_version": base.version if base else None, "effective_from": None}
 
 
+def withdraw_variant(session: Session, procedure_id: str, org_code: str, *, username: str | None = None,
+                     actor: str = "cli") -> dict:
+    """Stop using the township's variant: new cases in its villages run the district's current version
+    again (running cases keep theirs; the variant's versions and draft stay, to publish again later)."""
+    township = township_of(session, org_code)
+    _check(session, username, township, procedure_id)
+    variant = _require_variant(session, procedure_id, township)
+    if variant.current_version_id is None:
+        raise Conflict(f"{township.name}的“{procedure_id}”变体尚未发布,本镇各村本就按区级版本办理 / the variant is not in use")
+    number = _number(session, variant.current_version_id)
+    variant.current_version_id = None
+    variant.updated_at = audit.db_time()
+    session.flush()
+    district = procedures.current_version(session, procedure_id)
+    audit.append_system_event(session, "variant_withdrawn", actor=username or actor, data={
+        "procedure_id": procedure_id, "org": township.code, "key": variant.key, "version": number,
+        "district_version": district.version})
+    return {"procedure_id": procedure_id, "org": township.code, "version": number, "district_version": district.version}
+
+
 # --- the district moved on -----------------------------------------------------------------------------
 def upstream(session: Session, variant: ProcedureVariant) -> dict | None:
     """"上级版本已更新": the district published after the version the variant (its draft, else its
@@ -394,6 +414,7 @@ def variants_of(session: Session, procedure_id: str, actor: Actor) -> dict:
         flag = upstream(session, variant)
         rows.append({"org": township.code, "org_name": township.name, "key": variant.key,
                      "version": current.version if current is not None else None,
+                     "withdrawn": current is None and bool(editing.versions_of(session, variant.key)),
                      "published_at": audit.iso(current.published_at) if current is not None else None,
                      "draft_revision": draft.revision if draft is not None else None,
                      "changes": [c.zh for c in changes], "changes_en": [c.en for c in changes],
@@ -437,7 +458,7 @@ def variant_page(session: Session, procedure_id: str, org_code: str, actor: Acto
             "draft": {"revision": draft.revision, "updated_by": draft.updated_by, "source": draft.source,
                       "updated_at": audit.iso(draft.updated_at), "table": bool(draft.step_table)} if draft else None,
             "district_version": district.version, "district_xml": district.bpmn_xml, "versions": shown,
-            "upstream": upstream(session, variant),
+            "upstream": upstream(session, variant), "in_use": variant.current_version_id is not None,
             "mine_xml": draft.bpmn_xml if draft is not None else (versions[-1].bpmn_xml if versions else None)}
 
 

@@ -84,6 +84,20 @@ def publish(procedure_id: str, org_code: str):
                  published=result)
 
 
+@bp.post("/procedures/<procedure_id>/variants/<org_code>/withdraw")
+@login_required
+def withdraw(procedure_id: str, org_code: str):
+    _require_editor()
+    try:
+        result = xw().write(variants.withdraw_variant, procedure_id, org_code, username=g.user.username)
+    except XiaoweiError as exc:
+        if exc.status in (403, 404):
+            raise
+        return _page(procedure_id, org_code, status=exc.status if exc.status != 400 else 422, error=exc.message)
+    return _page(procedure_id, org_code, done=_("已停用变体:本镇各村新办的事项改按区级第%(n)s版办理;办理中的事项不受影响。",
+                                                  n=result["district_version"]))
+
+
 @bp.post("/procedures/<procedure_id>/variants/<org_code>/rebase")
 @login_required
 def rebase(procedure_id: str, org_code: str):
