@@ -412,3 +412,19 @@ def test_a_township_withdraws_its_variant(xw, people):
     assert again.status_code == 409 and "尚未发布" in again.text
     with xw.db.read() as s:
         assert "variant_withdrawn" in [t for (t,) in s.query(AuditEvent.type).filter(AuditEvent.chain == "system")]
+
+
+def test_the_three_way_merge_keeps_the_townships_changes_and_names_conflicts():
+    base = {"id": PID, "name": "采购", "steps": [{"id": "a", "name": "甲", "time_limit": "3wd"},
+                                                {"id": "b", "name": "乙"}, {"id": "c", "name": "丙"}]}
+    mine = {"id": PID, "name": "本镇采购", "steps": [{"id": "a", "name": "甲", "time_limit": "2wd"},
+                                                   {"id": "x", "name": "镇备案"}, {"id": "c", "name": "丙"}]}
+    theirs = {"id": PID, "name": "采购", "steps": [{"id": "a", "name": "甲", "time_limit": "1wd"},
+                                                  {"id": "b", "name": "乙"}, {"id": "c", "name": "丙(新)"},
+                                                  {"id": "d", "name": "丁"}]}
+    merged, kept, conflicts = variants.merge_tables(base, mine, theirs)
+    assert [s["id"] for s in merged["steps"]] == ["a", "x", "c", "d"]  # b removed by the township, d new
+    assert merged["steps"][0]["time_limit"] == "2wd" and merged["steps"][2]["name"] == "丙(新)"
+    assert merged["name"] == "本镇采购"
+    assert any("镇备案" in k for k in kept) and any("删除步骤“乙”" in k for k in kept) and "保留本镇对“事项名称”的修改" in kept
+    assert conflicts == ["区级也修改了步骤“甲”,已保留本镇的写法,请对照区级的变化核对"]

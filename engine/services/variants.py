@@ -265,6 +265,12 @@ def upstream(session: Session, variant: ProcedureVariant) -> dict | None:
             "old_xml": old.bpmn_xml, "new_xml": district.bpmn_xml}
 
 
+TABLE_KEYS_ZH = {"name": "事项名称", "name_en": "英文名称", "description": "事项说明", "category": "类别",
+                 "edition": "适用范围", "handling_subject": "办理主体", "handling_mode": "办理方式",
+                 "overall_time_limit": "总时限", "requires": "必经环节", "legal_basis": "依据", "risk_points": "风险点",
+                 "parameters": "本地参数", "lanes": "泳道", "ends": "结束方式"}
+
+
 def merge_tables(base: dict, mine: dict, theirs: dict) -> tuple[dict, list[str], list[str]]:
     """Three-way merge of step tables: the district's old table ``base``, the township's ``mine`` and
     the district's new ``theirs``. Steps the township left as they were take the district's new
@@ -313,9 +319,10 @@ def merge_tables(base: dict, mine: dict, theirs: dict) -> tuple[dict, list[str],
         if mine.get(key) != base.get(key):
             if key in mine:
                 merged[key] = mine[key]
-            kept.append(f"保留本镇对“{key}”的修改")
+            label = TABLE_KEYS_ZH.get(key, "其他设置")
+            kept.append(f"保留本镇对“{label}”的修改")
             if theirs.get(key) != base.get(key):
-                conflicts.append(f"区级也修改了“{key}”,已保留本镇的写法,请核对")
+                conflicts.append(f"区级也修改了“{label}”,已保留本镇的写法,请核对")
         elif key in theirs:
             merged[key] = theirs[key]
     merged["steps"] = out
