@@ -428,3 +428,18 @@ def test_the_three_way_merge_keeps_the_townships_changes_and_names_conflicts():
     assert merged["name"] == "本镇采购"
     assert any("镇备案" in k for k in kept) and any("删除步骤“乙”" in k for k in kept) and "保留本镇对“事项名称”的修改" in kept
     assert conflicts == ["区级也修改了步骤“甲”,已保留本镇的写法,请对照区级的变化核对"]
+
+
+def test_a_case_of_the_variant_runs_to_its_end_through_the_added_step(xw, people, frozen):
+    from engine.services.scenarios import walk
+
+    _make_variant(xw, people)
+    case = xw.start_case(PID, "DONGAO", people["handler"], {"title": "办公用品采购"})
+
+    def tick():
+        frozen.advance(days=10)
+        xw.tick()
+
+    result = walk(xw, case, people, tick=tick)
+    assert result.status == "completed", result
+    assert "town_filing" in result.visited and result.visited.index("town_filing") > result.visited.index("reimburse")
