@@ -70,8 +70,15 @@ def _check(session: Session, username: str | None, township: Organization, proce
                         action="edit_variant")
 
 
-def _district_procedure(session: Session, procedure_id: str) -> Procedure:
-    proc = session.get(Procedure, procedure_id) if not split_key(procedure_id)[1] else None
+def _locked(session: Session, query):
+    """On PostgreSQL the row is locked for the transaction: two townships' clerks creating or publishing at
+    once wait for each other instead of failing on a unique key (SQLite has one writer at a time)."""
+    return query.with_for_update() if session.get_bind().dialect.name == "postgresql" else query
+
+
+def _district_procedure(session: Session, procedure_id: str, *, lock: bool = True) -> Procedure:
+    query = select(Procedure).where(Procedure.id == procedure_id)
+    proc = session.scalar(_locked(session, query) if lock else query) if not split_key(procedure_id)[1] else None
     if proc is None or proc.current_version_id is None:
         raise NotFound(f"没有已发布的区级事项“{procedure_id[:40]}” / no published procedure {procedure_id[:40]}")
     if proc.owner_org_id is not None:
@@ -80,13 +87,15 @@ def _district_procedure(session: Session, procedure_id: str) -> Procedure:
     return proc
 
 
-def _variant(session: Session, procedure_id: str, township: Organization) -> ProcedureVariant | None:
-    return session.scalar(select(ProcedureVariant).where(ProcedureVariant.procedure_id == procedure_id,
-                                                         ProcedureVariant.org_id == township.id))
+def _variant(session: Session, procedure_id: str, township: Organization, *, lock: bool = False) -> ProcedureVariant | None:
+    query = select(ProcedureVariant).where(ProcedureVariant.procedure_id == procedure_id,
+                                           ProcedureVariant.org_id == township.id)
+    return session.scalar(_locked(session, query) if lock else query)
 
 
-def _require_variant(session: Session, procedure_id: str, township: Organization) -> ProcedureVariant:
-    variant = _variant(session, procedure_id, township)
+def _require_variant(session: Session, procedure_id: str, township: Organization, *,
+                     lock: bool = True) -> ProcedureVariant:
+    variant = _variant(session, procedure_id, township, lock=lock)
     if variant is None:
         raise NotFound(f"{township.name}还没有“{procedure_id}”的变体 / {township.code} has no variant of {procedure_id}")
     return variant
@@ -127,7 +136,7 @@ def open_variant(session: Session, procedure_id: str, org_code: str, *, username
     district = procedures.current_version(session, procedure_id)
     who = username or actor
     key = key_of(procedure_id, township.code)
-    variant = _variant(session, procedure_id, township)
+    variant = _variant(session, procedure_id, township, lock=True)
     created = variant is None
     if variant is None:
         now = audit.db_time()
@@ -441,8 +450,8 @@ def variant_page(session: Session, procedure_id: str, org_code: str, actor: Acto
     if not may_act_for(actor, township):
         raise Forbidden(f"无权查看{township.name}的变体:只有{township.name}的工作人员或区级管理员可以 / "
                         f"only staff of {township.code} or district staff see its variants", action="view_variant")
-    proc = _district_procedure(session, procedure_id)
-    variant = _require_variant(session, procedure_id, township)
+    proc = _district_procedure(session, procedure_id, lock=False)
+    variant = _require_variant(session, procedure_id, township, lock=False)
     district = procedures.current_version(session, procedure_id)
     draft = editing.get_draft(session, variant.key)
     problems, gaps, against = [], [], None
