@@ -27,13 +27,20 @@ from .procedures import procedures_group
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--as", "username", default=None, metavar="USERNAME",
               help="Import as this user (checked: township staff of the owning township or district staff).")
+@click.option("--process", "process_id", default=None, metavar="PROCESS_ID",
+              help="Which process of a file with several pools to import (default: the one with content).")
+@click.option("--id", "procedure_id", default=None, metavar="PROCEDURE_ID", help="Import under this procedure id.")
+@click.option("--replace", is_flag=True, help="Replace an existing draft of the same id (default: a new id is used).")
 @handle_errors
-def procedures_import(as_json: bool, file: Path, username: str | None) -> None:
-    """Import a BPMN 2.0 file from any modeler as the draft of its procedure; report what cannot run."""
+def procedures_import(as_json: bool, file: Path, username: str | None, process_id: str | None,
+                      procedure_id: str | None, replace: bool) -> None:
+    """Import a BPMN 2.0 file from any modeler as the draft of its procedure; report what cannot run.
+    An existing draft is never replaced without --replace: the file then becomes a new draft."""
     size = file.stat().st_size
     data = file.read_bytes() if size <= editing.IMPORT_MAX_BYTES else b"\0" * (editing.IMPORT_MAX_BYTES + 1)
     with facade().db.write() as s:
-        report = editing.import_bpmn(s, data, file.name, username=username, actor="cli")
+        report = editing.import_bpmn(s, data, file.name, username=username, actor="cli", process_id=process_id,
+                                     procedure_id=procedure_id, replace=replace)
     if as_json:
         click.echo(dumps(report.to_dict()))
     else:

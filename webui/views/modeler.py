@@ -150,7 +150,7 @@ def check(procedure_id: str):
     try:
         expr = compile_expression(text)
     except ExpressionError as exc:
-        return jsonify(ok=False, message=_("条件不安全或有误:%(reason)s", reason=lang_part(exc)))
+        return jsonify(ok=False, message=_("条件不安全或有误:%(reason)s", reason=lang_part(exc.bilingual())))
     unknown = sorted(expr.names - fields)
     if unknown:
         return jsonify(ok=False, message=_("条件引用了不存在的表单字段:%(names)s", names=_("、").join(unknown)))
