@@ -136,16 +136,20 @@ def choose(found: list[Candidate], process_id: str | None = None) -> Candidate |
     return max(pool, key=lambda c: (c.nodes, -found.index(c)))
 
 
+UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def short_id(original: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
-    """A procedure id for a process id that is too long or not a plain identifier."""
-    if ID_RE.match(original) and len(original) <= MAX_ID and original not in taken:
+    """A procedure id for a process id that is too long, not a plain identifier or a UUID
+    (``PROCESS_055e9200-3bda-…`` → ``PROCESS_055e9200``, ``sid-a3607ae4-…`` → ``sid_a3607ae4``)."""
+    uuid = UUID_RE.search(original)
+    if ID_RE.match(original) and len(original) <= MAX_ID and original not in taken and not uuid:
         return original
-    digest = hashlib.sha1(original.encode("utf-8")).hexdigest()
-    hexpart = re.sub(r"[^0-9a-f]", "", original.lower().split("_", 1)[-1])
-    tail = (hexpart[:8] if len(hexpart) >= 8 else digest[:8])
-    head = re.sub(r"[^A-Za-z0-9_\-]", "_", original)
-    head = re.sub(r"_+", "_", head).strip("_-")
-    head = head[: head.find("_") if 0 < head.find("_") <= 12 else 12] if head else "Process"
+    if uuid:
+        head, tail = original[: uuid.start()], uuid.group(0)[:8].lower()
+    else:
+        head, tail = original, hashlib.sha1(original.encode("utf-8")).hexdigest()[:8]
+    head = re.sub(r"[^A-Za-z0-9_]+", "_", head).strip("_")[:24].strip("_")
     if not head or not re.match(r"[A-Za-z_]", head):
         head = "Process"
     base = f"{head}_{tail}"

@@ -257,6 +257,11 @@ def assist_xml(xml: bytes, *, roles: dict[str, str] | None = None, kinds: dict[s
         process.set("isExecutable", "true")
         fixed("executable", d.id, "已将流程标记为可执行", "marked the process executable")
 
+    for el in process:
+        if _local(el) == "endEvent" and not (el.get("name") or "").strip():
+            el.set("name", "办结")
+            fixed("end-name", el.get("id", ""), "没有名称的结束事件命名为“办结”", "unnamed end event named 办结")
+
     # tasks → steps
     for el in list(process):
         tag = _local(el)
