@@ -374,7 +374,7 @@ def import_bpmn(session: Session, xml: bytes, filename: str = "<bpmn>", *, usern
     if draft is not None and not replace:
         clash = (f"已有编号为“{wanted}”的草稿({draft.updated_by} 保存的第{draft.revision}稿),没有覆盖", 
                  f"a draft {wanted} exists (revision {draft.revision} by {draft.updated_by}); it was not replaced")
-    elif exists and not allowed:
+    elif exists and not allowed and not replace:  # asked to replace what one may not edit: refused below
         clash = (f"已有编号为“{wanted}”的事项,您无权修改它", f"procedure {wanted} exists and you may not edit it")
     if clash:
         new_id = free_id(wanted, taken_ids(session))

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.core import audit, directory, procedures, spiff
-from engine.core.definitions import BPMN, BPMNDI, DC, DI, NS, XSI, XW, ProcedureDefinition, content_hash, read_definition
+from engine.core.definitions import BPMN, BPMNDI, DC, DI, XSI, XW, ProcedureDefinition, content_hash, read_definition
 from engine.bpmn.diffing import Comparison, compare
 from engine.core.directory import Actor, ancestors, load_actor
 from engine.core.errors import Conflict, Forbidden, InvalidProcedure, NotFound

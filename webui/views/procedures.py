@@ -169,7 +169,8 @@ def import_file():
         return render_template("procedures/import.html", report=None, error=_("请选择 BPMN 文件。")), 422
     data = upload.stream.read(editing.IMPORT_MAX_BYTES + 1)
     try:
-        report = xw().write(editing.import_bpmn, data, upload.filename[:100], username=g.user.username)
+        report = xw().write(editing.import_bpmn, data, upload.filename[:100], username=g.user.username,
+                            replace=request.form.get("replace") == "1")
     except XiaoweiError as exc:
         return render_template("procedures/import.html", report=None, error=exc.message), exc.status
     return render_template("procedures/import.html", report=report, error=None), (200 if report.status == "imported" else 422)

@@ -46,6 +46,49 @@ async function json(url, options) {
   return { res, body };
 }
 
+const MIN_ZOOM = 0.6;  // below this, Chinese labels cannot be read
+
+// Open a chart at a readable zoom: fit its width (not the whole chart, which shrinks wide procedures
+// to illegible), never below MIN_ZOOM nor above 1; start at the left, lane labels clear of the palette.
+function readableZoom(canvas) {
+  canvas.zoom('fit-viewport');
+  const box = canvas.viewbox();
+  const inner = box.inner;
+  const width = box.outer.width;
+  let zoom = inner.width > 0 ? (width - 160) / inner.width : 1;
+  zoom = Math.max(MIN_ZOOM, Math.min(1, zoom));
+  canvas.zoom(zoom);
+  canvas.viewbox({ x: inner.x - 110 / zoom, y: inner.y - 20 / zoom, width: box.outer.width / zoom,
+    height: box.outer.height / zoom });
+}
+
+// Palette entries in Chinese (a tooltip on every icon) and the parts Xiaowei cannot run hidden.
+const PALETTE_ZH = {
+  'hand-tool': '移动画布(抓手)', 'lasso-tool': '框选多个元素', 'space-tool': '插入或移除空白',
+  'global-connect-tool': '连线:从一个元素拖到另一个元素', 'create.start-event': '开始事件(流程从这里开始)',
+  'create.intermediate-event': '中间事件(定时:等待一段时间)', 'create.end-event': '结束事件(办结或终止)',
+  'create.exclusive-gateway': '排他网关(按条件走一条出口)', 'create.task': '步骤(由泳道中的角色办理)',
+  'create.subprocess-expanded': '子流程(小微不能执行)', 'create.data-object': '数据对象(仅作说明,不执行)',
+  'create.data-store': '数据存储(仅作说明,不执行)', 'create.participant-expanded': '泳池/参与者(小微一个事项只用一个泳池)',
+  'create.group': '分组(仅作说明,不执行)',
+};
+const NOT_RUNNABLE = ['create.subprocess-expanded', 'create.data-object', 'create.data-store', 'create.group',
+  'create.participant-expanded'];
+
+function paletteInChinese(container) {
+  for (const entry of container.querySelectorAll('.djs-palette .entry')) {
+    const action = entry.getAttribute('data-action');
+    if (PALETTE_ZH[action]) {
+      entry.setAttribute('title', PALETTE_ZH[action]);
+      entry.setAttribute('aria-label', PALETTE_ZH[action]);
+    }
+    if (NOT_RUNNABLE.includes(action)) {
+      entry.style.display = 'none';  // Xiaowei cannot run these: not offered
+      entry.classList.add('xw-not-runnable');
+    }
+  }
+}
+
 async function main() {
   const descriptor = await (await fetch(new URL('./xw-moddle.json', import.meta.url))).json();
   const { res, body: data } = await json(root.dataset.dataUrl);
@@ -65,9 +108,8 @@ async function main() {
     return;
   }
   const canvas = modeler.get('canvas');
-  canvas.zoom('fit-viewport');
-  canvas.zoom(canvas.zoom() * 0.88, { x: 0, y: 0 });
-  canvas.scroll({ dx: 100, dy: 10 });  // keep the lane labels clear of the palette
+  readableZoom(canvas);
+  paletteInChinese(document.getElementById('modeler-canvas'));
   let revision = data.revision;
   let dirty = false;
   sourceEl.textContent = `编辑:${data.source}`;
@@ -89,11 +131,20 @@ async function main() {
     status('正在保存…', 'pending');
     try {
       const { xml } = await modeler.saveXML({ format: true });
-      const { res: saved, body } = await json(root.dataset.saveUrl, {
+      const post = (extra) => json(root.dataset.saveUrl, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': root.dataset.csrf, Accept: 'application/json' },
-        body: JSON.stringify({ xml, revision }),
+        body: JSON.stringify({ xml, revision, ...extra }),
       });
+      let { res: saved, body } = await post({});
+      if (saved.ok && body.needs_confirm) {
+        // warned before saving: the step table (任务单) could no longer be rebuilt from this diagram
+        if (!window.confirm(body.message)) {
+          status('未保存:' + body.message.replace(/仍要保存吗?$/, '可继续修改后再保存。'), 'pending');
+          return;
+        }
+        ({ res: saved, body } = await post({ confirm_table_loss: true }));
+      }
       if (saved.ok) {
         revision = body.revision;
         dirty = false;
