@@ -265,3 +265,63 @@ def test_assistant_flags_what_it_cannot_translate_in_chinese():
     result = assist_xml(report.xml)
     flagged = [t for t in result.todo if t["code"] == "condition"]
     assert flagged and "无法自动转换" in flagged[0]["zh"] and not result.publishable
+
+
+# --------------------------------------------------------------------------------------------
+# The web: import without overwriting, the assistant page, the modeler's warning before a save
+
+
+def web_upload(client, data: bytes, name: str, replace: bool = False):
+    import io
+
+    form = {"csrf_token": client.csrf, "file": (io.BytesIO(data), name)}
+    if replace:
+        form["replace"] = "1"
+    return client.post("/procedures/import", data=form, content_type="multipart/form-data")
+
+
+def test_web_import_assistant_publish_and_a_case_runs(app, xw, people):
+    from web_helpers import login
+
+    staff = login(app, people["township_staff"])
+    page = web_upload(staff, CAMUNDA.encode(), "camunda.bpmn")
+    assert page.status_code == 200 and "已导入为草稿" in page.text and 'id="open-assistant"' in page.text, page.text
+    again = web_upload(staff, CAMUNDA.encode(), "camunda.bpmn")
+    assert "Process_1_2" in again.text and "没有覆盖" in again.text  # the first draft is kept
+    shown = staff.get("/procedures/Process_1/assist")
+    assert shown.status_code == 200 and 'name="role:Lane_a"' in shown.text and "可以自动修正" in shown.text
+    assert "${" not in shown.text.split("可以自动修正")[0]
+    form = {"csrf_token": staff.csrf, "revision": "1", "role:Lane_a": "applicant", "role:Lane_b": "committee",
+            "kind:apply": "task", "kind:check": "approval"}
+    applied = staff.post("/procedures/Process_1/assist", data=form)
+    assert applied.status_code == 200 and "已保存为草稿第2稿" in applied.text and "校验通过" in applied.text, applied.text
+    published = staff.post("/procedures/Process_1/publish", data={"csrf_token": staff.csrf, "note": "导入", "revision": "2"})
+    assert published.status_code in (200, 302), published.text
+    case = xw.start_case("Process_1", "DONGAO", people["applicant"])
+    xw.complete(case, "apply", people["applicant"], {})
+    xw.complete(case, "check", people["committee"], {"passed": True, "amount": 100})
+    assert xw.show_case(case)["status"] == "completed"
+    villager = login(app, people["applicant"])
+    assert villager.get("/procedures/Process_1_2/assist").status_code == 403
+
+
+def test_modeler_warns_before_a_save_that_loses_the_step_table(app, xw, people):
+    from web_helpers import login
+
+    staff = login(app, people["township_staff"])
+    report = analyze(HEAD + sequence("Seq", 2, name="简单流程") + "</bpmn2:definitions>")
+    fixed = assist_xml(report.xml, roles={"*": "committee"}).xml
+    with xw.db.write() as s:
+        editing.save_draft(s, "Seq", fixed, username=people["township_staff"], expected_revision=0)
+    assert staff.get("/procedures/Seq/table").status_code == 200  # the 任务单 is rebuilt from the diagram
+    # a second start event: a structure a step table cannot hold
+    broken = fixed.replace(b'<bpmn2:startEvent id="start"/>', b'<bpmn2:startEvent id="start"/><bpmn2:startEvent id="start2"/>')
+    body = {"xml": broken.decode(), "revision": 1}
+    warned = staff.post("/procedures/Seq/modeler/save", json=body, headers={"X-CSRF-Token": staff.csrf})
+    assert warned.status_code == 200 and warned.json["needs_confirm"] is True
+    assert warned.json["message"].startswith("保存后将无法还原为任务单")
+    with xw.db.read() as s:
+        assert editing.get_draft(s, "Seq").revision == 1  # warned before saving: nothing saved
+    saved = staff.post("/procedures/Seq/modeler/save", json={**body, "confirm_table_loss": True},
+                       headers={"X-CSRF-Token": staff.csrf})
+    assert saved.status_code == 200 and saved.json["revision"] == 2

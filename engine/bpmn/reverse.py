@@ -12,6 +12,7 @@ what stands in the way — the modeler shows it before a save that would make th
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +43,11 @@ def table_from_bpmn(xml: bytes) -> tuple[dict | None, str]:
         rebuilt_xml = build_bpmn(table)
     except StepTableError as exc:
         return None, f"任务单无法生成同样的流程:{str(exc).split(': ', 1)[-1]}"
+    # the table names a step's gateway "<step>_gw": give it back the diagram's id before comparing
+    for step in table["steps"]:
+        if "gateway" in step:
+            original = d.flows[d.nodes[step["id"]].outgoing[0]].target
+            rebuilt_xml = re.sub(rf'([">]){re.escape(step["id"])}_gw(["<])', rf"\g<1>{original}\g<2>", rebuilt_xml.decode("utf-8")).encode("utf-8")
     rebuilt = read_definition(parse_xml(rebuilt_xml), rebuilt_xml)
     comparison = compare(d, rebuilt)
     if not comparison.same:

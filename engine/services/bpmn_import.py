@@ -260,8 +260,11 @@ def _analyze(report, xml: bytes, filename: str, process_id: str | None, procedur
         return _refuse(report, f"元素编号重复:{'、'.join(dups[:10])}", f"duplicate ids: {', '.join(dups[:10])}",
                        "duplicate-id")
     found = candidates(root)
-    if not found:
-        return _refuse(report, "文件中没有流程(bpmn:process),只有图形或协作图", "no process in the document", "process")
+    if not found:  # only a diagram (or a collaboration): an empty process to draw in, named after the file
+        pid = _empty_process(root, filename)
+        report.notes.append(f"文件中没有流程(只有图形或说明),已建立空流程“{pid}”,可在流程图编辑器中绘制 / the file had "
+                            f"no process: an empty process {pid} was created")
+        found = candidates(root)
     chosen = choose(found, process_id)
     if chosen is None:
         names = "、".join(f"{c.id}({c.title()})" for c in found)
@@ -328,6 +331,25 @@ def _analyze(report, xml: bytes, filename: str, process_id: str | None, procedur
         report.message = (f"已导入为草稿:{d.id} {d.name};有 {n} 处需要补充或修改才能发布(可用导入助手) / imported "
                           f"as a draft; {n} problem(s) must be fixed before it can be published (try the assistant)")
     return report
+
+
+def _empty_process(root: etree._Element, filename: str) -> str:
+    """Add an empty process (the id the diagram's plane refers to when that is free) and return its id."""
+    taken = {el.get("id") for el in root.iter() if isinstance(el.tag, str) and el.get("id")}
+    plane = next(root.iter(f"{{{BPMNDI}}}BPMNPlane"), None)
+    wanted = plane.get("bpmnElement", "") if plane is not None else ""
+    pid = wanted if wanted and ID_RE.match(wanted) and len(wanted) <= MAX_ID and wanted not in taken else "Process_1"
+    n = 1
+    while pid in taken:
+        n += 1
+        pid = f"Process_{n}"
+    process = etree.Element(f"{{{BPMN}}}process", {"id": pid, "name": _stem(filename), "isExecutable": "false"})
+    diagram = next(root.iter(f"{{{BPMNDI}}}BPMNDiagram"), None)
+    if diagram is not None:
+        diagram.addprevious(process)
+    else:
+        root.append(process)
+    return pid
 
 
 def _stem(filename: str) -> str:

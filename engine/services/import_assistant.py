@@ -331,6 +331,7 @@ def assist_xml(xml: bytes, *, roles: dict[str, str] | None = None, kinds: dict[s
     fields = d.readable_fields()
     nodes_by_id = {el.get("id"): el for el in process if isinstance(el.tag, str)}
     added: set[str] = set()
+    translated_flows: list[tuple[str, str, str, str]] = []
     for flow_el in process.findall(_q("sequenceFlow")):
         cond = flow_el.find(_q("conditionExpression"))
         if cond is None or not (cond.text or "").strip():
@@ -341,16 +342,16 @@ def assist_xml(xml: bytes, *, roles: dict[str, str] | None = None, kinds: dict[s
             translated, why = text, ""
         except ExpressionError:
             translated, why = translate_condition(text)
+        exit_name = _exit_name(flow_el, nodes_by_id)
         if translated is None:
-            todo("condition", flow_el.get("id", ""), f"条件“{text}”无法自动转换:{why}。请在流程图编辑器中改写为小微的条件"
-                 "(如 amount > 1000 and approved == True)", f"condition {text!r} cannot be translated")
+            todo("condition", flow_el.get("id", ""), f"出口“{exit_name}”的条件无法自动转换:{why}。请在流程图编辑器中"
+                 "选中这条连线,改写为小微的条件", f"condition {text!r} cannot be translated")
             continue
         if translated != text:
             cond.text = translated
             for attr in ("language",):
                 cond.attrib.pop(attr, None)
-            fixed("condition", flow_el.get("id", ""), f"条件“{text}”已转换为“{translated}”",
-                  f"condition {text!r} translated to {translated!r}")
+            translated_flows.append((flow_el.get("id", ""), exit_name, text, translated))
         expr = compile_expression(translated)
         missing = [n for n in sorted(expr.names) if n not in fields and n not in added and "." not in n]
         if not missing:
@@ -370,7 +371,7 @@ def assist_xml(xml: bytes, *, roles: dict[str, str] | None = None, kinds: dict[s
                 etree.SubElement(fel, f"{{{XW}}}option", {"value": str(v), "label": str(v)})
             added.add(name)
             fixed("condition-field", step_el.get("id", ""), f"为条件所需的数据在“{step_el.get('name') or step_el.get('id')}”"
-                  f"中加了填写项“{attrs['label']}”({name})", f"added field {name} to {step_el.get('id')}")
+                  f"中加了填写项“{attrs['label']}”", f"added field {name} to {step_el.get('id')}")
             if name not in FIELD_LABELS:
                 out.todo.append({"code": "field-label", "element": step_el.get("id", ""), "severity": "warning",
                                  "zh": f"请为填写项“{name}”取一个中文名称", "en": f"give field {name} a Chinese label"})
@@ -388,6 +389,12 @@ def assist_xml(xml: bytes, *, roles: dict[str, str] | None = None, kinds: dict[s
 
     xml_out = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     d2 = read_definition(parse_xml(xml_out), xml_out)
+    from engine.render.narrative import Words
+
+    words = Words(d2, {}, {})
+    for flow_id, exit_name, text, translated in translated_flows:  # said in words, not as code
+        fixed("condition", flow_id, f"出口“{exit_name}”的条件已转换为小微的条件:{words.sentence(translated)}",
+              f"condition {text!r} translated to {translated!r}")
     from . import editing
 
     if not editing.has_di(d2.root, d2):
@@ -408,6 +415,14 @@ def assist_xml(xml: bytes, *, roles: dict[str, str] | None = None, kinds: dict[s
     table, why = table_from_bpmn(xml_out)
     out.table = "" if table is not None else why
     return out
+
+
+def _exit_name(flow_el, nodes_by_id: dict) -> str:
+    """How a person names an exit: the flow's label, else where it leads."""
+    if (flow_el.get("name") or "").strip():
+        return flow_el.get("name").strip()
+    target = nodes_by_id.get(flow_el.get("targetRef", ""))
+    return (target.get("name") or "").strip() if target is not None and target.get("name") else "(未命名)"
 
 
 def _step_before(process, nodes_by_id: dict, node_id: str):

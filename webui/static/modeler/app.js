@@ -78,14 +78,40 @@ const NOT_RUNNABLE = ['create.subprocess-expanded', 'create.data-object', 'creat
 function paletteInChinese(container) {
   for (const entry of container.querySelectorAll('.djs-palette .entry')) {
     const action = entry.getAttribute('data-action');
-    if (PALETTE_ZH[action]) {
+    const current = entry.getAttribute('title') || '';
+    if (PALETTE_ZH[action] && !/[\u4e00-\u9fff]/.test(current)) {  // keep the translated tooltip when there is one
       entry.setAttribute('title', PALETTE_ZH[action]);
       entry.setAttribute('aria-label', PALETTE_ZH[action]);
+    } else if (current && !entry.getAttribute('aria-label')) {
+      entry.setAttribute('aria-label', current);
     }
     if (NOT_RUNNABLE.includes(action)) {
       entry.style.display = 'none';  // Xiaowei cannot run these: not offered
       entry.classList.add('xw-not-runnable');
     }
+  }
+}
+
+// Element types Xiaowei does not run: marked on the chart (an imported diagram may hold them).
+const NOT_RUN_TYPES = {
+  'bpmn:DataStoreReference': '数据存储', 'bpmn:DataObjectReference': '数据对象', 'bpmn:Group': '分组',
+  'bpmn:SubProcess': '子流程', 'bpmn:CallActivity': '调用活动', 'bpmn:ServiceTask': '服务任务',
+  'bpmn:ScriptTask': '脚本任务', 'bpmn:SendTask': '发送任务', 'bpmn:ReceiveTask': '接收任务',
+  'bpmn:BusinessRuleTask': '业务规则任务', 'bpmn:ManualTask': '手工任务', 'bpmn:Task': '无类型任务',
+  'bpmn:InclusiveGateway': '包容网关', 'bpmn:EventBasedGateway': '事件网关', 'bpmn:ComplexGateway': '复杂网关',
+};
+
+function markNotRunnable(modeler) {
+  const overlays = modeler.get('overlays');
+  overlays.remove({ type: 'xw-not-run' });
+  for (const element of modeler.get('elementRegistry').getAll()) {
+    const kind = NOT_RUN_TYPES[element.type];
+    if (!kind || element.type === 'bpmn:Process') continue;
+    const badge = document.createElement('span');
+    badge.className = 'xw-not-run';
+    badge.textContent = '不执行';
+    badge.title = `${kind}:小微不能执行,发布前请改为步骤或删除(导入助手可自动转换任务)`;
+    overlays.add(element.id, 'xw-not-run', { position: { top: -10, right: 10 }, html: badge });
   }
 }
 
@@ -115,7 +141,9 @@ async function main() {
   sourceEl.textContent = `编辑:${data.source}`;
   new XwPanel(modeler, document.getElementById('xw-panel'), data,
     { checkUrl: root.dataset.checkUrl, csrf: root.dataset.csrf });
+  markNotRunnable(modeler);
   modeler.get('eventBus').on('commandStack.changed', () => {
+    markNotRunnable(modeler);
     dirty = true;
     status('有未保存的修改。', 'pending');
   });
