@@ -157,7 +157,11 @@ def auto_layout(root: etree._Element, d: ProcedureDefinition) -> bytes:
         plane_ref = next((p.getparent().get("id") for p in root.iter(f"{{{BPMN}}}participant")
                           if p.get("processRef") == d.id), d.id)
         diagram = etree.SubElement(root, f"{{{BPMNDI}}}BPMNDiagram", {"id": "Diagram_auto"})
-        etree.SubElement(diagram, f"{{{BPMNDI}}}BPMNPlane", {"id": "Plane_auto", "bpmnElement": plane_ref})
+        plane = etree.SubElement(diagram, f"{{{BPMNDI}}}BPMNPlane", {"id": "Plane_auto", "bpmnElement": plane_ref})
+        for row, lid in enumerate(d.lanes):  # empty lanes, one row each
+            lane_shape = etree.SubElement(plane, f"{{{BPMNDI}}}BPMNShape", {"id": f"{lid}_di", "bpmnElement": lid,
+                                                                             "isHorizontal": "true"})
+            etree.SubElement(lane_shape, f"{{{DC}}}Bounds", {"x": "30", "y": str(120 * row), "width": "600", "height": "120"})
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     order: dict[str, int] = {}
     succ: dict[str, list[str]] = {n: [] for n in d.nodes}

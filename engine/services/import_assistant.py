@@ -456,7 +456,9 @@ def _add_single_lane(root, process, d) -> None:
     taken = {el.get("id") for el in root.iter() if isinstance(el.tag, str)}
     lane_id = "Lane_imported" if "Lane_imported" not in taken else "Lane_imported_2"
     pool = next((p.get("name") for p in root.iter(_q("participant")) if p.get("processRef") == d.id and p.get("name")), "")
-    lane = etree.SubElement(laneset, _q("lane"), {"id": lane_id, "name": pool or "经办人"})
+    # the pool's name when it names a role (村委会), else 经办人: a pool is usually named after the process
+    named = pool if pool and any(score >= 0.6 for _, score in suggest_roles(pool)) else "经办人"
+    lane = etree.SubElement(laneset, _q("lane"), {"id": lane_id, "name": named})
     for el in process:
         if _local(el) in ("startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
                           "userTask", "task", "manualTask", "scriptTask", "serviceTask", "sendTask", "receiveTask",
