@@ -325,3 +325,20 @@ def test_modeler_warns_before_a_save_that_loses_the_step_table(app, xw, people):
     saved = staff.post("/procedures/Seq/modeler/save", json={**body, "confirm_table_loss": True},
                        headers={"X-CSRF-Token": staff.csrf})
     assert saved.status_code == 200 and saved.json["revision"] == 2
+
+
+def test_web_several_pools_the_user_chooses_another(app, xw, people):
+    from web_helpers import login
+
+    staff = login(app, people["township_staff"])
+    two = (HEAD + '<bpmn2:collaboration id="C"><bpmn2:participant id="P1" name="村民" processRef="Small"/>'
+           '<bpmn2:participant id="P2" name="村委会" processRef="Big"/></bpmn2:collaboration>'
+           + sequence("Small", 2, prefix="s_") + sequence("Big", 4, prefix="b_") + "</bpmn2:definitions>")
+    page = web_upload(staff, two.encode(), "pools.bpmn")
+    assert page.status_code == 200 and 'id="import-candidates"' in page.text and "Big" in page.text
+    chosen = staff.post("/procedures/import/choose", data={"csrf_token": staff.csrf, "from": "Big", "process": "Small"})
+    assert chosen.status_code == 200 and "已导入为草稿:Small" in chosen.text, chosen.text
+    with xw.db.read() as s:
+        assert editing.get_draft(s, "Big") is None  # the first import, untouched, made way for the choice
+        small = editing.get_draft(s, "Small")
+        assert small is not None and 'name="村民"' in small.bpmn_xml

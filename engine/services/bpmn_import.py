@@ -449,5 +449,27 @@ def import_bpmn(session: Session, xml: bytes, filename: str = "<bpmn>", *, usern
     return report
 
 
-__all__ = ["analyze_import", "import_bpmn", "bpmn_duplicate_ids", "resolve_prefixed_refs", "candidates", "choose",
+def choose_other_process(session: Session, procedure_id: str, process_id: str, *, username: str | None = None,
+                         actor: str = "cli"):
+    """The user chose another pool of the file just imported as ``procedure_id``: import that process
+    (from the draft, which keeps every pool of the file) as a draft of its own; the first draft is
+    dropped when it is still exactly what the import made (revision 1, by this user)."""
+    from . import editing
+
+    draft = editing.get_draft(session, procedure_id)
+    if draft is None:
+        raise editing.NotFound(f"事项“{procedure_id}”没有草稿 / no draft of {procedure_id}")
+    editing._check_may_edit(session, username, procedure_id, draft.org_id)
+    filename = draft.source.removeprefix("import:") if draft.source.startswith("import:") else f"{procedure_id}.bpmn"
+    untouched = draft.revision == 1 and draft.source.startswith("import:") and draft.updated_by == (username or actor)
+    report = import_bpmn(session, draft.bpmn_xml.encode("utf-8"), filename, username=username, actor=actor,
+                         process_id=process_id)
+    if report.status == "imported" and untouched and report.procedure_id != procedure_id:
+        editing.delete_draft(session, procedure_id, username=username, actor=actor)
+        report.notes.append(f"已改为导入“{report.name}”;先前导入的草稿“{procedure_id}”未经修改,已删除 / the first draft "
+                            f"{procedure_id} (unchanged) was deleted")
+    return report
+
+
+__all__ = ["choose_other_process", "analyze_import", "import_bpmn", "bpmn_duplicate_ids", "resolve_prefixed_refs", "candidates", "choose",
            "short_id", "Candidate", "original_id"]

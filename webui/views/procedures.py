@@ -176,6 +176,21 @@ def import_file():
     return render_template("procedures/import.html", report=report, error=None), (200 if report.status == "imported" else 422)
 
 
+@bp.post("/procedures/import/choose")
+@login_required
+def import_choose():
+    """Another pool of the file just imported (the report lists them)."""
+    from engine.services.bpmn_import import choose_other_process
+
+    _require_editor()
+    source, process = request.form.get("from", ""), request.form.get("process", "")
+    try:
+        report = xw().write(choose_other_process, source, process, username=g.user.username)
+    except XiaoweiError as exc:
+        return render_template("procedures/import.html", report=None, error=exc.message), exc.status
+    return render_template("procedures/import.html", report=report, error=None), (200 if report.status == "imported" else 422)
+
+
 @bp.app_context_processor
 def _nav() -> dict:
     actor = g.get("actor")
