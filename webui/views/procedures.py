@@ -184,6 +184,8 @@ def import_choose():
 
     _require_editor()
     source, process = request.form.get("from", ""), request.form.get("process", "")
+    if not source or not process:
+        return render_template("procedures/import.html", report=None, error=_("请选择要导入的流程。")), 422
     try:
         report = xw().write(choose_other_process, source, process, username=g.user.username)
     except XiaoweiError as exc:
