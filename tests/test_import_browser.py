@@ -94,3 +94,19 @@ def test_township_imports_assists_publishes_and_a_cadre_runs_a_case(server, brow
     shown = xw.show_case(case)
     assert shown["status"] == "completed"
     assert xw.tasks(case) == []
+
+
+def test_modeler_opens_a_library_chart_readable_and_hides_what_cannot_run(server, browser, xw, people):
+    ctx, page = sign_in(browser, server, people["district_admin"])
+    page.goto(f"{server}/procedures/V-DEC-01/modeler")
+    page.wait_for_selector("#modeler-app[data-ready=true]", timeout=20000)
+    zoom = page.evaluate("window.xiaoweiModeler.get('canvas').zoom()")
+    assert 0.8 <= zoom <= 1, zoom  # fit to the width, never smaller than readable
+    for action in ("create.data-store", "create.data-object", "create.group", "create.participant-expanded",
+                   "create.subprocess-expanded"):
+        assert page.is_hidden(f'.djs-palette .entry[data-action="{action}"]'), action
+    assert page.is_visible('.djs-palette .entry[data-action="create.task"]')
+    titles = page.eval_on_selector_all(".djs-palette .entry:not([style*='none'])", "els => els.map(e => e.title)")
+    assert titles and all(t for t in titles), titles  # every offered tool has a tooltip
+    shoot(page, "i05-library-modeler")
+    ctx.close()

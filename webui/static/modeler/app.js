@@ -46,7 +46,7 @@ async function json(url, options) {
   return { res, body };
 }
 
-const MIN_ZOOM = 0.6;  // below this, Chinese labels cannot be read
+const MIN_ZOOM = 0.8;  // below this, the chart's Chinese labels are too small to read
 
 // Open a chart at a readable zoom: fit its width (not the whole chart, which shrinks wide procedures
 // to illegible), never below MIN_ZOOM nor above 1; start at the left, lane labels clear of the palette.
@@ -79,11 +79,8 @@ function paletteInChinese(container) {
   for (const entry of container.querySelectorAll('.djs-palette .entry')) {
     const action = entry.getAttribute('data-action');
     const current = entry.getAttribute('title') || '';
-    if (PALETTE_ZH[action] && !/[\u4e00-\u9fff]/.test(current)) {  // keep the translated tooltip when there is one
+    if (!current && PALETTE_ZH[action]) {  // the translated tooltip stays where bpmn-js wrote one
       entry.setAttribute('title', PALETTE_ZH[action]);
-      entry.setAttribute('aria-label', PALETTE_ZH[action]);
-    } else if (current && !entry.getAttribute('aria-label')) {
-      entry.setAttribute('aria-label', current);
     }
     if (NOT_RUNNABLE.includes(action)) {
       entry.style.display = 'none';  // Xiaowei cannot run these: not offered
