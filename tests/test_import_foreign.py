@@ -342,3 +342,13 @@ def test_web_several_pools_the_user_chooses_another(app, xw, people):
         assert editing.get_draft(s, "Big") is None  # the first import, untouched, made way for the choice
         small = editing.get_draft(s, "Small")
         assert small is not None and 'name="村民"' in small.bpmn_xml
+
+
+def test_cli_never_shows_a_traceback_for_bad_files(xw, tmp_path):
+    db_url = url_of(xw)
+    for name, data in (("empty.bpmn", b""), ("binary.bpmn", bytes(range(256)) * 4), ("html.bpmn", b"<html><body>hi</body></html>"),
+                       ("cut.bpmn", (HEAD + sequence("Cut", 2))[:-40].encode())):
+        path = tmp_path / name
+        path.write_bytes(data)
+        out = CliRunner().invoke(main, ["procedures", "import", str(path), "--db", db_url])
+        assert out.exit_code == 1 and "Traceback" not in out.output and "未导入" in out.output, (name, out.output)
