@@ -323,7 +323,7 @@ def _analyze(report, xml: bytes, filename: str, process_id: str | None, procedur
         listed = "、".join(f"“{c.title()}”({c.id},{c.nodes} 个元素)" for c in others)
         report.problems.append({"code": "other-process", "element": target, "severity": "warning",
                                 "zh": f"文件含多个流程,导入了“{chosen.title()}”;其余保留在图中但不执行:{listed}。"
-                                      "如需导入其他流程,可重新选择",
+                                      "如需导入其他流程,可在导入结果页选择(命令行:--process 流程编号)",
                                 "en": f"several processes: {chosen.id} is imported; others kept, not run: "
                                       f"{', '.join(c.id for c in others)}"})
     xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
