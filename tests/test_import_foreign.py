@@ -352,3 +352,14 @@ def test_cli_never_shows_a_traceback_for_bad_files(xw, tmp_path):
         path.write_bytes(data)
         out = CliRunner().invoke(main, ["procedures", "import", str(path), "--db", db_url])
         assert out.exit_code == 1 and "Traceback" not in out.output and "未导入" in out.output, (name, out.output)
+
+
+def test_assistant_drops_spiff_scripts_and_keeps_their_instructions():
+    report = editing.analyze_import((FOREIGN / "spiff-arena-camunda-3.0_lanes.bpmn").read_bytes(), "lanes.bpmn")
+    result = assist_xml(report.xml)
+    assert result.publishable, result.todo
+    roles = {lane["id"]: lane["role"] for lane in result.lanes}
+    assert roles == {"process_initiator": "applicant", "finance_team": "bookkeeper"}
+    assert b"postScript" not in result.xml and b"get_last_user_completing_task" not in result.xml
+    d = lint_bytes(result.xml).definition
+    assert d.steps["initiator_one"].instructions == "This is for the initiator user"

@@ -47,6 +47,7 @@ KIND_WORDS = (("approval", ("审批", "审核", "批准", "核准", "同意", "a
 # lane names other tools use, and the role each most likely is
 ROLE_WORDS = (
     ("applicant", ("申请人", "村民", "居民", "群众", "申请", "applicant", "customer", "citizen", "requester", "requestor",
+                   "initiator",
                    "employee", "user", "client")),
     ("director", ("主任", "负责人", "领导", "manager", "director", "head", "boss", "approver")),
     ("bookkeeper", ("会计", "报账", "财务", "出纳", "finance", "account", "bookkeep", "cashier")),
@@ -261,6 +262,25 @@ def assist_xml(xml: bytes, *, roles: dict[str, str] | None = None, kinds: dict[s
         if _local(el) == "endEvent" and not (el.get("name") or "").strip():
             el.set("name", "办结")
             fixed("end-name", el.get("id", ""), "没有名称的结束事件命名为“办结”", "unnamed end event named 办结")
+
+    # other engines' scripts are dropped (never run); SpiffArena's instructions become the step's
+    spiff = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+    for el in list(process.iter(f"{{{spiff}}}*")):
+        local = etree.QName(el.tag).localname
+        owner = el.getparent().getparent() if el.getparent() is not None else None
+        if local in ("preScript", "postScript", "script", "serviceTaskOperator"):
+            el.getparent().remove(el)
+            if (el.text or "").strip():
+                fixed("script", owner.get("id", "") if owner is not None else "",
+                      f"删除了“{owner.get('name') or owner.get('id')}”中的脚本(小微不执行脚本)" if owner is not None
+                      else "删除了流程中的脚本(小微不执行脚本)", f"dropped spiffworkflow:{local}")
+        elif local == "instructionsForEndUser" and owner is not None and (el.text or "").strip() \
+                and owner.find(_q("documentation")) is None:
+            doc = etree.Element(_q("documentation"))
+            doc.text = el.text.strip()
+            owner.insert(0, doc)
+            fixed("instructions", owner.get("id", ""), f"“{owner.get('name') or owner.get('id')}”的办理说明取自原文件",
+                  "instructions taken from spiffworkflow:instructionsForEndUser")
 
     # tasks → steps
     for el in list(process):
