@@ -345,6 +345,9 @@ def _analyze(report, xml: bytes, filename: str, process_id: str | None, procedur
                            f"the laid-out diagram is larger than {kb} KB", "size")
     result = lint_bytes(xml, filename)
     report.problems.extend(p.to_dict() for p in result.problems)
+    report.element_names = {**{k: f.name for k, f in d.flows.items() if f.name},
+                            **{k: n.name for k, n in d.nodes.items() if n.name},
+                            **{k: lane.name for k, lane in d.lanes.items() if lane.name}, d.id: d.name}
     report.executable = result.ok
     report.xml = xml
     report.status = "imported"

@@ -259,6 +259,7 @@ class ImportReport:
     chosen_process: str = ""
     original_id: str = ""
     proposed_from: str = ""  # the id a clash with an existing draft moved this import away from
+    element_names: dict[str, str] = field(default_factory=dict)  # element id → the name people read
 
     def to_dict(self) -> dict[str, Any]:
         return {"filename": self.filename, "status": self.status, "executable": self.executable,
