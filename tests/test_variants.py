@@ -320,9 +320,12 @@ def test_the_modeler_saves_a_variant_and_the_old_routes_lead_to_its_page(xw, peo
     staff = login(make_app(xw), people["township_staff"])
     data = staff.get(f"/procedures/{KEY}/modeler/data.json").get_json()
     xml = data["xml"].replace('name="凭票报账"', 'name="凭票报账(镇审)"')
-    saved = staff.post(f"/procedures/{KEY}/modeler/save", json={"xml": xml, "revision": data["revision"]},
+    asked = staff.post(f"/procedures/{KEY}/modeler/save", json={"xml": xml, "revision": data["revision"]},
                        headers={"X-CSRF-Token": staff.csrf})
-    assert saved.status_code == 200 and saved.get_json()["revision"] == 2
+    assert asked.get_json()["needs_confirm"] is True  # the 任务单 would be lost: asked first, nothing saved
+    saved = staff.post(f"/procedures/{KEY}/modeler/save", headers={"X-CSRF-Token": staff.csrf},
+                       json={"xml": xml, "revision": data["revision"], "confirm_table_loss": True})
+    assert saved.status_code == 200 and saved.get_json().get("revision") == 2, saved.get_json()
     page = staff.get(f"/procedures/{PID}/variants/SFZ")
     assert "凭票报账(镇审)" in page.text
     assert staff.get(f"/procedures/{KEY}").headers["Location"].endswith(f"/procedures/{PID}/variants/SFZ")

@@ -125,6 +125,10 @@ ROUTES = {
     ("POST", "/procedures/<procedure_id>/variants/<org_code>/publish"): "variant_missing",
     ("POST", "/procedures/<procedure_id>/variants/<org_code>/rebase"): "variant_missing",
     ("POST", "/procedures/<procedure_id>/variants/<org_code>/withdraw"): "variant_missing",
+    # 导入 (#15): choosing another pool of an imported file; the 导入助手 of a draft (V-DEC-01 has none: 404)
+    ("POST", "/procedures/import/choose"): "editor_import",
+    ("GET", "/procedures/<procedure_id>/assist"): "library_publish",
+    ("POST", "/procedures/<procedure_id>/assist"): "library_publish",
     # 监督分析 (charts, CSV, heat map): township and district staff, supervisors, a village's committee.
     ("GET", "/dashboard"): "dashboard",
     ("GET", "/dashboard/<chart>.csv"): "dashboard",

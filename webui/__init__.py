@@ -81,6 +81,9 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
     from webui.views.variants import bp as variants_bp  # 镇(街道)变体 of district procedures
 
     app.register_blueprint(variants_bp)
+    from webui.views.import_assistant import bp as import_assistant_bp  # 导入助手 (issue #15)
+
+    app.register_blueprint(import_assistant_bp)
     from webui.public.views import bp as public_bp  # no login: the public side (公开栏, 流程到哪了, 码上举报)
 
     app.register_blueprint(public_bp)

@@ -207,7 +207,7 @@ def _check_lanes_and_steps(d: ProcedureDefinition) -> Iterable[Problem]:
             try:
                 expr = compile_expression(c.test)
             except ExpressionError as exc:
-                yield Problem("unsafe-expression", step.id, f"校验规则“{c.test}”不安全或有误:{exc}",
+                yield Problem("unsafe-expression", step.id, f"校验规则“{c.test}”不安全或有误:{exc.zh}",
                               f"constraint {c.test!r} rejected: {exc}")
                 continue
             for name in expr.names - set(all_fields):
@@ -262,7 +262,10 @@ def _check_expression(d: ProcedureDefinition, element: str, text: str, fields: d
     try:
         expr = compile_expression(text)
     except ExpressionError as exc:
-        yield Problem("unsafe-expression", element, f"表达式“{text}”不安全或有误:{exc}", f"expression {text!r} rejected: {exc}")
+        foreign = "${" in text or "#{" in text or "&&" in text or "||" in text  # Camunda/Flowable JUEL
+        hint = ";这是其他流程引擎的写法,导入助手可以自动转换" if foreign else ""
+        yield Problem("unsafe-expression", element, f"表达式“{text}”不安全或有误:{exc.zh}{hint}",
+                      f"expression {text!r} rejected: {exc}")
         return
     for name in sorted(expr.names - set(fields)):
         yield Problem("unknown-field", element, f"表达式“{text}”引用了不存在的表单字段“{name}”",

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.core import audit, directory, procedures, spiff
-from engine.core.definitions import BPMN, BPMNDI, DC, DI, NS, XSI, XW, ProcedureDefinition, content_hash, read_definition
+from engine.core.definitions import BPMN, BPMNDI, DC, DI, XSI, XW, ProcedureDefinition, content_hash, read_definition
 from engine.bpmn.diffing import Comparison, compare
 from engine.core.directory import Actor, ancestors, load_actor
 from engine.core.errors import Conflict, Forbidden, InvalidProcedure, NotFound
@@ -132,11 +132,10 @@ def read_bpmn(xml: bytes, *, max_bytes: int = MAX_BYTES) -> ProcedureDefinition:
 
 
 def duplicate_ids(root: etree._Element) -> list[str]:
-    seen: dict[str, int] = {}
-    for el in root.iter():
-        if isinstance(el.tag, str) and el.get("id"):
-            seen[el.get("id")] = seen.get(el.get("id"), 0) + 1
-    return sorted(k for k, n in seen.items() if n > 1)
+    """Ids used twice among BPMN elements (other tools' extension elements have ids of their own)."""
+    from .bpmn_import import bpmn_duplicate_ids
+
+    return bpmn_duplicate_ids(root)
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,7 +144,9 @@ def duplicate_ids(root: etree._Element) -> list[str]:
 
 def has_di(root: etree._Element, d: ProcedureDefinition) -> bool:
     shapes = {el.get("bpmnElement") for el in root.iter(f"{{{BPMNDI}}}BPMNShape")}
-    return bool(d.nodes) and all(n in shapes for n in d.nodes)
+    edges = {el.get("bpmnElement") for el in root.iter(f"{{{BPMNDI}}}BPMNEdge")}
+    return (bool(d.nodes) and all(n in shapes for n in d.nodes) and all(lane in shapes for lane in d.lanes)
+            and all(f in edges for f in d.flows))
 
 
 def auto_layout(root: etree._Element, d: ProcedureDefinition) -> bytes:
@@ -156,6 +157,16 @@ def auto_layout(root: etree._Element, d: ProcedureDefinition) -> bytes:
         root.remove(diagram)
     lanes = list(d.lanes) or ["_pool"]
     first_lane = lanes[0]
+    if not d.nodes:  # an empty process: a diagram plane and nothing on it
+        plane_ref = next((p.getparent().get("id") for p in root.iter(f"{{{BPMN}}}participant")
+                          if p.get("processRef") == d.id), d.id)
+        diagram = etree.SubElement(root, f"{{{BPMNDI}}}BPMNDiagram", {"id": "Diagram_auto"})
+        plane = etree.SubElement(diagram, f"{{{BPMNDI}}}BPMNPlane", {"id": "Plane_auto", "bpmnElement": plane_ref})
+        for row, lid in enumerate(d.lanes):  # empty lanes, one row each
+            lane_shape = etree.SubElement(plane, f"{{{BPMNDI}}}BPMNShape", {"id": f"{lid}_di", "bpmnElement": lid,
+                                                                             "isHorizontal": "true"})
+            etree.SubElement(lane_shape, f"{{{DC}}}Bounds", {"x": "30", "y": str(120 * row), "width": "600", "height": "120"})
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     order: dict[str, int] = {}
     succ: dict[str, list[str]] = {n: [] for n in d.nodes}
     for flow in d.flows.values():
@@ -247,12 +258,20 @@ class ImportReport:
     problems: list[dict] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     xml: bytes | None = None
+    notes: list[str] = field(default_factory=list)  # what the import changed ("中文 / English")
+    candidates: list[dict] = field(default_factory=list)  # the file's processes, to choose another
+    chosen_process: str = ""
+    original_id: str = ""
+    proposed_from: str = ""  # the id a clash with an existing draft moved this import away from
+    element_names: dict[str, str] = field(default_factory=dict)  # element id → the name people read
 
     def to_dict(self) -> dict[str, Any]:
         return {"filename": self.filename, "status": self.status, "executable": self.executable,
                 "procedure_id": self.procedure_id, "name": self.name, "vendor": self.vendor,
                 "laid_out": self.laid_out, "draft_revision": self.draft_revision, "message": self.message,
-                "problems": self.problems, "ignored": self.ignored}
+                "problems": self.problems, "ignored": self.ignored, "notes": self.notes,
+                "candidates": self.candidates, "chosen_process": self.chosen_process,
+                "original_id": self.original_id, "proposed_from": self.proposed_from}
 
     def lines(self) -> list[str]:
         out = [self.message]
@@ -260,6 +279,8 @@ class ImportReport:
             out.append(f"  来源 / made with: {self.vendor}")
         if self.laid_out:
             out.append("  原文件没有图形信息,已自动生成泳道布局 / no diagram interchange: laid out automatically")
+        for note in self.notes:
+            out.append(f"  {note}")
         for p in self.problems:
             where = f"[{p['element']}] " if p.get("element") else ""
             out.append(f"  {'错误' if p['severity'] == 'error' else '提示'} {where}{p['zh']} / {p['en']}")
@@ -301,84 +322,24 @@ def _prefix(root: etree._Element, namespace: str) -> str:
     return namespace
 
 
-def analyze_import(xml: bytes, filename: str = "<bpmn>") -> ImportReport:
-    """Read, check and (when needed) lay out a BPMN file; never raises on bad input."""
-    report = ImportReport(filename)
+def analyze_import(xml: bytes, filename: str = "<bpmn>", *, process_id: str | None = None,
+                   procedure_id: str | None = None) -> ImportReport:
+    """Read, check and (when needed) lay out a BPMN file; never raises on bad input
+    (:mod:`engine.services.bpmn_import`)."""
+    from .bpmn_import import analyze_import as analyze
 
-    def refuse(zh: str, en: str, code: str = "xml") -> ImportReport:
-        report.message = f"未导入:{zh} / not imported: {en}"
-        report.problems.append({"code": code, "element": "", "zh": zh, "en": en, "severity": "error"})
-        return report
-
-    if len(xml) > IMPORT_MAX_BYTES:
-        return refuse(f"文件过大(超过 {IMPORT_MAX_BYTES // 1024} KB)", f"file larger than {IMPORT_MAX_BYTES // 1024} KB",
-                      "size")
-    try:
-        root = parse_xml(xml, max_bytes=IMPORT_MAX_BYTES)
-    except UnsafeXml as exc:
-        zh, _, en = str(exc).partition(" / ")
-        return refuse(zh, en or zh)
-    if etree.QName(root.tag).namespace != BPMN or etree.QName(root.tag).localname != "definitions":
-        return refuse("不是 BPMN 2.0 文件(根元素须为 bpmn:definitions)", "not a BPMN 2.0 document (root must be bpmn:definitions)",
-                      "not-bpmn")
-    report.vendor = _vendor(root)
-    dups = duplicate_ids(root)
-    if dups:
-        return refuse(f"元素编号重复:{'、'.join(dups[:10])}", f"duplicate ids: {', '.join(dups[:10])}", "duplicate-id")
-    try:
-        d = read_definition(root, xml)
-    except ValueError as exc:
-        zh, _, en = str(exc).partition(" / ")
-        return refuse(zh, en or zh, "process")
-    if not d.id or len(d.id) > 40:
-        return refuse("流程编号为空或超过40个字符", "the process id is empty or longer than 40 characters", "process-id")
-    report.procedure_id, report.name = d.id, d.name
-    others = [p.get("id") for p in root.findall("bpmn:process", NS) if p.get("id") != d.id]
-    if others:
-        report.problems.append({"code": "other-process", "element": d.id, "severity": "warning",
-                                "zh": f"文件含多个流程,只导入“{d.id}”,忽略:{'、'.join(others)}",
-                                "en": f"several processes: only {d.id} is imported; ignored: {', '.join(others)}"})
-    report.ignored = _foreign(root)
-    if not d.lanes:
-        report.problems.append({"code": "no-lanes", "element": d.id, "severity": "error",
-                                "zh": "流程没有泳道:小微按泳道的角色(xw:role)分派每个步骤,请为每个角色加一条泳道",
-                                "en": "no lanes: Xiaowei assigns each step by the role (xw:role) of its lane"})
-    if not has_di(root, d):
-        xml = auto_layout(root, d)
-        report.laid_out = True
-        try:
-            root = parse_xml(xml, max_bytes=min(IMPORT_MAX_BYTES, MAX_BYTES))
-        except UnsafeXml:
-            limit = min(IMPORT_MAX_BYTES, MAX_BYTES) // 1024
-            return refuse(f"自动排版后的流程图超过 {limit} KB,请减少步骤或分成几个流程后再导入",
-                          f"the laid-out diagram is larger than {limit} KB", "size")
-    result = lint_bytes(xml, filename)
-    report.problems.extend(p.to_dict() for p in result.problems)
-    report.executable = result.ok
-    report.xml = xml
-    report.status = "imported"
-    if report.executable:
-        report.message = f"已导入为草稿:{d.id} {d.name},可以执行 / imported as a draft; it can be executed"
-    else:
-        n = len(result.errors)
-        report.message = (f"已导入为草稿:{d.id} {d.name};有 {n} 处无法在小微中执行,修改后才能发布 / imported as a draft; "
-                          f"{n} problem(s) must be fixed before it can be published")
-    return report
+    return analyze(xml, filename, process_id=process_id, procedure_id=procedure_id)
 
 
 def import_bpmn(session: Session, xml: bytes, filename: str = "<bpmn>", *, username: str | None = None,
-                actor: str = "cli", expected_revision: int | None = None) -> ImportReport:
-    """Import a file as the draft of its procedure (the process id); the report says what happened.
-    An unreadable or hostile file is refused and nothing is stored."""
-    report = analyze_import(xml, filename)
-    if report.status != "imported" or report.xml is None:
-        return report
-    draft = get_draft(session, report.procedure_id)
-    draft_row = save_draft(session, report.procedure_id, report.xml, username=username, actor=actor,
-                           expected_revision=draft.revision if draft is not None and expected_revision is None
-                           else expected_revision, source=f"import:{filename}"[:200])
-    report.draft_revision = draft_row.revision
-    return report
+                actor: str = "cli", expected_revision: int | None = None, process_id: str | None = None,
+                procedure_id: str | None = None, replace: bool = False) -> ImportReport:
+    """Import a file as a draft; an existing draft is replaced only with ``replace=True``
+    (:mod:`engine.services.bpmn_import`)."""
+    from .bpmn_import import import_bpmn as do_import
+
+    return do_import(session, xml, filename, username=username, actor=actor, expected_revision=expected_revision,
+                     process_id=process_id, procedure_id=procedure_id, replace=replace)
 
 
 # --------------------------------------------------------------------------------------------

@@ -106,6 +106,25 @@ def data(procedure_id: str):
                              {"key": "terminated", "zh": "终止"}])
 
 
+def _table_lost(procedure_id: str, xml: bytes) -> str:
+    """Why saving ``xml`` would make the 任务单 impossible when the current draft (or version) still
+    has one; "" when nothing is lost."""
+    from engine.bpmn.reverse import table_from_bpmn
+
+    with xw().db.read() as s:
+        draft = editing.get_draft(s, procedure_id)
+        if draft is not None:
+            current, had_table = draft.bpmn_xml, bool(draft.step_table)
+        else:
+            version = editing.latest_version(s, procedure_id)
+            current = version.bpmn_xml
+            had_table = editing.saved_step_table(s, procedure_id, version.content_hash) is not None
+    if not had_table and table_from_bpmn(current.encode("utf-8"))[0] is None:
+        return ""
+    table, why = table_from_bpmn(xml)
+    return "" if table is not None else why
+
+
 def _problems(xml: bytes) -> list[dict]:
     return [p.to_dict() for p in lint_bytes(xml, "草稿").problems]
 
@@ -123,6 +142,11 @@ def save(procedure_id: str):
     xml = body["xml"].encode("utf-8")
     if len(xml) > MAX_XML:
         return jsonify(error="too_large", message=_("流程图超过 2 MB。")), 413
+    if body.get("confirm_table_loss") is not True:
+        lost = _table_lost(procedure_id, xml)
+        if lost:  # said before saving, not after: nothing is saved until the user confirms
+            return jsonify(needs_confirm=True, saved=False,
+                           message=_("保存后将无法还原为任务单:%(reason)s。仍要保存吗?", reason=lost))
     try:
         draft = xw().write(editing.save_draft, procedure_id, xml, username=g.user.username,
                            expected_revision=revision, source="流程图编辑器")
@@ -154,7 +178,7 @@ def check(procedure_id: str):
     try:
         expr = compile_expression(text)
     except ExpressionError as exc:
-        return jsonify(ok=False, message=_("条件不安全或有误:%(reason)s", reason=lang_part(exc)))
+        return jsonify(ok=False, message=_("条件不安全或有误:%(reason)s", reason=lang_part(exc.bilingual())))
     unknown = sorted(expr.names - fields)
     if unknown:
         return jsonify(ok=False, message=_("条件引用了不存在的表单字段:%(names)s", names=_("、").join(unknown)))

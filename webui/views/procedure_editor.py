@@ -58,6 +58,13 @@ def _library_table(procedure_id: str, xml: str) -> dict | None:
         return None
 
 
+def _rebuilt(xml: str) -> dict | None:
+    """The step table rebuilt from a diagram whose structure allows it (:mod:`engine.bpmn.reverse`)."""
+    from engine.bpmn.reverse import table_from_bpmn
+
+    return table_from_bpmn(xml.encode("utf-8"))[0]
+
+
 def _load(procedure_id: str) -> tuple[tf.Sheet | None, str | None, str]:
     """(sheet, draft XML, note) of a procedure's draft (or latest version when it has no draft)."""
     with xw().db.read() as s:
@@ -65,12 +72,13 @@ def _load(procedure_id: str) -> tuple[tf.Sheet | None, str | None, str]:
         if draft is not None:
             if draft.step_table:
                 return tf.sheet_from_table(json.loads(draft.step_table), draft.revision), draft.bpmn_xml, ""
-            table = _library_table(procedure_id, draft.bpmn_xml)
+            table = _library_table(procedure_id, draft.bpmn_xml) or _rebuilt(draft.bpmn_xml)
             if table is not None:
                 return tf.sheet_from_table(table, draft.revision), draft.bpmn_xml, ""
             return None, draft.bpmn_xml, "draft"
         version = editing.latest_version(s, procedure_id)
-        table = editing.saved_step_table(s, procedure_id, version.content_hash) or _library_table(procedure_id, version.bpmn_xml)
+        table = (editing.saved_step_table(s, procedure_id, version.content_hash)
+                 or _library_table(procedure_id, version.bpmn_xml) or _rebuilt(version.bpmn_xml))
         if table is not None:
             return tf.sheet_from_table(table, 0), None, _("以第%(n)s版为基础;保存后成为草稿。", n=version.version)
         return None, None, "version"

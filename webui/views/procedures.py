@@ -194,7 +194,25 @@ def import_file():
         return render_template("procedures/import.html", report=None, error=_("请选择 BPMN 文件。")), 422
     data = upload.stream.read(editing.IMPORT_MAX_BYTES + 1)
     try:
-        report = xw().write(editing.import_bpmn, data, upload.filename[:100], username=g.user.username)
+        report = xw().write(editing.import_bpmn, data, upload.filename[:100], username=g.user.username,
+                            replace=request.form.get("replace") == "1")
+    except XiaoweiError as exc:
+        return render_template("procedures/import.html", report=None, error=exc.message), exc.status
+    return render_template("procedures/import.html", report=report, error=None), (200 if report.status == "imported" else 422)
+
+
+@bp.post("/procedures/import/choose")
+@login_required
+def import_choose():
+    """Another pool of the file just imported (the report lists them)."""
+    from engine.services.bpmn_import import choose_other_process
+
+    _require_editor()
+    source, process = request.form.get("from", ""), request.form.get("process", "")
+    if not source or not process:
+        return render_template("procedures/import.html", report=None, error=_("请选择要导入的流程。")), 422
+    try:
+        report = xw().write(choose_other_process, source, process, username=g.user.username)
     except XiaoweiError as exc:
         return render_template("procedures/import.html", report=None, error=exc.message), exc.status
     return render_template("procedures/import.html", report=report, error=None), (200 if report.status == "imported" else 422)
