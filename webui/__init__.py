@@ -52,7 +52,10 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     database = db or Database(app.config.get("DATABASE_URL"))
     app.extensions["xiaowei_db"] = database
-    app.extensions["xiaowei"] = Xiaowei(database)
+    # A request does only what is atomic; the warning rules run in the worker (`xiaowei worker`, or the
+    # thread of `xiaowei serve`). A TESTING app (or BACKGROUND_INLINE) does that work right after each change.
+    inline = bool(app.config.get("BACKGROUND_INLINE", app.config.get("TESTING", False)))
+    app.extensions["xiaowei"] = Xiaowei(database, inline_background=inline)
 
     filters.register(app)
     vote_rules.register(app)
