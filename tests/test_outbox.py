@@ -161,3 +161,23 @@ def test_tick_purges_rows_done_long_ago(xw, people):
     with xw.db.write() as s:
         assert outbox.purge(s) == 0  # done just now: kept a while
         assert outbox.purge(s, now=outbox.wall_now() + timedelta(days=8)) == 2
+
+
+def test_the_thread_of_serve_drains_the_outbox_and_the_web_app_defers(xw, people):
+    import time
+
+    from engine.cli.serve import start_ticker
+    from webui import create_app
+
+    assert create_app({"SECRET_KEY": "k"}, db=xw.db).extensions["xiaowei"].inline_background is False
+    assert create_app({"TESTING": True, "SECRET_KEY": "k"}, db=xw.db).extensions["xiaowei"].inline_background is True
+    deferred = Xiaowei(xw.db, inline_background=False)
+    stop = start_ticker(deferred, 0, poll=0.05)  # timers left alone: only the outbox
+    try:
+        cid = red_expense(deferred, people)
+        deadline = time.monotonic() + 30
+        while not _red(xw, cid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+    assert len(_red(xw, cid)) == 1 and all(r[3] for r in _rows(xw, cid))
