@@ -181,3 +181,29 @@ def test_the_thread_of_serve_drains_the_outbox_and_the_web_app_defers(xw, people
     finally:
         stop.set()
     assert len(_red(xw, cid)) == 1 and all(r[3] for r in _rows(xw, cid))
+
+
+def test_two_workers_at_once_take_every_row_once(xw, people):
+    """Two workers drain the same backlog concurrently (threads with their own connections, as two
+    processes would): every row is done exactly once, nothing is lost, no warning is raised twice."""
+    import threading
+
+    deferred = Xiaowei(xw.db, inline_background=False)
+    cases = [red_expense(deferred, people) for _ in range(4)]
+    results: list[dict] = []
+    barrier = threading.Barrier(2)
+
+    def one(name: str) -> None:
+        barrier.wait()
+        results.append(worker.drain(deferred, worker=name, batch=2))
+
+    threads = [threading.Thread(target=one, args=(f"w{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r["rows"] for r in results) == 8 and sum(r["lost"] + r["failed"] for r in results) == 0
+    rows = _rows(xw)
+    assert [(r[3], r[4]) for r in rows if r[0] in cases] == [(True, 1)] * 8
+    for cid in cases:
+        assert len(_red(xw, cid)) == 1
