@@ -180,7 +180,7 @@ def test_the_thread_of_serve_drains_the_outbox_and_the_web_app_defers(xw, people
             time.sleep(0.05)
     finally:
         stop.set()
-    assert len(_red(xw, cid)) == 1 and all(r[3] for r in _rows(xw, cid))
+    assert len(_red(xw, cid)) == 1 and all(r[3] for r in _rows(xw, cid)), _rows(xw, cid)
 
 
 def test_two_workers_at_once_take_every_row_once(xw, people):

@@ -59,6 +59,11 @@ def _due(now: datetime):
                 or_(OutboxEntry.claimed_until.is_(None), OutboxEntry.claimed_until <= now))
 
 
+def any_due(session: Session, *, now: datetime | None = None) -> bool:
+    """Whether a row is due (a read: an idle worker looks without taking SQLite's write lock)."""
+    return session.scalar(select(OutboxEntry.id).where(_due(now or wall_now())).limit(1)) is not None
+
+
 def claim(session: Session, worker: str, *, limit: int = 100, case_id: int | None = None,
           now: datetime | None = None, lease: timedelta = LEASE) -> list[tuple[int, str, int | None]]:
     """Claim up to ``limit`` due rows (oldest first; only ``case_id`` 's if given) for ``lease``:

@@ -87,10 +87,13 @@ def drain(xw: "Xiaowei", *, worker: str | None = None, batch: int = 100, now: da
     ``{"rows", "cases", "raised", "failed", "lost"}``. ``now`` (wall clock) decides which claims expired."""
     worker = worker or worker_name()
     done = {"rows": 0, "cases": 0, "raised": 0, "failed": 0, "lost": 0}
+    with xw.db.read() as s:
+        if not outbox.any_due(s, now=now):
+            return done
     while limit is None or done["rows"] < limit:
+        size = batch if limit is None else min(batch, limit - done["rows"])
         with xw.db.write() as s:
-            rows = outbox.claim(s, worker, limit=batch if limit is None else min(batch, limit - done["rows"]),
-                                now=now, lease=lease)
+            rows = outbox.claim(s, worker, limit=size, now=now, lease=lease)
         if not rows:
             break
         by_case: dict[tuple[str, int | None], list[int]] = {}
@@ -115,6 +118,8 @@ def drain(xw: "Xiaowei", *, worker: str | None = None, batch: int = 100, now: da
                         outbox.fail(s, ids, worker, f"{type(exc).__name__}: {exc}", now=now)
                 except Exception:  # noqa: BLE001 - the lease expires and the rows are retried anyway
                     log.exception("could not record the failure of case %s", case_id)
+        if len(rows) < size:
+            break  # that was all that was due: no second look
     return done
 
 
