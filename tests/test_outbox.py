@@ -209,3 +209,8 @@ def test_two_workers_at_once_take_every_row_once(xw, people):
     assert [(r[3], r[4]) for r in rows if r[0] in cases] == [(True, 1)] * 8
     for cid in cases:
         assert len(_red(xw, cid)) == 1
+
+
+def test_cli_worker_once_on_a_database_without_schema_says_so(db_url):
+    result = CliRunner().invoke(main, ["worker", "--once", "--db", db_url])
+    assert result.exit_code == 1 and "xiaowei init" in result.output and "Traceback" not in result.output

@@ -126,8 +126,8 @@ def drain(xw: "Xiaowei", *, worker: str | None = None, batch: int = 100, now: da
 def run(xw: "Xiaowei", *, stop: threading.Event | None = None, poll: float = 1.0, tick_every: float = 60.0,
         once: bool = False, on_round: Callable[[dict], None] | None = None) -> dict:
     """Drain the outbox every ``poll`` seconds and tick every ``tick_every`` seconds (0: never) until
-    ``stop`` is set; with ``once``, one drain (and one tick) and return what was done. Errors are
-    logged, never fatal: the next round tries again."""
+    ``stop`` is set; with ``once``, one tick and one drain, and return what was done (an error is
+    raised). Otherwise errors are logged, never fatal: the next round tries again."""
     stop = stop or threading.Event()
     worker = worker_name()
     total = {"rows": 0, "cases": 0, "raised": 0, "failed": 0, "lost": 0, "ticks": 0}
@@ -141,6 +141,8 @@ def run(xw: "Xiaowei", *, stop: threading.Event | None = None, poll: float = 1.0
                 total["ticks"] += 1
                 total["tick"] = ticked
             except Exception:  # noqa: BLE001
+                if once:
+                    raise  # `xiaowei worker --once` says what went wrong
                 log.exception("tick failed")
         try:
             done = drain(xw, worker=worker)
@@ -149,6 +151,8 @@ def run(xw: "Xiaowei", *, stop: threading.Event | None = None, poll: float = 1.0
             if on_round is not None and done["rows"]:
                 on_round(done)
         except Exception:  # noqa: BLE001 - the database may be away for a moment
+            if once:
+                raise
             log.exception("draining the outbox failed")
         if once or stop.wait(wait):
             return total
