@@ -149,6 +149,7 @@ def test_cli_worker_once_drains_the_outbox_and_ticks(xw, people, db_url):
     assert result.exit_code == 0, result.output
     done = json.loads(result.output)
     assert done["rows"] == 2 and done["cases"] == 1 and done["ticks"] == 1
+    assert done["backlog"] == {"due": 0, "claimed": 0, "failing": 0}
     assert len(_red(xw, cid)) == 1
     result = CliRunner().invoke(main, ["worker", "--once", "--db", db_url])
     assert result.exit_code == 0 and "已处理变更 0 条" in result.output

@@ -24,15 +24,22 @@ def worker(as_json: bool, once: bool, poll: float, tick_every: int) -> None:
 
     from engine.services import worker as background
 
+    from engine.core import outbox
+
     app = facade()
     if once:
         done = background.run(app, once=True, tick_every=tick_every)
+        left = app.read(outbox.backlog)  # what is still waiting: claimed by others, or failed and retried later
         if as_json:
-            click.echo(dumps({k: v for k, v in done.items() if k != "tick"}))
+            click.echo(dumps({**{k: v for k, v in done.items() if k != "tick"},
+                              "backlog": {k: v for k, v in left.items() if k != "oldest"}}))
         else:
             click.echo(f"已处理变更 {done['rows']} 条(事项 {done['cases']} 件),新预警 {done['raised']},"
                        f"失败 {done['failed']} / processed {done['rows']} outbox rows, {done['raised']} warnings raised, "
                        f"{done['failed']} failed")
+            if left["claimed"] or left["failing"]:
+                click.echo(f"尚待处理:他处处理中 {left['claimed']} 条,失败待重试 {left['failing']} 条 / waiting: "
+                           f"{left['claimed']} claimed elsewhere, {left['failing']} failed and to be retried")
         return
     stop = threading.Event()
 
