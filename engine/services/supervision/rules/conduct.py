@@ -81,7 +81,10 @@ def separation_of_duties(ctx: ScanContext) -> Iterator[Finding]:
                     case_id=case_id,
                     subjects=(actor,),
                 )
-    # buyer and acceptor across cases: the same purchase number
+    # buyer and acceptor across cases: the same purchase number (only a purchase or an acceptance can change it)
+    changed = ctx.scope_procedures()
+    if changed is not None and not changed & {"B-PUR-01", "B-PUR-03"}:
+        return
     buys = ctx.fields(["B-PUR-01"], ["purchase_no"], by_org=True, require="purchase_no")
     accepts = ctx.fields(["B-PUR-03"], ["purchase_no"], by_org=True, require="purchase_no")
     if not buys or not accepts:
