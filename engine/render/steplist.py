@@ -32,7 +32,7 @@ def ordered_steps(d: ProcedureDefinition) -> list[str]:
 def step_path(d: ProcedureDefinition, visited: Collection[str], current: Collection[str],
               overdue: Collection[str] = ()) -> list[dict[str, Any]]:
     """Every step with its state: ``overdue``, ``current``, ``notice`` (its notice period runs),
-    ``done`` or ``todo``. A timer in ``current`` marks the step whose notice it counts."""
+    ``done``, ``skip`` (not reached, though later steps were: a branch not taken) or ``todo``. A timer in ``current`` marks the step whose notice it counts."""
     noticed = {d.nodes[n].notice_for for n in current if n in d.nodes and d.nodes[n].notice_for}
     rows = []
     for sid in ordered_steps(d):
@@ -48,4 +48,9 @@ def step_path(d: ProcedureDefinition, visited: Collection[str], current: Collect
         else:
             state = "todo"
         rows.append({"id": sid, "name": step.name, "role": step.role, "state": state})
+    # a step never reached although later ones were: a branch this case did not take
+    reached = [index for index, row in enumerate(rows) if row["state"] != "todo"]
+    for row in rows[:max(reached, default=-1)]:
+        if row["state"] == "todo":
+            row["state"] = "skip"
     return rows
