@@ -12,7 +12,7 @@ from engine.core import cases as engine_cases
 from engine.core.errors import InvalidData
 from engine.services.scenarios import walk
 from conftest import case_context
-from engine.services.scenarios import plan_step_data
+from engine.services.scenarios import plan_step_data, sample_evidence
 from web_helpers import login, make_app, token_of
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
@@ -60,6 +60,8 @@ def drive(xw, case_id: int, users: dict, overrides: dict | None = None, *, froze
         if user is None and step.proxy:
             user = users["committee"]
             kwargs = {"on_behalf_of": "代办对象", "proxy_reason": "行动不便"}
+        if step.evidence_required:
+            kwargs["attachments"] = sample_evidence(xw, step, user)
         xw.complete(case_id, step_id, user, payload, **kwargs)
 
 

@@ -342,7 +342,8 @@ def _cell(app, xw, people, case_id, method, rule, user, org, *, case, before, cl
                                           "csrf_token": client.csrf})
     else:
         response = client.post(url, data={**COLLECT, "csrf_token": client.csrf})
-    assert response.status_code != 400, "the CSRF token was refused: the test must check authorization"
+    assert response.status_code != 400, ("the CSRF token was refused (or the request was malformed): the test must "
+                                         f"check authorization; the page said {response.get_data(as_text=True)[:600]!r}")
 
     username = people[USERS[user]] if USERS[user] else None
     if username is None:

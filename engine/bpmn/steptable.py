@@ -67,7 +67,7 @@ FIELD_KEYS = {"name", "label", "type", "required", "public", "unit", "min", "max
 # date something was done in this case: not in the future, not before the case began, not before a
 # notice that had to end first; "planned" — may lie ahead (a lease end); "record" — a fact from before
 # the case (when an asset was acquired): not in the future.
-DATE_RULES = ("act", "planned", "record")
+DATE_RULES = ("act", "planned", "record", "observed")
 PARAMETER_KEYS = {"key", "label", "type", "unit", "default", "source", "review"}
 # Vote rules: "at_least" (以上, the number itself included) or "more_than" (过半数, strictly more):
 # the comparison of a count with the threshold that meets the rule, and the one that fails it.

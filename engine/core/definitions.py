@@ -484,5 +484,5 @@ def _read_field(el: etree._Element) -> Field:
         default=el.get("default"),
         options=tuple(Option(o.get("value", ""), o.get("label", "") or o.get("value", ""))
                       for o in el.findall("xw:option", NS)),
-        date_rule=el.get("dateRule") if el.get("dateRule") in ("planned", "record") else "act",
+        date_rule=el.get("dateRule") if el.get("dateRule") in ("planned", "record", "observed") else "act",
     )
