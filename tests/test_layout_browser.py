@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from engine.core import clock
+from engine.core import cases, clock
 from engine.services.scenarios import walk
 from web_helpers import PASSWORD, make_app, serve_in_thread
 
@@ -91,20 +91,26 @@ def _decode(png: bytes) -> list[str]:
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is not installed")
 def test_every_rendered_qr_code_scans(browser, xw, people):
     case, code = _case_at_notice(xw, people)
+    with clock.using(clock.SystemClock()):
+        receipt = xw.file_objection(code, "采购价格明显高于市场价,请核实")["receipt_code"]
+    receipt = cases.format_tracking_code(cases.normalize_tracking_code(receipt))
     app = make_app(xw)
     with serve_in_thread(app) as base:
         target = f"{base}/public/case/{code}"
         context = browser.new_context(viewport=SIZES["phone"], locale="zh-CN", device_scale_factor=2)
         page = context.new_page()
-        for name, path in (("receipt", f"/public/case/{code}/receipt"), ("case", f"/public/case/{code}")):
-            page.goto(base + path)
+        for name, path, expected in (("receipt", f"/public/case/{code}/receipt", target),
+                                     ("case", f"/public/case/{code}", target),
+                                     ("objection receipt", f"/public/objection/{receipt}/receipt",
+                                      f"{base}/public/objection/{receipt}")):
+            assert page.goto(base + path).status == 200, name
             qr = page.locator(".qr svg").first
             box = qr.bounding_box()
             assert box and box["width"] <= SIZES["phone"]["width"], name
             # the whole code is drawn: the SVG's box is its viewBox, nothing clipped
             view = qr.get_attribute("viewBox").split()
             assert abs(box["width"] / box["height"] - float(view[2]) / float(view[3])) < 0.01, name
-            assert _decode(qr.screenshot()) == [target], name
+            assert _decode(qr.screenshot()) == [expected], name
         # the staff step page's header links to the same public page by its QR code
         staff = browser.new_context(viewport=SIZES["desktop"], locale="zh-CN", device_scale_factor=2)
         step = staff.new_page()
