@@ -36,7 +36,7 @@ BOTTOM_MARGIN = 24
 SIZES = {"task": (100, 46), "gateway": (34, 34), "start": (28, 28), "end": (28, 28),
          "timer": (28, 28)}
 LABEL_LINE_H = 14
-LABEL_MAX_W = 50  # labels left of an event or gateway
+LABEL_MAX_W = 48  # labels left of an event or gateway
 CORRIDOR_STEP = 6
 GAP_QUIET = 16  # a gap that only straight arrows pass
 GAP_BASE = 24  # a gap crossed by one horizontal run
@@ -139,14 +139,16 @@ class Layouter:
     def result(self, edges: dict[str, list[Point]]) -> Layout:
         labels = {node.id: self.node_label(node, self.shapes[node.id])
                   for node in self.graph.nodes.values() if node.kind != "task" and node.name}
-        edge_labels: dict[str, Box] = {}
-        for flow in self.graph.flows:
-            if flow.name:
-                edge_labels[flow.id] = unclash(edge_label(flow.name, edges[flow.id]),
-                                               edge_labels.values())
         width = self.lefts[-1]
         height = self.tops[-1] + self.heights[-1] + BOTTOM_MARGIN if self.tops else CONTENT_Y
         pool = Box(0, 0, width, height)
+        edge_labels: dict[str, Box] = {}
+        taken = list(self.shapes.values()) + list(labels.values())
+        for flow in self.graph.flows:
+            if flow.name:
+                label = place_edge_label(flow.name, edges[flow.id], taken, pool)
+                edge_labels[flow.id] = label
+                taken.append(label)
         lanes = {role: Box(self.lefts[index], POOL_HEAD, self.lefts[index + 1] - self.lefts[index],
                            height - POOL_HEAD)
                  for role, index in self.lane_index.items()}
@@ -302,6 +304,42 @@ class Layouter:
         y = self.claim_gap(self.ranks[flow.target], beside_source, beside_target, flow)
         return [start, (beside_source, start[1]), (beside_source, y), (beside_target, y),
                 (beside_target, end[1]), end]
+
+
+def place_edge_label(text: str, points: Sequence[Point], taken: Sequence[Box], pool: Box) -> Box:
+    """A flow's name as near its start as it fits: beside a vertical run (right, else left) or above
+    or below a horizontal one, clear of every shape and label placed before, inside the pool; when no
+    such place exists, where :func:`edge_label` puts it."""
+    inner = Box(pool.x + 2, pool.y + CONTENT_Y, pool.w - 4, pool.h - CONTENT_Y)
+
+    def free(box: Box) -> bool:
+        inside = (box.x >= inner.x and box.y >= inner.y and box.x + box.w <= inner.x + inner.w
+                  and box.y + box.h <= inner.y + inner.h)
+        return inside and not any(box.overlaps(other) for other in taken)
+
+    one_line = label_box(text, 0, 0, 150)
+    two_lines = label_box(text, 0, 0, 76)
+    for (x1, y1), (x2, y2) in zip(points, points[1:]):
+        if x1 == x2:
+            low, high = min(y1, y2), max(y1, y2)
+            for size in (one_line, two_lines):
+                for top in range(low + 2, max(low + 3, high - size.h - 1), 7):
+                    for x in (x1 + 4, x1 - 4 - size.w):
+                        box = Box(x, top, size.w, size.h)
+                        if free(box):
+                            return box
+        else:
+            low, high = min(x1, x2), max(x1, x2)
+            if high - low < one_line.w + 8:
+                continue
+            starts = range(x1 + 4, x2 - one_line.w - 3, 12) if x2 > x1 else \
+                range(x1 - 4 - one_line.w, x2 + 3, -12)
+            for left in starts:
+                for y in (y1 - 3 - one_line.h, y1 + 3):
+                    box = Box(left, y, one_line.w, one_line.h)
+                    if free(box):
+                        return box
+    return unclash(edge_label(text, points), taken)
 
 
 def edge_label(text: str, points: Sequence[Point]) -> Box:

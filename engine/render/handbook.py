@@ -67,7 +67,7 @@ CHINESE_NUMERALS = "一二三四五六七八九十"
 # Portrait chart area in CSS px (A4 210×297 mm, page margins 9/10 mm, a title and a key line): the
 # generated charts (lanes as columns, engine.bpmn.swimlanes) print whole on one page.
 CHART_AREA_WIDTH = 712.0
-CHART_AREA_HEIGHT = 960.0
+CHART_AREA_HEIGHT = 975.0
 # Below this scale the 12-unit node text prints smaller than ~1.4 mm: cut the chart into sheets
 # (only wide drawings made elsewhere, with lanes as rows, come to that).
 MIN_READABLE_SCALE = 0.45
