@@ -90,6 +90,7 @@ ROUTES = {
     ("GET", "/public/<org_code>/money"): "public",
     ("GET", "/public/<org_code>/subsidies"): "public",
     ("GET", "/public/<org_code>/procedures/<procedure_id>"): "public",
+    ("GET", "/public/<org_code>/procedures/<procedure_id>/chart.svg"): "public",
     ("GET", "/public/<org_code>/report"): "public",
     ("POST", "/public/<org_code>/report"): "public_post",
     ("GET", "/public/track"): "public_track",

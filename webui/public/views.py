@@ -104,8 +104,8 @@ def _page() -> int:
     return int(raw) if raw.isdigit() and len(raw) < 7 else 1
 
 
-@bp.get("/<org_code>/procedures/<procedure_id>")
-def procedure(org_code: str, procedure_id: str):
+def _procedure(org_code: str, procedure_id: str):
+    """The board's organization, a live procedure of its edition and its chart, or 404."""
     with xw().db.read() as s:
         org = pr.board_org(s, org_code)
         proc = pr.procedure(s, procedure_id)
@@ -114,7 +114,24 @@ def procedure(org_code: str, procedure_id: str):
             abort(404)
         d = pr.definition(s, proc.current_version_id)
         svg = pr.diagram(proc.current_version_id, d, (), ())
+    return org, d, svg
+
+
+@bp.get("/<org_code>/procedures/<procedure_id>")
+def procedure(org_code: str, procedure_id: str):
+    org, d, svg = _procedure(org_code, procedure_id)
     return _cached(render_template("public/procedure.html", org=org, d=d, svg=svg))
+
+
+@bp.get("/<org_code>/procedures/<procedure_id>/chart.svg")
+def procedure_chart(org_code: str, procedure_id: str):
+    """A procedure's flowchart alone, at full size (one tap from its page on a phone)."""
+    _org, _d, svg = _procedure(org_code, procedure_id)
+    if not svg:
+        abort(404)
+    response = _cached(svg)
+    response.headers["Content-Type"] = "image/svg+xml; charset=utf-8"
+    return response
 
 
 @bp.get("/track")
