@@ -143,8 +143,12 @@ class _Links(HTMLParser):
 
 def test_public_link_crawl_finds_no_dead_end(xw, people):
     _case_at_notice(xw, people)
+    with clock.using(clock.SystemClock()):
+        report = xw.report("DONGAO", "村里去年的保洁费用支出账目不清,请核查", topic="funds")["tracking_code"]
     client = make_app(xw).test_client()
-    start = ["/public/", "/public/DONGAO", "/public/NANXI", "/public/HEPING", "/public/SFZ", "/favicon.ico"]
+    tracked = f"/public/case/{cases.format_tracking_code(cases.normalize_tracking_code(report))}"
+    start = ["/public/", "/public/DONGAO", "/public/NANXI", "/public/HEPING", tracked, "/favicon.ico",
+             "/public/track"]
     seen: dict[str, int] = {}
     queue = list(start)
     while queue and len(seen) < 400:
@@ -170,7 +174,8 @@ def test_public_link_crawl_finds_no_dead_end(xw, people):
     broken = {url: status for url, status in seen.items() if status >= 400}
     assert not broken, broken
     assert len(seen) > 30  # the boards, money pages, procedures, cases, receipts, the township page
-    assert seen["/public/SFZ"] == 200 and seen["/favicon.ico"] == 200
+    assert seen["/public/SFZ"] == 200 and seen["/favicon.ico"] == 200  # the report's header link: its township
+    assert seen[tracked] == 200
 
 
 def test_public_error_pages_lead_back_to_the_board(xw):
