@@ -75,6 +75,30 @@ class Procedure(Base):
     owner_org_id: Mapped[int | None] = mapped_column(Integer)
 
 
+class ProcedureVariant(Base):
+    """A township's variant of a district procedure (issue #15), keyed by (procedure, township).
+
+    Its versions are ``procedure_version`` rows under the variant's own ``key`` (``B-PUR-02@SFZ``: a
+    ``procedure`` row with no current version, so no library list shows it), numbered on their own;
+    its draft is the ``procedure_draft`` of that key. Cases started in a village of the township use
+    ``current_version_id`` once published, the district's current version otherwise."""
+
+    __tablename__ = "procedure_variant"
+    __table_args__ = (UniqueConstraint("procedure_id", "org_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    procedure_id: Mapped[str] = mapped_column(ForeignKey("procedure.id"), index=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    key: Mapped[str] = mapped_column(String(40), unique=True)
+    current_version_id: Mapped[int | None] = mapped_column(Integer)
+    # The district version the current published version was made from ("上级版本已更新" when it moves on).
+    base_version_id: Mapped[int | None] = mapped_column(Integer)
+    # The step table (JSON) of that district version, when it has one: what a rebase merges against.
+    base_table: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class ProcedureVersion(Base):
     """An immutable published version of a procedure's BPMN document."""
 

@@ -78,6 +78,9 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
 
     app.register_blueprint(procedure_editor_bp)
     app.register_blueprint(modeler_bp)
+    from webui.views.variants import bp as variants_bp  # 镇(街道)变体 of district procedures
+
+    app.register_blueprint(variants_bp)
     from webui.public.views import bp as public_bp  # no login: the public side (公开栏, 流程到哪了, 码上举报)
 
     app.register_blueprint(public_bp)

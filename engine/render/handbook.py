@@ -37,7 +37,7 @@ from engine.bpmn.geometry import Box as _Box, text_width
 from engine.core import catalogue, clock, procedures, voting
 from engine.core.definitions import ProcedureDefinition
 from .diagram import render_svg
-from engine.core.errors import NotFound, XiaoweiError
+from engine.core.errors import NotFound, Unavailable, XiaoweiError
 
 if TYPE_CHECKING:
     from engine.services.facade import Xiaowei
@@ -635,12 +635,12 @@ def district_name(app: "Xiaowei") -> str | None:
 def print_pdf(html: str, output: Path, *, chromium: str = CHROMIUM_PATH, timeout_ms: float = 300_000) -> None:
     """Print HTML to an A4 PDF with the system Chromium through Playwright (never downloads a browser)."""
     if not Path(chromium).exists():
-        raise XiaoweiError(f"没有找到 Chromium({chromium}),请先安装:apt-get install -y chromium fonts-noto-cjk "
+        raise Unavailable(f"没有找到 Chromium({chromium}),请先安装:apt-get install -y chromium fonts-noto-cjk "
                            f"/ Chromium not found at {chromium}; install it with apt-get install chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        raise XiaoweiError("生成 PDF 需要 Python 包 playwright(pip install playwright,无需下载浏览器) "
+        raise Unavailable("生成 PDF 需要 Python 包 playwright(pip install playwright,无需下载浏览器) "
                            "/ the playwright package is needed for PDF output") from None
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)

@@ -83,6 +83,10 @@ def _check_may_edit(session: Session, username: str | None, procedure_id: str, o
         return
     actor = load_actor(session, username)
     if not may_edit(session, actor, owner_org_id):
+        if owner_org_id is None and editable_org_ids(actor):  # township staff on a district procedure
+            raise Forbidden(f"事项“{procedure_id}”属于区级事项库,由区级管理员维护;镇(街道)工作人员可以在该事项页"
+                            f"创建本镇变体,修改后发布给本镇各村使用 / {procedure_id} belongs to the district library: "
+                            "township staff make a township variant of it", action="edit_procedure")
         raise Forbidden(f"无权编辑或发布事项“{procedure_id}”:只有所属镇(街道)工作人员或区级管理员可以 / "
                         f"only staff of the owning township or district staff may edit {procedure_id}",
                         action="edit_procedure")
@@ -401,7 +405,7 @@ def save_draft(session: Session, procedure_id: str, xml: bytes, *, username: str
         d = read_definition(root, xml)
     except ValueError as exc:
         raise InvalidProcedure(str(exc)) from None
-    if d.id != procedure_id:
+    if d.id != procedure_id.partition("@")[0]:  # a township variant (B-PUR-02@SFZ) keeps the process id
         raise InvalidProcedure(f"流程编号“{d.id}”与事项编号“{procedure_id}”不一致 / the process id must be {procedure_id}")
     exists, owner = owner_of(session, procedure_id)
     if exists:
@@ -456,6 +460,12 @@ def delete_draft(session: Session, procedure_id: str, *, username: str | None = 
 def new_draft_from_version(session: Session, procedure_id: str, *, username: str | None = None,
                            actor: str = "cli") -> ProcedureDraft:
     """Start a draft from the procedure's latest version (or return the draft already open)."""
+    if "@" in procedure_id:  # a township variant starts from the district's version: engine.services.variants
+        from engine.services import variants
+
+        base_id, _, org_code = procedure_id.partition("@")
+        variants.open_variant(session, base_id, org_code, username=username, actor=actor)
+        return get_draft(session, procedure_id)  # type: ignore[return-value]
     draft = get_draft(session, procedure_id)
     if draft is not None:
         return draft
@@ -523,6 +533,14 @@ def publish_draft(session: Session, procedure_id: str, *, username: str | None =
     """Validate the draft and publish it as a new immutable version (new cases use it from
     ``effective_from``, default now); running cases stay on their version. The Chinese change
     summary against the previous version is stored with the version."""
+    if "@" in procedure_id:  # a township variant: published for its villages, checked against the district's
+        from engine.services import variants
+
+        base_id, _, org_code = procedure_id.partition("@")
+        if effective_from is not None:
+            raise InvalidProcedure("镇(街道)变体发布即生效,不能指定生效日期 / a township variant applies when published")
+        return variants.publish_variant(session, base_id, org_code, username=username, actor=actor, note=note,
+                                        expected_revision=expected_revision)
     draft = get_draft(session, procedure_id)
     if draft is None:
         raise NotFound(f"事项“{procedure_id}”没有草稿可发布 / no draft of {procedure_id} to publish")
@@ -571,7 +589,7 @@ def version_notices(session: Session, procedure_ids: Iterable[str] | None = None
     """Published versions after the first, newest first, with note and stored Chinese change
     summary: the "what changed" notices of the public side."""
     query = (select(ProcedureVersion, Procedure.name).join(Procedure, Procedure.id == ProcedureVersion.procedure_id)
-             .where(ProcedureVersion.version > 1))
+             .where(ProcedureVersion.version > 1, ~ProcedureVersion.procedure_id.contains("@")))  # no variants
     if procedure_ids is not None:
         query = query.where(ProcedureVersion.procedure_id.in_(list(procedure_ids)))
     rows = session.execute(query.order_by(ProcedureVersion.published_at.desc(), ProcedureVersion.id.desc())
@@ -700,7 +718,8 @@ def migrate_case(session: Session, case_id: int, to_version: int, *, username: s
 def running_cases(session: Session, procedure_id: str) -> list[dict]:
     rows = session.execute(select(Case, ProcedureVersion.version)
                            .join(ProcedureVersion, ProcedureVersion.id == Case.procedure_version_id)
-                           .where(Case.procedure_id == procedure_id, Case.status == "running")
+                           .where(Case.procedure_id == procedure_id, Case.status == "running",
+                                  ProcedureVersion.procedure_id == procedure_id)  # not the townships' variants
                            .order_by(Case.id)).all()
     return [{"case_id": c.id, "title": c.title, "version": v, "org_id": c.org_id} for c, v in rows]
 
@@ -709,7 +728,8 @@ def version_counts(session: Session, procedure_id: str) -> dict[int, int]:
     """Running cases per version number."""
     rows = session.execute(select(ProcedureVersion.version, func.count(Case.id))
                            .join(Case, Case.procedure_version_id == ProcedureVersion.id)
-                           .where(Case.procedure_id == procedure_id, Case.status == "running")
+                           .where(Case.procedure_id == procedure_id, Case.status == "running",
+                                  ProcedureVersion.procedure_id == procedure_id)
                            .group_by(ProcedureVersion.version)).all()
     return {v: n for v, n in rows}
 
@@ -726,7 +746,7 @@ def library_rows(session: Session, actor: Actor) -> tuple[list[dict], list[Proce
     """The procedure library for 流程管理: one row per procedure (latest version, owner organization's
     name or None for the district library, whether ``actor`` may edit it, its draft), and the drafts of
     new procedures the actor may edit."""
-    procs = session.scalars(select(Procedure).order_by(Procedure.id)).all()
+    procs = [p for p in session.scalars(select(Procedure).order_by(Procedure.id)) if "@" not in p.id]  # no variants
     latest = {}
     for v in session.scalars(select(ProcedureVersion).order_by(ProcedureVersion.version)):
         latest[v.procedure_id] = v
@@ -736,7 +756,7 @@ def library_rows(session: Session, actor: Actor) -> tuple[list[dict], list[Proce
              "version": latest[p.id].version if p.id in latest else None,
              "owner": orgs.get(p.owner_org_id), "editable": may_edit(session, actor, p.owner_org_id),
              "draft": drafts.get(p.id)} for p in procs]
-    new_drafts = [d for pid, d in drafts.items() if session.get(Procedure, pid) is None
+    new_drafts = [d for pid, d in drafts.items() if "@" not in pid and session.get(Procedure, pid) is None
                   and may_edit(session, actor, d.org_id)]
     return rows, new_drafts
 

@@ -395,6 +395,7 @@ class Xiaowei:
             return {
                 "id": case.id, "title": case.title, "procedure_id": case.procedure_id,
                 "procedure_name": proc.name if proc else "", "procedure_version": version.version if version else None,
+                "variant": bool(version and "@" in version.procedure_id),  # a township's variant (numbered on its own)
                 "org": org.code if org else None, "org_name": org.name if org else "",
                 "status": case.status, "status_zh": cases.STATUS_ZH.get(case.status, case.status),
                 "tracking_code": cases.format_tracking_code(case.tracking_code),

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.core import audit, catalogue, cases, forms, procedures
+from engine.core import audit, catalogue, cases, forms, procedures, variants
 from engine.core import objections as engine_objections
 from engine.services import public as rules
 from engine.core.definitions import ProcedureDefinition
@@ -62,6 +62,12 @@ SUBSIDIES = {
 
 def month_of(at: datetime) -> str:
     return (at + CHINA).strftime("%Y-%m")
+
+
+def version_for(session: Session, proc, org: Organization) -> int:
+    """The version id new cases of ``proc`` at ``org`` run: its township's published variant, else the
+    district's current version (what the public page of that village shows)."""
+    return variants.version_for(session, proc.id, org)[0].id
 
 
 def definition(session: Session, version_id: int) -> ProcedureDefinition:
@@ -186,7 +192,8 @@ def changes(session: Session, org: Organization, *, limit: int = 5) -> list[dict
         select(ProcedureVersion.procedure_id, ProcedureVersion.version, ProcedureVersion.published_at,
                ProcedureVersion.note, Procedure.name)
         .join(Procedure, Procedure.id == ProcedureVersion.procedure_id)
-        .where(ProcedureVersion.version > 1, Procedure.edition.in_((edition, "both")))
+        .where(ProcedureVersion.version > 1, Procedure.edition.in_((edition, "both")),
+               ~ProcedureVersion.procedure_id.contains("@"))  # not townships' variants (numbered on their own)
         .order_by(ProcedureVersion.published_at.desc()).limit(limit)).all()
     return [{"procedure_id": r.procedure_id, "name": r[4], "version": r.version, "at": r.published_at,
              "note": r.note} for r in rows]

@@ -112,8 +112,9 @@ def _procedure(org_code: str, procedure_id: str):
         edition = "village" if org is not None and org.kind == "village" else "community"
         if org is None or proc is None or proc.current_version_id is None or proc.edition not in (edition, "both"):
             abort(404)
-        d = pr.definition(s, proc.current_version_id)
-        svg = pr.diagram(proc.current_version_id, d, (), ())
+        version_id = pr.version_for(s, proc, org)  # the township's variant where it has published one
+        d = pr.definition(s, version_id)
+        svg = pr.diagram(version_id, d, (), ())
     return org, d, svg
 
 

@@ -24,11 +24,12 @@ from flask import Blueprint, abort, g, jsonify, make_response, render_template, 
 
 from engine.core import catalogue
 from engine.services import editing
-from engine.core.errors import Conflict, XiaoweiError
+from engine.core.errors import Conflict, Forbidden, XiaoweiError
 from engine.core.expressions import ExpressionError, compile_expression
 from engine.core.lint import lint_bytes
 
 from . import table_form as tf
+from .procedures import editing_refusal
 from webui.i18n import gettext as _
 from webui.i18n import lang_part
 from webui.security import csrf_token, login_required, xw
@@ -42,13 +43,14 @@ MAX_XML = 2 * 1024 * 1024
 
 def _check_edit(procedure_id: str) -> None:
     if g.actor is None or not editing.is_editor(g.actor):
-        abort(403)
+        raise Forbidden("流程图编辑器只对镇(街道)工作人员和区级管理员开放 / only township and district staff edit diagrams",
+                        action="edit_procedure")
     with xw().db.read() as s:
         exists, owner = editing.owner_of(s, procedure_id)
         if not exists:
             abort(404)
         if not editing.may_edit(s, g.actor, owner):
-            abort(403)
+            raise Forbidden(editing_refusal(s, procedure_id), action="edit_procedure")
 
 
 def vendor_ready() -> bool:
@@ -66,7 +68,9 @@ def page(procedure_id: str):
             name = editing.definition_of(draft.bpmn_xml).name or procedure_id
         else:
             name = editing.definition_of(editing.latest_version(s, procedure_id).bpmn_xml).name or procedure_id
-    response = render_template("procedures/modeler.html", procedure_id=procedure_id, name=name,
+    shown_id, _sep, variant = procedure_id.partition("@")  # a township variant: B-PUR-02@SFZ
+    response = render_template("procedures/modeler.html", procedure_id=procedure_id, name=name, shown_id=shown_id,
+                               variant=bool(variant),
                                ready=vendor_ready(), csrf=csrf_token(),
                                data_url=url_for("modeler.data", procedure_id=procedure_id),
                                save_url=url_for("modeler.save", procedure_id=procedure_id),

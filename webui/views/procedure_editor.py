@@ -16,11 +16,12 @@ from flask import Blueprint, abort, g, render_template, request, url_for
 
 from engine.core import catalogue
 from engine.services import editing
-from engine.core.errors import Conflict, XiaoweiError
+from engine.core.errors import Conflict, Forbidden, XiaoweiError
 from engine.core.lint import lint_bytes
 from engine.bpmn.steptable import TABLES_DIR, StepTableError, build_bpmn, load_table
 
 from . import table_form as tf
+from .procedures import editing_refusal
 from webui.i18n import current as current_lang
 from webui.i18n import gettext as _
 from webui.i18n import lang_part
@@ -31,7 +32,8 @@ bp = Blueprint("procedure_editor", __name__)
 
 def _require_editor() -> None:
     if g.actor is None or not editing.is_editor(g.actor):
-        abort(403)
+        raise Forbidden("任务单只对镇(街道)工作人员和区级管理员开放 / only township and district staff edit step tables",
+                        action="edit_procedure")
 
 
 def _check_edit(procedure_id: str) -> None:
@@ -41,7 +43,7 @@ def _check_edit(procedure_id: str) -> None:
         if not exists:
             abort(404)
         if not editing.may_edit(s, g.actor, owner):
-            abort(403)
+            raise Forbidden(editing_refusal(s, procedure_id), action="edit_procedure")
 
 
 def _library_table(procedure_id: str, xml: str) -> dict | None:
@@ -96,8 +98,9 @@ def _render(sheet: tf.Sheet, *, new: bool, status: int = 200, found: tf.Findings
         "procedures/table.html", sheet=sheet, new=new, found=found or tf.Findings(), done=done, error=error,
         note=note, checked=checked, roles=tf.roles_for(sheet.edition), kinds=tf.KIND_ZH,
         field_types=tf.FIELD_TYPE_ZH, editions=tf.EDITION_ZH, categories=catalogue.categories(),
+        edit_key=g.get("edit_key") or sheet.id, variant=bool(g.get("edit_key", "").partition("@")[2]),
         action_url=url_for("procedure_editor.new") if new else url_for("procedure_editor.table",
-                                                                        procedure_id=sheet.id)), status
+                                                                        procedure_id=g.get("edit_key") or sheet.id)), status
 
 
 def _handle(sheet: tf.Sheet, *, new: bool):
@@ -133,7 +136,7 @@ def _handle(sheet: tf.Sheet, *, new: bool):
         return _render(sheet, new=new, found=found, checked=True,
                        done="" if errors else _("校验通过:可以保存,保存后即可在流程管理页发布。"))
     try:
-        revision = xw().write(editing.save_step_table_draft, sheet.id, xml, table, username=g.user.username,
+        revision = xw().write(editing.save_step_table_draft, g.get("edit_key") or sheet.id, xml, table, username=g.user.username,
                               expected_revision=sheet.revision)
     except Conflict as exc:
         return _render(sheet, new=new, status=409, found=found, error=_("%(reason)s 下面仍是您提交的任务单,可以复制保留后重新打开草稿。",
@@ -160,9 +163,10 @@ def new():
 @login_required
 def table(procedure_id: str):
     _check_edit(procedure_id)
+    g.edit_key = procedure_id  # a township variant (B-PUR-02@SFZ) edits the table of B-PUR-02 under its key
     if request.method == "POST":
         sheet = tf.sheet_from_form(request.form)
-        sheet.id = procedure_id
+        sheet.id = procedure_id.partition("@")[0]
         return _handle(sheet, new=False)
     sheet, xml, note = _load(procedure_id)
     if sheet is None:
