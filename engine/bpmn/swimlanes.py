@@ -24,7 +24,7 @@ without a diagram with the same class.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,9 +144,10 @@ class Layouter:
         pool = Box(0, 0, width, height)
         edge_labels: dict[str, Box] = {}
         taken = list(self.shapes.values()) + list(labels.values())
+        lines = [_segment_box(a, b) for points in edges.values() for a, b in zip(points, points[1:])]
         for flow in self.graph.flows:
             if flow.name:
-                label = place_edge_label(flow.name, edges[flow.id], taken, pool)
+                label = place_edge_label(flow.name, edges[flow.id], taken, pool, lines)
                 edge_labels[flow.id] = label
                 taken.append(label)
         lanes = {role: Box(self.lefts[index], POOL_HEAD, self.lefts[index + 1] - self.lefts[index],
@@ -306,16 +307,34 @@ class Layouter:
                 (beside_target, end[1]), end]
 
 
-def place_edge_label(text: str, points: Sequence[Point], taken: Sequence[Box], pool: Box) -> Box:
+def _segment_box(a: Point, b: Point) -> Box:
+    """The thin box a straight piece of a flow covers."""
+    (x1, y1), (x2, y2) = a, b
+    return Box(min(x1, x2) - 1, min(y1, y2) - 1, abs(x2 - x1) + 2, abs(y2 - y1) + 2)
+
+
+def place_edge_label(text: str, points: Sequence[Point], taken: Sequence[Box], pool: Box,
+                     lines: Sequence[Box] = ()) -> Box:
     """A flow's name as near its start as it fits: beside a vertical run (right, else left) or above
-    or below a horizontal one, clear of every shape and label placed before, inside the pool; when no
-    such place exists, where :func:`edge_label` puts it."""
+    or below a horizontal one, clear of every shape and label placed before, inside the pool, and if
+    possible crossed by no line; when no such place exists, where :func:`edge_label` puts it."""
     inner = Box(pool.x + 2, pool.y + CONTENT_Y, pool.w - 4, pool.h - CONTENT_Y)
 
-    def free(box: Box) -> bool:
+    def fits(box: Box, avoid_lines: bool) -> bool:
         inside = (box.x >= inner.x and box.y >= inner.y and box.x + box.w <= inner.x + inner.w
                   and box.y + box.h <= inner.y + inner.h)
-        return inside and not any(box.overlaps(other) for other in taken)
+        return inside and not any(box.overlaps(other) for other in taken) and not (
+            avoid_lines and any(box.overlaps(line) for line in lines))
+
+    for avoid_lines in (True, False):
+        found = _search(text, points, lambda box: fits(box, avoid_lines))
+        if found is not None:
+            return found
+    return unclash(edge_label(text, points), taken)
+
+
+def _search(text: str, points: Sequence[Point], free: Callable[[Box], bool]) -> Box | None:
+    """The first free place for a flow's name along its runs, from its start."""
 
     one_line = label_box(text, 0, 0, 150)
     two_lines = label_box(text, 0, 0, 76)
@@ -339,7 +358,7 @@ def place_edge_label(text: str, points: Sequence[Point], taken: Sequence[Box], p
                     box = Box(left, y, one_line.w, one_line.h)
                     if free(box):
                         return box
-    return unclash(edge_label(text, points), taken)
+    return None
 
 
 def edge_label(text: str, points: Sequence[Point]) -> Box:
