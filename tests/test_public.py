@@ -92,8 +92,10 @@ def test_board_shows_what_is_on_notice(web, xw, on_notice):
     assert chart.status_code == 200 and "<svg" in chart.text
     assert client.get("/public/DONGAO/procedures/C-DEC-01").status_code == 404  # a community procedure
     assert client.get("/public/HEPING").status_code == 200
-    for missing in ("/public/NOWHERE", "/public/SFZ", "/public/SFQ"):
-        assert client.get(missing).status_code == 404
+    assert client.get("/public/NOWHERE").status_code == 404
+    for town in ("/public/SFZ", "/public/SFQ"):  # a township's (a district's) page lists its boards
+        page = client.get(town)
+        assert page.status_code == 200 and 'href="/public/DONGAO"' in page.text
 
 
 def test_board_lists_cadres_by_display_name_only(web, xw, people):

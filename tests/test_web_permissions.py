@@ -86,16 +86,19 @@ ROUTES = {
     ("GET", "/api/v1/warnings/<int:warning_id>"): "api_warnings@org",
     # The public side (no login): pages for anyone; its forms answer everyone alike (the report here
     # 422: no text; an objection 409: the test case has nothing on notice).
+    ("GET", "/public/"): "public",
     ("GET", "/public/<org_code>"): "public",
     ("GET", "/public/<org_code>/money"): "public",
     ("GET", "/public/<org_code>/subsidies"): "public",
     ("GET", "/public/<org_code>/procedures/<procedure_id>"): "public",
+    ("GET", "/public/<org_code>/procedures/<procedure_id>/chart.svg"): "public",
     ("GET", "/public/<org_code>/report"): "public",
     ("POST", "/public/<org_code>/report"): "public_post",
     ("GET", "/public/track"): "public_track",
     ("GET", "/public/case/<code>"): "public",
     ("GET", "/public/case/<code>/data.json"): "public",
     ("GET", "/public/case/<code>/receipt"): "public",
+    ("GET", "/public/case/<code>/chart.svg"): "public",
     ("GET", "/public/case/<code>/objection"): "public",
     ("POST", "/public/case/<code>/objection"): "public_closed",
     # An objector's tracking page and receipt, by the receipt code (here one no objection has: 404).
@@ -138,7 +141,7 @@ ROUTES = {
     ("GET", "/cadres/<username>"): "cadre_file",
     ("POST", "/cadres/<username>/notes"): "cadre_note",
 }
-UNCLASSIFIED_OK = {"/static/<path:filename>", "/healthz", "/login", "/logout"}
+UNCLASSIFIED_OK = {"/static/<path:filename>", "/healthz", "/favicon.ico", "/login", "/logout"}
 # The action recorded in the case's trail when a case route is refused.
 DENIED_ACTION = {
     "/cases/<int:case_id>": "view",

@@ -156,6 +156,10 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
             if g.get("csrf_failed"):
                 body["error"] = "csrf"
             return jsonify(body), status
+        if request.path == "/public" or request.path.startswith("/public/"):  # villagers: back to the board
+            from webui.public.errors import public_error
+
+            return public_error(status, error)
         return render_template("errors/error.html", status=status, error=error,
                                csrf_failed=g.get("csrf_failed", False)), status
 
@@ -174,6 +178,11 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
     @app.errorhandler(XiaoweiError)
     def _xiaowei_error(exc: XiaoweiError):
         return _error(exc.status, exc)
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return app.send_static_file("favicon.svg"), 200, {"Content-Type": "image/svg+xml",
+                                                            "Cache-Control": "public, max-age=86400"}
 
     @app.get("/healthz")
     def healthz():

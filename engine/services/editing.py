@@ -150,7 +150,7 @@ def has_di(root: etree._Element, d: ProcedureDefinition) -> bool:
 
 
 def auto_layout(root: etree._Element, d: ProcedureDefinition) -> bytes:
-    """Replace the document's diagrams by a swimlane layout (lanes as rows, left to right)."""
+    """Replace the document's diagrams by a swimlane layout (lanes as columns, top to bottom)."""
     from engine.bpmn import steptable as st
 
     for diagram in root.findall(f"{{{BPMNDI}}}BPMNDiagram"):
@@ -224,10 +224,11 @@ def auto_layout(root: etree._Element, d: ProcedureDefinition) -> bytes:
             etree.SubElement(lab, f"{{{DC}}}Bounds", {k: str(v) for k, v in
                                                       (("x", label.x), ("y", label.y), ("width", label.w), ("height", label.h))})
 
+    horizontal = "true" if geometry.horizontal else "false"
     if participant is not None:
-        shape(participant.get("id"), geometry.pool, isHorizontal="true")
+        shape(participant.get("id"), geometry.pool, isHorizontal=horizontal)
     for lid in d.lanes:
-        shape(lid, geometry.lanes[lid], isHorizontal="true")
+        shape(lid, geometry.lanes[lid], isHorizontal=horizontal)
     for nid in nodes:
         shape(nid, geometry.shapes[nid], geometry.labels.get(nid))
     for f in flows:

@@ -20,6 +20,7 @@ from engine.core import audit, catalogue, cases, forms, procedures, variants
 from engine.core import objections as engine_objections
 from engine.services import public as rules
 from engine.core.definitions import ProcedureDefinition
+from engine.render import steplist
 from engine.render.diagram import DiagramError, render_svg
 from storage.models import (AuditEvent, Case, CaseField, Organization, Procedure, ProcedureVersion, RoleAssignment,
                             TimerDue, User, WorkItem)
@@ -440,6 +441,7 @@ def case_page(session: Session, case: Case) -> dict:
         "status_zh": cases.STATUS_ZH.get(case.status, case.status), "created_at": case.created_at,
         "closed_at": case.closed_at, "steps": steps, "current": current, "notices": notices,
         "objections": objections, "chain_head": case.audit_head, "chain_events": case.audit_seq, "svg": svg,
+        "path": steplist.step_path(d, nodes, here, overdue),
     }
 
 
