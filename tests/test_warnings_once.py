@@ -1,0 +1,146 @@
+"""Warnings that say one thing once (issue #14): the split-purchase rule merges its item and supplier
+views (the same three purchases give one warning, not two); WR-04 also flags an implementation dated
+inside the resolution's notice (inside: flagged, after: not); a village with an open red warning is
+never graded A; the public money pages tell 拟发放 (proposed, on notice) from 已发放 (paid)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from conftest import case_context, ready_steps
+from engine.services.scenarios import plan_step_data, sample_evidence
+
+
+def step(xw, case_id, step_id, users, overrides=None, as_user=None):
+    d, params, data = case_context(xw, case_id)
+    payload = plan_step_data(d, step_id, params, data, overrides=overrides)
+    payload.update(overrides or {})
+    user = as_user or users[d.steps[step_id].role]
+    kwargs = {}
+    if d.steps[step_id].evidence_required:
+        kwargs["attachments"] = sample_evidence(xw, d.steps[step_id], user)
+    return xw.complete(case_id, step_id, user, payload, **kwargs)
+
+
+def walk(xw, frozen, case_id, users, until, data=None):
+    """Complete the ready steps straight on (``data``: overrides by step) until ``until`` is ready,
+    moving the clock a day and ticking when the case waits on a notice period."""
+    data = data or {}
+    for _ in range(60):
+        ready = ready_steps(xw, case_id)
+        if until in ready:
+            return
+        if not ready:
+            frozen.advance(days=1)
+            xw.tick()
+            continue
+        step(xw, case_id, ready[0], users, data.get(ready[0]))
+    raise AssertionError(f"{until} never became ready")
+
+
+def at_day(frozen, day: str) -> None:
+    frozen.set(f"{day}T01:00:00+00:00")  # 09:00 Beijing time
+
+
+def raised(xw, rule):
+    return xw.list_warnings(rule=rule, limit=500)["warnings"]
+
+
+# --- WR-01: one warning per set of purchases ----------------------------------------------------------
+def purchase(xw, frozen, users, supplier, amount, day, item):
+    at_day(frozen, day)
+    cid = xw.start_case("B-PUR-02", "DONGAO", users["handler"])
+    walk(xw, frozen, cid, users, "reimburse", {
+        "request": {"item_name": item, "budget_amount": amount, "cumulative_amount": amount},
+        "decide_supplier": {"supplier": supplier, "contract_amount": amount, "decision_date": day},
+    })
+    return cid
+
+
+def test_the_same_three_purchases_give_one_split_warning_not_two(xw, people, frozen):
+    ids = [purchase(xw, frozen, people, "永兴五金店", amount, day, "办公用品")
+           for amount, day in ((20000, "2026-03-02"), (20000, "2026-03-09"), (15000, "2026-03-16"))]
+    found = raised(xw, "WR-01")
+    assert len(found) == 1, [w["summary"] for w in found]
+    w = found[0]
+    assert w["facts"]["cases"] == ids and w["facts"]["total"] == "55000.00"
+    assert w["facts"]["views"] == [{"by": "supplier", "value": "永兴五金店"}, {"by": "item", "value": "办公用品"}]
+    assert w["summary"].startswith("同一供应商“永兴五金店”、同一品目“办公用品”30天内3笔采购")
+    xw.scan_warnings()
+    assert len(raised(xw, "WR-01")) == 1  # a full scan agrees
+
+
+def test_windows_sharing_a_purchase_are_one_warning_and_separate_ones_two(xw, people, frozen):
+    # supplier view: a, b, c (永兴); item view: c, d, e (水泥) — c is in both: one set of facts
+    a = purchase(xw, frozen, people, "永兴五金店", 20000, "2026-03-02", "钢筋")
+    b = purchase(xw, frozen, people, "永兴五金店", 20000, "2026-03-03", "砂石")
+    c = purchase(xw, frozen, people, "永兴五金店", 15000, "2026-03-04", "水泥")
+    d = purchase(xw, frozen, people, "宏达建材", 20000, "2026-03-05", "水泥")
+    e = purchase(xw, frozen, people, "新华建材", 20000, "2026-03-06", "水泥")
+    xw.scan_warnings()
+    (w,) = raised(xw, "WR-01")  # raised with c; d and e joined the same facts: no second warning
+    assert w["facts"]["cases"] == [a, b, c]
+    with xw.db.write() as s:  # a scan of the whole history at once sees one set of five purchases
+        from storage.models import SupervisionWarning, WarningSubject
+
+        s.query(WarningSubject).delete()
+        s.query(SupervisionWarning).delete()
+    xw.scan_warnings()
+    (w,) = raised(xw, "WR-01")
+    assert w["facts"]["cases"] == [a, b, c, d, e]
+    assert [v["by"] for v in w["facts"]["views"]] == ["supplier", "item"]
+    # three more purchases from another supplier and of other items, weeks later: a second set of facts
+    f = purchase(xw, frozen, people, "东风商店", 20000, "2026-05-04", "电脑")
+    g = purchase(xw, frozen, people, "东风商店", 20000, "2026-05-05", "打印机")
+    h = purchase(xw, frozen, people, "东风商店", 20000, "2026-05-06", "投影仪")
+    found = raised(xw, "WR-01")
+    assert sorted(tuple(w["facts"]["cases"]) for w in found) == [(a, b, c, d, e), (f, g, h)]
+
+
+# --- WR-04: implementation inside the resolution's notice -------------------------------------------
+def _notice_window(xw, case_id):
+    from engine.services.supervision.registry import ScanContext
+    from engine.services.supervision.rules import decisions
+
+    with xw.db.read() as s:
+        ctx = ScanContext(s, case_ids={case_id})
+        for *_, data, _org, _proc, _v in ctx.events(["step_completed"], like='%"notice_start"%'):
+            if data.get("step") == "disclose_resolution":
+                start = date.fromisoformat(data["data"]["notice_start"])
+                (timer,) = [t for t in data["timers"] if t["node"] == "disclose_resolution_period"]
+                from datetime import datetime
+
+                end = (datetime.strptime(timer["due_at"], "%Y-%m-%dT%H:%M:%S.%fZ") + decisions.LOCAL).date()
+                return start, end
+    raise AssertionError("no notice")
+
+
+@pytest.mark.parametrize("where", ["inside", "last_day", "end", "after"])
+def test_implementation_inside_the_resolutions_notice(xw, people, frozen, monkeypatch, where):
+    from datetime import timedelta
+
+    at_day(frozen, "2026-03-02")
+    cid = xw.start_case("V-DEC-01", "DONGAO", people["party_branch"])
+    walk(xw, frozen, cid, people, "implement")
+    start, end = _notice_window(xw, cid)
+    day = {"inside": start + timedelta(days=1), "last_day": end - timedelta(days=1), "end": end,
+           "after": end + timedelta(days=1)}[where]
+    from engine.core import clerk
+
+    if day > frozen.now().date():
+        at_day(frozen, day.isoformat())
+    monkeypatch.setattr(clerk, "check", lambda *a, **k: {})  # the engine before the clerk refused such dates
+    step(xw, cid, "implement", people, {"completion_date": day.isoformat()})
+    monkeypatch.undo()
+    found = [w for w in raised(xw, "WR-04") if w["case_id"] == cid]
+    if where in ("inside", "last_day"):
+        (w,) = found
+        assert w["severity"] == "red" and w["facts"]["notice_end"] == end.isoformat()
+        assert w["facts"]["later"] == day.isoformat() and "公示期内" in w["summary"]
+        assert "completion_date" not in w["summary"]
+    else:
+        assert found == []
+    xw.scan_warnings()
+    assert len([w for w in raised(xw, "WR-04") if w["case_id"] == cid]) == len(found)
