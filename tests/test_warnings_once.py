@@ -144,3 +144,27 @@ def test_implementation_inside_the_resolutions_notice(xw, people, frozen, monkey
         assert found == []
     xw.scan_warnings()
     assert len([w for w in raised(xw, "WR-04") if w["case_id"] == cid]) == len(found)
+
+
+# --- grades: never A with an open red warning -------------------------------------------------------
+def test_a_village_with_an_open_red_warning_is_not_graded_a(xw, people, frozen):
+    from supervision_helpers import red_expense
+
+    graded = {g["org"]: g for g in xw.grade_villages("2026-03")["grades"]}
+    assert graded["DONGAO"]["grade"] == "A" and graded["DONGAO"]["capped"] == ""
+    red_expense(xw, people)  # one open red warning: 90 points, the A line
+    graded = {g["org"]: g for g in xw.grade_villages("2026-03")["grades"]}
+    assert graded["DONGAO"]["score"] == 90.0 and graded["DONGAO"]["grade"] == "B"
+    assert graded["DONGAO"]["capped"] == "有1条未办结的红色预警,不评A级"
+    # even with red warnings weighed at nothing, the grade is not A while one is open
+    from test_warnings import set_param
+
+    set_param(xw, "SFZ", "grade_weight_red", "0")
+    graded = {g["org"]: g for g in xw.grade_villages("2026-03")["grades"]}
+    assert graded["DONGAO"]["score"] == 100.0 and graded["DONGAO"]["grade"] == "B"
+    # resolved within the month: A again
+    (red,) = xw.list_warnings(rule="WR-03")["warnings"]
+    xw.handle_warning(red["id"], "resolve", people["supervision_committee"], "已整改")
+    graded = {g["org"]: g for g in xw.grade_villages("2026-03")["grades"]}
+    assert graded["DONGAO"]["grade"] == "A" and graded["DONGAO"]["capped"] == ""
+    assert graded["NANXI"]["grade"] == "A"
