@@ -168,3 +168,60 @@ def test_a_village_with_an_open_red_warning_is_not_graded_a(xw, people, frozen):
     graded = {g["org"]: g for g in xw.grade_villages("2026-03")["grades"]}
     assert graded["DONGAO"]["grade"] == "A" and graded["DONGAO"]["capped"] == ""
     assert graded["NANXI"]["grade"] == "A"
+
+
+def drive(xw, case_id, users, overrides=None, *, frozen, stop_at=None):
+    """Walk a case with planned data (and evidence where the step asks for it), ``overrides`` put into
+    the steps that have those fields, moving the clock past notice periods; stop when ``stop_at`` is ready."""
+    for _ in range(80):
+        info = xw.show_case(case_id)
+        if info["status"] != "running":
+            return
+        if not info["current_steps"]:
+            frozen.advance(days=40)
+            xw.tick()
+            continue
+        step_id = info["current_steps"][0]["step_id"]
+        if step_id == stop_at:
+            return
+        d = case_context(xw, case_id)[0]
+        own = {k: v for k, v in (overrides or {}).items() if any(f.name == k for f in d.steps[step_id].fields)}
+        user = users.get(d.steps[step_id].role or "")
+        if user is None and d.steps[step_id].proxy:
+            user = users["committee"]
+        step(xw, case_id, step_id, users, own, as_user=user)
+    raise AssertionError("the case never ended")
+
+
+# --- 补贴去哪了 / 我们的钱包: 拟发放 (proposed, on notice) vs 已发放 (paid, with the confirming step) ---------
+def test_an_allowance_on_notice_is_proposed_and_paid_only_once_confirmed(xw, people, frozen, app):
+    dibao = xw.start_case("B-SVC-01", "DONGAO", people["committee"], {"title": "低保申请"})
+    drive(xw, dibao, people, {"recipient_name": "张三明", "applicant_name": "张三明", "id_number": "11010519491231002X",
+                              "proposed_amount": "820", "confirmed_amount": "820"}, frozen=frozen,
+          stop_at="county_confirm")
+    assert xw.show_case(dibao)["current_steps"][0]["step_id"] == "county_confirm"
+    client = app.test_client()
+    page = client.get("/public/DONGAO/subsidies").text
+    assert "拟发放" in page and "尚未发放(公示或审核中)" in page
+    totals = page.split('<dl class="totals">')[1].split("</dl>")[0]
+    assert "已发放合计" in totals and "0.00 元" in totals and "820.00 元" in totals.split("拟发放合计")[1]
+    assert "县级民政部门审核确认" not in page
+    drive(xw, dibao, people, {"confirmed_amount": "820"}, frozen=frozen)
+    page = client.get("/public/DONGAO/subsidies").text
+    totals = page.split('<dl class="totals">')[1].split("</dl>")[0]
+    assert "拟发放合计" not in totals and "820.00 元" in totals
+    assert "已发放" in page and "尚未发放" not in page
+    assert "县级民政部门审核确认" in page  # the confirming step, with its date
+
+
+def test_spending_not_yet_paid_is_proposed_on_our_wallet(xw, people, frozen, app):
+    pay = xw.start_case("B-FIN-01", "DONGAO", people["handler"], {"title": "村道路灯电费"})
+    drive(xw, pay, people, {"amount": "1234.50", "payee": "国网示范供电所"}, frozen=frozen, stop_at="center_entry")
+    client = app.test_client()
+    page = client.get("/public/DONGAO/money").text
+    assert "拟支出" in page and "尚未支付" in page and "1,234.50" in page.split("拟支出合计")[1]
+    drive(xw, pay, people, {}, frozen=frozen)
+    page = client.get("/public/DONGAO/money").text
+    assert "拟支出合计" not in page and "已支付" in page and "三资代理中心审核入账" in page
+    english = client.get("/public/DONGAO/money", headers={"Accept-Language": "en"}).text
+    assert "拟支出" not in english
