@@ -181,3 +181,47 @@ def test_kin_add_declares_the_relation_by_person(xw, people) -> None:
         assert [tuple(r[:3]) for r in relations] == [("in_law", 2, "李四海"), ("spouse", 1, "李四海")]
         assert register.declared_relation(s, director, relations[0].id, 2).relation == "spouse"  # closest first
         assert [k["relation"] for k in warnings.list_kin(s, "DONGAO")] == ["in_law", "spouse"]
+
+
+def test_migration_carries_later_name_declarations_into_kinship_by_person(db_url) -> None:
+    """A declaration made by name after 0010 (its cadre already linked to a person) is carried into
+    kinship by person by 0016, once, to the person of that name in the village."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from engine.core import audit
+    from storage import Database
+    from storage.db import MIGRATIONS
+
+    db = Database(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0011")
+    now = audit.db_time()
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO organization (id, code, name, kind, parent_id, created_at) "
+                          "VALUES (1, 'DONGAO', '东岙村', 'village', NULL, :now)"), {"now": now})
+        for pid, name in ((1, "王建国"), (2, "李秀梅")):
+            conn.execute(text("INSERT INTO person (id, org_id, name, name_key, id_cipher, id_tail, phone_cipher, "
+                              "created_at, created_by) VALUES (:id, 1, :name, :name, '', '', '', :now, 'x')"),
+                         {"id": pid, "name": name, "now": now})
+        conn.execute(text("INSERT INTO user_account (id, username, display_name, password_hash, active, failed_logins, "
+                          "created_at, person_id) VALUES (1, 'dongao.director', '王建国', 'x', :t, 0, :now, 1)"),
+                     {"now": now, "t": True})
+        for i, (name, relation, degree) in enumerate([("李秀梅", "spouse", 1), ("王建军", "in_law", 2)], start=1):
+            conn.execute(text("INSERT INTO kinship (id, org_id, cadre, cadre_name, person_name, relation, degree, note, "
+                              "declared_by, created_at) VALUES (:id, 1, 'dongao.director', '王建国', :name, :rel, "
+                              ":deg, '', 'cli', :now)"),
+                         {"id": i, "name": name, "rel": relation, "deg": degree, "now": now})
+    db.upgrade()
+    db.upgrade()  # idempotent
+    with db.read() as s:
+        rows = s.execute(select(PersonRelation.person_id, Person.name, PersonRelation.relation, PersonRelation.degree)
+                         .join(Person, Person.id == PersonRelation.relative_id).order_by(PersonRelation.id)).all()
+        assert [tuple(r) for r in rows] == [(1, "李秀梅", "spouse", 1), (1, "王建军", "in_law", 2)]
+        assert register.declared_relation(s, "dongao.director", 2, 1).relation == "spouse"
+    db.dispose()
