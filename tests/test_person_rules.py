@@ -205,13 +205,15 @@ def test_migration_carries_later_name_declarations_into_kinship_by_person(db_url
     with db.engine.begin() as conn:
         conn.execute(text("INSERT INTO organization (id, code, name, kind, parent_id, created_at) "
                           "VALUES (1, 'DONGAO', '东岙村', 'village', NULL, :now)"), {"now": now})
-        for pid, name in ((1, "王建国"), (2, "李秀梅")):
-            conn.execute(text("INSERT INTO person (id, org_id, name, name_key, id_cipher, id_tail, phone_cipher, "
-                              "created_at, created_by) VALUES (:id, 1, :name, :name, '', '', '', :now, 'x')"),
-                         {"id": pid, "name": name, "now": now})
+        ids = {}
+        for name in ("王建国", "李秀梅"):  # (no explicit ids: PostgreSQL's sequence stays right)
+            conn.execute(text("INSERT INTO person (org_id, name, name_key, id_cipher, id_tail, phone_cipher, "
+                              "created_at, created_by) VALUES (1, :name, :name, '', '', '', :now, 'x')"),
+                         {"name": name, "now": now})
+            ids[name] = conn.execute(text("SELECT id FROM person WHERE name = :name"), {"name": name}).scalar()
         conn.execute(text("INSERT INTO user_account (id, username, display_name, password_hash, active, failed_logins, "
-                          "created_at, person_id) VALUES (1, 'dongao.director', '王建国', 'x', :t, 0, :now, 1)"),
-                     {"now": now, "t": True})
+                          "created_at, person_id) VALUES (1, 'dongao.director', '王建国', 'x', :t, 0, :now, :p)"),
+                     {"now": now, "t": True, "p": ids["王建国"]})
         for i, (name, relation, degree) in enumerate([("李秀梅", "spouse", 1), ("王建军", "in_law", 2)], start=1):
             conn.execute(text("INSERT INTO kinship (id, org_id, cadre, cadre_name, person_name, relation, degree, note, "
                               "declared_by, created_at) VALUES (:id, 1, 'dongao.director', '王建国', :name, :rel, "
@@ -222,6 +224,7 @@ def test_migration_carries_later_name_declarations_into_kinship_by_person(db_url
     with db.read() as s:
         rows = s.execute(select(PersonRelation.person_id, Person.name, PersonRelation.relation, PersonRelation.degree)
                          .join(Person, Person.id == PersonRelation.relative_id).order_by(PersonRelation.id)).all()
-        assert [tuple(r) for r in rows] == [(1, "李秀梅", "spouse", 1), (1, "王建军", "in_law", 2)]
-        assert register.declared_relation(s, "dongao.director", 2, 1).relation == "spouse"
+        me = ids["王建国"]
+        assert [tuple(r) for r in rows] == [(me, "李秀梅", "spouse", 1), (me, "王建军", "in_law", 2)]
+        assert register.declared_relation(s, "dongao.director", ids["李秀梅"], 1).relation == "spouse"
     db.dispose()
