@@ -228,3 +228,17 @@ def test_migration_carries_later_name_declarations_into_kinship_by_person(db_url
         assert [tuple(r) for r in rows] == [(me, "李秀梅", "spouse", 1), (me, "王建军", "in_law", 2)]
         assert register.declared_relation(s, "dongao.director", ids["李秀梅"], 1).relation == "spouse"
     db.dispose()
+
+
+def test_proxy_self_application_for_temporary_assistance_then_the_village_check(xw, people, cadre) -> None:
+    """B-SVC-02 (临时救助): the cadre files as 代办 for themself, then does 村(居)核实情况 and even marks
+    the applicant as a cadre's relative (备案): for the cadre themself that exempts nothing — one warning."""
+    username, person_id = cadre
+    case_id = xw.start_case("B-SVC-02", "DONGAO", username)
+    step(xw, case_id, "apply", people, {"applicant_name": "陈立新", "id_number": CADRE_ID}, as_user=username,
+         on_behalf_of="陈立新", proxy_reason="申请人住院")
+    step(xw, case_id, "verify", people, {"eligible": True, "is_emergency": False, "fund_source": "collective",
+                                         "cadre_kin": True}, as_user=username)
+    xw.scan_warnings()
+    (w,) = conflicts(xw, case_id)
+    assert w["rule"] == "WR-09" and w["facts"]["kind"] == "self" and w["facts"]["cadre_person_id"] == person_id
