@@ -41,6 +41,16 @@ def step(xw, case_id, step_id, users, overrides=None, as_user=None, **kwargs):
     return xw.complete(case_id, step_id, user, payload, **kwargs)
 
 
+def rescan_from_scratch(xw) -> None:
+    """Forget every warning and scan the whole history at once (the set-based full scan)."""
+    from storage.models import SupervisionWarning, WarningSubject
+
+    with xw.db.write() as s:
+        s.query(WarningSubject).delete()
+        s.query(SupervisionWarning).delete()
+    xw.scan_warnings()
+
+
 def conflicts(xw, case_id):
     """The separation-of-duties and conflict-of-interest warnings of a case."""
     return [w for w in xw.list_warnings(case_id=case_id, limit=500)["warnings"] if w["rule"] in CONFLICT_RULES]
@@ -83,6 +93,8 @@ def test_proxy_self_application_raises_exactly_one_warning(xw, people, cadre) ->
     assert username in xw.show_warning(w["id"])["subjects"]
     # the same facts never raise twice: a full scan finds nothing new
     assert not [r for r in xw.scan_warnings() if r["rule"] in CONFLICT_RULES]
+    rescan_from_scratch(xw)
+    assert [(w["rule"], w["facts"]["kind"]) for w in conflicts(xw, case_id)] == [("WR-09", "self")]
 
 
 def test_the_same_name_with_another_id_number_is_another_person(xw, people, cadre) -> None:
@@ -110,6 +122,8 @@ def test_a_relative_within_the_degree_raises_one_and_a_wider_one_none(xw, people
     assert w["rule"] == "WR-09" and w["facts"]["kind"] == "relative" and w["facts"]["degree"] == 1
     assert w["summary"] == "申请人“林秀英”是干部陈立新申报的配偶(1级)"
     assert conflicts(xw, aunt) == []  # the near miss
+    rescan_from_scratch(xw)
+    assert len(conflicts(xw, spouse)) == 1 and conflicts(xw, aunt) == []
     # a township that widens the degree brings the aunt in
     with xw.db.write() as s:
         from engine.core import procedures
@@ -135,6 +149,8 @@ def test_a_payee_of_the_cadres_household(xw, people, cadre) -> None:
                                          "expense_category": "office", "days_since_expense": 0})
     (w,) = conflicts(xw, case_id)
     assert w["rule"] == "WR-08" and w["facts"]["kind"] == "household" and w["facts"]["cadre"] == handler
+    rescan_from_scratch(xw)  # the full scan finds the same, once
+    assert [(w["rule"], w["facts"]["kind"]) for w in conflicts(xw, case_id)] == [("WR-08", "household")]
     # a stranger paid by the same handler raises nothing
     other = xw.start_case("B-FIN-01", "DONGAO", handler)
     step(xw, other, "submit", people, {"payee": "吴一凡", "amount": 800, "expense_date": "2026-03-02",

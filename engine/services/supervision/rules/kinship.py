@@ -103,35 +103,6 @@ def person_conflicts(ctx: ScanContext) -> dict[str, list[Finding]]:
     if not accounts:
         return found
     cadres = {pid for pid, _ in accounts.values()}
-    # who each cadre person is to other persons: self, declared relatives (either way), the household
-    ties: dict[int, list[tuple[int, str, str, int]]] = defaultdict(list)  # named person → (cadre, kind, relation, degree)
-    for pid in cadres:
-        ties[pid].append((pid, "self", "self", 0))
-    for chunk in _chunks(cadres):
-        for a, b, relation, degree in s.execute(
-            select(PersonRelation.person_id, PersonRelation.relative_id, PersonRelation.relation, PersonRelation.degree)
-            .where((PersonRelation.person_id.in_(chunk)) | (PersonRelation.relative_id.in_(chunk)))
-        ):
-            if a == b:
-                continue
-            if a in cadres:
-                ties[b].append((a, "relative", relation, degree))
-            if b in cadres:
-                ties[a].append((b, "relative", relation, degree))
-    homes: dict[int, int] = {}
-    for chunk in _chunks(cadres):
-        homes.update(s.execute(select(Person.id, Person.household_id).where(
-            Person.id.in_(chunk), Person.household_id.is_not(None))).all())
-    if homes:
-        by_home = defaultdict(list)
-        for pid, home in homes.items():
-            by_home[home].append(pid)
-        for chunk in _chunks(set(by_home)):
-            for pid, home in s.execute(select(Person.id, Person.household_id).where(Person.household_id.in_(chunk))):
-                for cadre in by_home[home]:
-                    if cadre != pid:
-                        ties[pid].append((cadre, "household", "household", 0))
-    # the persons the cases name who are tied to a cadre
     query = (
         select(CasePerson.case_id, CasePerson.role, CasePerson.field, CasePerson.person_id, Case.org_id,
                Case.procedure_id)
@@ -140,10 +111,16 @@ def person_conflicts(ctx: ScanContext) -> dict[str, list[Finding]]:
         .order_by(CasePerson.id)
     )
     if ctx.case_ids is not None:
-        query = query.where(CasePerson.case_id.in_(ctx.case_ids))
-    named = []
-    for chunk in _chunks(set(ties)):
-        named.extend(s.execute(query.where(CasePerson.person_id.in_(chunk))).all())
+        # after a change: the persons the changed cases name, and only their ties to cadres
+        named = s.execute(query.where(CasePerson.case_id.in_(ctx.case_ids))).all()
+        ties = _ties(s, cadres, {row.person_id for row in named})
+        named = [row for row in named if row.person_id in ties]
+    else:
+        # a full scan: every tie of every cadre, then the persons of any case who have one
+        ties = _ties(s, cadres, None)
+        named = []
+        for chunk in _chunks(set(ties)):
+            named.extend(s.execute(query.where(CasePerson.person_id.in_(chunk))).all())
     if not named:
         return found
     cases = {row.case_id for row in named}
@@ -209,6 +186,44 @@ def person_conflicts(ctx: ScanContext) -> dict[str, list[Finding]]:
             subjects=tuple(usernames),
         ))
     return found
+
+
+def _ties(s, cadres: set[int], persons: set[int] | None) -> dict[int, list[tuple[int, str, str, int]]]:
+    """named person → (cadre's person, self | relative | household, relation, degree), for the given
+    persons (None: every person tied to a cadre)."""
+    ties: dict[int, list[tuple[int, str, str, int]]] = defaultdict(list)
+    for pid in cadres if persons is None else cadres & persons:
+        ties[pid].append((pid, "self", "self", 0))
+    ends = cadres if persons is None else persons
+    if not ends:
+        return ties
+    for chunk in _chunks(ends):
+        for a, b, relation, degree in s.execute(
+            select(PersonRelation.person_id, PersonRelation.relative_id, PersonRelation.relation, PersonRelation.degree)
+            .where((PersonRelation.person_id.in_(chunk)) | (PersonRelation.relative_id.in_(chunk)))
+        ):
+            if a == b:
+                continue
+            if a in cadres and (persons is None or b in persons):
+                ties[b].append((a, "relative", relation, degree))
+            if b in cadres and (persons is None or a in persons):
+                ties[a].append((b, "relative", relation, degree))
+    homes: dict[int, int] = {}
+    for chunk in _chunks(ends):
+        homes.update(s.execute(select(Person.id, Person.household_id).where(
+            Person.id.in_(chunk), Person.household_id.is_not(None))).all())
+    by_home: dict[int, list[int]] = defaultdict(list)
+    for pid, home in homes.items():
+        by_home[home].append(pid)
+    for chunk in _chunks(set(by_home)):
+        for pid, home in s.execute(select(Person.id, Person.household_id).where(Person.household_id.in_(chunk))):
+            if persons is None:  # a member of a cadre's household: tied to those cadres
+                ties[pid].extend((c, "household", "household", 0) for c in by_home[home] if c != pid)
+            elif pid in cadres:  # a cadre in the household of a named person
+                for named in by_home[home]:
+                    if named != pid:
+                        ties[named].append((pid, "household", "household", 0))
+    return ties
 
 
 def _exempt(rule_id: str, procedure_id: str, text: dict, usernames: list[str], names: list[str]) -> bool:
