@@ -171,9 +171,10 @@ def test_a_keeper_stamping_their_own_approval_raises_one(xw, people) -> None:
     keeper, director = people["seal_keeper"], people["director"]
     honest = seal_use(xw, people, director, keeper)  # two persons: nothing
     assert conflicts(xw, honest) == []
-    with xw.db.write() as s:
-        person = register.person_for_user(s, keeper, id_number=OTHER_ID, actor="cli")
-        register.link_user(s, director, person, actor="cli")  # the director's account is the keeper's too
+    with xw.db.write() as s:  # both accounts were opened with the same ID number: one person holds them
+        register.person_for_user(s, keeper, id_number=OTHER_ID, actor="cli")
+        register.person_for_user(s, director, id_number=OTHER_ID, actor="cli")
+        assert register.same_person(s, keeper, director)
     own = seal_use(xw, people, director, keeper)
     (w,) = conflicts(xw, own)
     assert w["rule"] == "XW-02" and w["facts"]["roles"] == ["director", "seal_keeper"]
@@ -258,3 +259,21 @@ def test_proxy_self_application_for_temporary_assistance_then_the_village_check(
     xw.scan_warnings()
     (w,) = conflicts(xw, case_id)
     assert w["rule"] == "WR-09" and w["facts"]["kind"] == "self" and w["facts"]["cadre_person_id"] == person_id
+
+
+def test_cli_links_accounts_to_persons_by_id_number(xw, people) -> None:
+    import json
+
+    from test_cli import run as cli
+
+    url = str(xw.db.engine.url.render_as_string(hide_password=False))
+    first = json.loads(cli(url, "user", "person", people["seal_keeper"], "--id-number", OTHER_ID, "--json").stdout)
+    second = json.loads(cli(url, "user", "person", people["director"], "--id-number", OTHER_ID.lower(), "--json").stdout)
+    assert first["person_id"] == second["person_id"] and first["id_tail"] == OTHER_ID[-4:]
+    text = cli(url, "user", "person", people["director"]).stdout
+    assert f"人员 {first['person_id']}" in text and OTHER_ID not in text
+    bad = cli(url, "user", "person", people["handler"], "--id-number", "330203198001011234", ok=False)
+    assert bad.returncode == 1 and "身份证号码无效" in bad.stderr + bad.stdout and "Traceback" not in bad.stderr
+    assert cli(url, "user", "person", "nobody", ok=False).returncode == 1
+    with xw.db.read() as s:
+        assert register.same_person(s, people["seal_keeper"], people["director"])
