@@ -89,7 +89,7 @@ def test_proxy_self_application_raises_exactly_one_warning(xw, people, cadre) ->
     (w,) = found
     assert w["rule"] == "WR-09" and w["severity"] == "red"
     assert w["facts"]["kind"] == "self" and w["facts"]["cadre_person_id"] == person_id
-    assert w["summary"] == "申请人“陈立新”就是经办(本村)干部陈立新本人"
+    assert w["summary"] == "申请人“陈立新”就是经办干部陈立新本人" and w["facts"]["handled"] is True
     assert username in xw.show_warning(w["id"])["subjects"]
     # the same facts never raise twice: a full scan finds nothing new
     assert not [r for r in xw.scan_warnings() if r["rule"] in CONFLICT_RULES]
@@ -120,7 +120,7 @@ def test_a_relative_within_the_degree_raises_one_and_a_wider_one_none(xw, people
     xw.scan_warnings()
     (w,) = conflicts(xw, spouse)
     assert w["rule"] == "WR-09" and w["facts"]["kind"] == "relative" and w["facts"]["degree"] == 1
-    assert w["summary"] == "申请人“林秀英”是干部陈立新申报的配偶(1级)"
+    assert w["summary"] == "申请人“林秀英”是经办干部陈立新申报的配偶(1级)"
     assert conflicts(xw, aunt) == []  # the near miss
     rescan_from_scratch(xw)
     assert len(conflicts(xw, spouse)) == 1 and conflicts(xw, aunt) == []
@@ -277,3 +277,18 @@ def test_cli_links_accounts_to_persons_by_id_number(xw, people) -> None:
     assert cli(url, "user", "person", "nobody", ok=False).returncode == 1
     with xw.db.read() as s:
         assert register.same_person(s, people["seal_keeper"], people["director"])
+
+
+def test_a_relative_of_a_village_cadre_who_did_not_handle_the_case(xw, people) -> None:
+    """优亲厚友: the director's mother receives assistance the committee handled; declared by person,
+    not filed (备案) at the village check: one warning naming the director as 本村干部."""
+    director = people["director"]
+    with xw.db.write() as s:
+        warnings.add_kin(s, "DONGAO", director, "王阿婆", "parent", actor="cli")
+    case_id = xw.start_case("B-SVC-02", "DONGAO", people["applicant"])
+    step(xw, case_id, "apply", people, {"applicant_name": "王阿婆", "id_number": AUNT_ID})
+    step(xw, case_id, "verify", people, {"eligible": True, "is_emergency": False, "fund_source": "collective",
+                                         "cadre_kin": False})
+    (w,) = conflicts(xw, case_id)
+    assert w["rule"] == "WR-09" and w["facts"]["handled"] is False and w["facts"]["cadre"] == director
+    assert w["summary"].startswith("申请人“王阿婆”是本村干部") and "父母(1级)" in w["summary"]

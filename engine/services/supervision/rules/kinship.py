@@ -165,21 +165,23 @@ def person_conflicts(ctx: ScanContext) -> dict[str, list[Finding]]:
                 best[key] = (rank, row, kind, relation, degree, by_person[cadre])
     for (rule_id, case_id, cadre, person_id), (_rank, row, kind, relation, degree, usernames) in best.items():
         cadre_name = accounts[usernames[0]][1]
+        handled = bool(acted.get(case_id, set()) & set(usernames))
+        who = f"{'经办干部' if handled else '本村干部'}{cadre_name}"
         person = names.get(person_id, "")
         what = PERSON_WHAT.get(row.role, "当事人")
         if kind == "self":
-            summary = f"{what}“{person}”就是经办(本村)干部{cadre_name}本人"
+            summary = f"{what}“{person}”就是{who}本人"
         elif kind == "household":
-            summary = f"{what}“{person}”与干部{cadre_name}同户"
+            summary = f"{what}“{person}”与{who}同户"
         else:
-            summary = f"{what}“{person}”是干部{cadre_name}申报的{RELATIONS.get(relation, (relation,))[0]}({degree}级)"
+            summary = f"{what}“{person}”是{who}申报的{RELATIONS.get(relation, (relation,))[0]}({degree}级)"
         found[rule_id].append(Finding(
             rule_id,
             row.org_id,
             f"{case_id}|person|{cadre}|{person_id}",
             summary,
             {"field": row.field, "role": row.role, "person": person, "person_id": person_id, "cadre": usernames[0],
-             "cadres": usernames, "cadre_name": cadre_name, "cadre_person_id": cadre, "kind": kind,
+             "cadres": usernames, "cadre_name": cadre_name, "cadre_person_id": cadre, "handled": handled, "kind": kind,
              "relation": relation, "relation_zh": "本人" if kind == "self" else "同户" if kind == "household"
              else RELATIONS.get(relation, (relation,))[0], "degree": degree},
             case_id=case_id,
