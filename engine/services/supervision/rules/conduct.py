@@ -84,7 +84,7 @@ def separation_of_duties(ctx: ScanContext) -> Iterator[Finding]:
                     orgs[case_id],
                     f"{case_id}|{actor}|{'+'.join(names)}",
                     f"{shown} 在同一事项中既是{label.split('与')[0]}又是{label.split('与')[1]}",
-                    {"actor": actor, "accounts": used, "roles": names, "pair": label},
+                    {"actor": "、".join(used), "accounts": used, "roles": names, "pair": label},
                     case_id=case_id,
                     subjects=tuple(used),
                 )
@@ -123,7 +123,7 @@ def separation_of_duties(ctx: ScanContext) -> Iterator[Finding]:
                 f"{accept.case_id}|{actor}|buyer+acceptor",
                 f"{shown} 既提出采购(事项{buy})又参加验收",
                 {
-                    "actor": actor,
+                    "actor": "、".join(used),
                     "accounts": used,
                     "pair": "采购人与验收人",
                     "purchase_case": buy,
