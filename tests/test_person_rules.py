@@ -281,7 +281,7 @@ def test_cli_links_accounts_to_persons_by_id_number(xw, people) -> None:
 
 def test_a_relative_of_a_village_cadre_who_did_not_handle_the_case(xw, people) -> None:
     """优亲厚友: the director's mother receives assistance the committee handled; declared by person,
-    not filed (备案) at the village check: one warning naming the director as 本村干部."""
+    not filed (备案) at the village check: one warning naming the director as 本村(社区)干部."""
     director = people["director"]
     with xw.db.write() as s:
         warnings.add_kin(s, "DONGAO", director, "王阿婆", "parent", actor="cli")
@@ -291,4 +291,28 @@ def test_a_relative_of_a_village_cadre_who_did_not_handle_the_case(xw, people) -
                                          "cadre_kin": False})
     (w,) = conflicts(xw, case_id)
     assert w["rule"] == "WR-09" and w["facts"]["handled"] is False and w["facts"]["cadre"] == director
-    assert w["summary"].startswith("申请人“王阿婆”是本村干部") and "父母(1级)" in w["summary"]
+    assert w["summary"].startswith("申请人“王阿婆”是本村(社区)干部") and "父母(1级)" in w["summary"]
+
+
+def test_a_contact_who_is_the_reviewing_cadres_spouse(xw, people) -> None:
+    """C-AST-01 at 和平社区: the user's contact person is the spouse of the committee member who reviews
+    the use (kinship declared by person); a stranger as contact raises nothing."""
+    cadre = people["heping_committee"]
+    with xw.db.write() as s:
+        org = get_org(s, "HEPING")
+        me = register.person_for_user(s, cadre, id_number=CADRE_ID, actor="cli")
+        spouse = register.find_or_add(s, "赵美玲", org=org, id_number=OTHER_ID, actor="cli").person
+        register.declare_relative(s, me, spouse, "spouse", actor="cli")
+    ids = {}
+    for contact, number in (("赵美玲", OTHER_ID), ("钱多多", AUNT_ID)):
+        case_id = xw.start_case("C-AST-01", "HEPING", people["heping_applicant"])
+        step(xw, case_id, "apply", people, {"contact_person": contact, "user_type": "unit", "user_org": "和平书画社",
+                                            "use_type": "welfare", "term_months": 0},
+             as_user=people["heping_applicant"])
+        step(xw, case_id, "review", people, {"approved": True, "fee_standard": 0}, as_user=cadre)
+        ids[contact] = case_id
+    (w,) = conflicts(xw, ids["赵美玲"])
+    # raised when the application named her (the cadre of the community had not handled it yet), once
+    assert w["rule"] == "WR-08" and w["facts"]["role"] == "contact" and w["facts"]["cadre"] == cadre
+    assert w["summary"] == "联系人“赵美玲”是本村(社区)干部heping_committee申报的配偶(1级)"
+    assert conflicts(xw, ids["钱多多"]) == []

@@ -166,7 +166,7 @@ def person_conflicts(ctx: ScanContext) -> dict[str, list[Finding]]:
     for (rule_id, case_id, cadre, person_id), (_rank, row, kind, relation, degree, usernames) in best.items():
         cadre_name = accounts[usernames[0]][1]
         handled = bool(acted.get(case_id, set()) & set(usernames))
-        who = f"{'经办干部' if handled else '本村干部'}{cadre_name}"
+        who = f"{'经办干部' if handled else '本村(社区)干部'}{cadre_name}"
         person = names.get(person_id, "")
         what = PERSON_WHAT.get(row.role, "当事人")
         if kind == "self":
@@ -318,8 +318,8 @@ def _kin_findings(
     "关联交易(亲属)预警",
     "Related-party transaction (kinship)",
     severity="red",
-    inspects="收款人、供应商联系人、承包(承租)人、申请人等当事人(按人员库比对到人) vs 经办干部和本村干部本人、申报的近亲属、同户人员",
-    condition="当事人是经办该事项的干部或本村干部本人、其申报的近亲属(在规定等级内)或同户人员",
+    inspects="收款人、供应商联系人、承包(承租)人、申请人等当事人(按人员库比对到人) vs 经办干部和本村(社区)干部本人、申报的近亲属、同户人员",
+    condition="当事人是经办该事项的干部或本村(社区)干部本人、其申报的近亲属(在规定等级内)或同户人员",
     params=(KIN_DEGREE,),
 )
 def related_party(ctx: ScanContext) -> Iterator[Finding]:
@@ -333,8 +333,8 @@ def related_party(ctx: ScanContext) -> Iterator[Finding]:
     "Welfare beneficiary related to cadres",
     severity="red",
     procedures=list(WELFARE_FIELDS),
-    inspects="低保、临时救助、公租房、成员身份确认的申请人、被代办人(按人员库比对到人) vs 经办干部和本村干部本人、近亲属、同户人员;亲属备案",
-    condition="对象是经办干部或本村干部本人(包括干部以代办名义为自己申请);或为其近亲属、同户人员,且办理中没有如实登记“干部近亲属”(备案)",
+    inspects="低保、临时救助、公租房、成员身份确认的申请人、被代办人(按人员库比对到人) vs 经办干部和本村(社区)干部本人、近亲属、同户人员;亲属备案",
+    condition="对象是经办干部或本村(社区)干部本人(包括干部以代办名义为自己申请);或为其近亲属、同户人员,且办理中没有如实登记“干部近亲属”(备案)",
     params=(KIN_DEGREE,),
 )
 def welfare_kin(ctx: ScanContext) -> Iterator[Finding]:
@@ -363,7 +363,7 @@ def _kin_filed(row: Row, k) -> bool:
     "Hiring of cadres' relatives",
     severity="red",
     procedures=list(HIRING_FIELDS),
-    inspects="拟聘人员(按人员库比对到人) vs 经办干部和本村干部本人、近亲属、同户人员;回避登记",
+    inspects="拟聘人员(按人员库比对到人) vs 经办干部和本村(社区)干部本人、近亲属、同户人员;回避登记",
     condition="拟聘人员为干部本人、近亲属或同户人员,且回避登记中没有该干部",
     params=(KIN_DEGREE,),
 )
