@@ -7,7 +7,7 @@ relative (one per name and village, the person already there when there is one),
 with its declared degree when it is not there yet.
 
 Revision ID: 0016
-Revises: 0011
+Revises: 0013
 """
 from datetime import datetime, timezone
 import re
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 
 revision = '0016'
-down_revision = "0011"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
