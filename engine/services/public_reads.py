@@ -58,6 +58,18 @@ SUBSIDIES = {
     "B-SVC-04": (("paid_amount", "total_amount"), (), None, "recipients_count"),
     "V-AST-04": (("paid_total",), (), None, None),
 }
+# 拟发放 or 已发放: procedure → (the step that confirms the money was paid, its date field). Until that
+# step is done, an amount is only proposed (拟发放 / 拟支出: on notice, or still being reviewed).
+PAID_BY = {
+    "B-SVC-01": ("county_confirm", "confirm_date"),
+    "B-SVC-02": ("pay", "paid_date"),
+    "B-SVC-04": ("pay", "paid_date"),
+    "V-AST-04": ("payout", "payout_date"),
+    "B-FIN-01": ("center_entry", "payment_date"),
+    "C-FIN-01": ("street_pay", "payment_date"),
+    "B-PUR-02": ("reimburse", "paid_date"),
+    "B-PUR-03": ("reimburse", "paid_date"),
+}
 
 
 def month_of(at: datetime) -> str:
@@ -250,6 +262,25 @@ def _amount_items(session: Session, case_rows, values, amounts_of) -> list[dict]
     return items
 
 
+def _mark_paid(session: Session, items: list[dict]) -> None:
+    """Each outgoing item of a procedure in :data:`PAID_BY` is 已发放 (``paid``: the confirming step is
+    done, with its name and date) or 拟发放 (``proposed``: direction ``proposed``, kept out of the paid
+    totals)."""
+    for i in items:
+        paid_by = PAID_BY.get(i["row"].procedure_id)
+        if paid_by is None or i["direction"] != "out":
+            i["status"], i["paid_on"], i["paid_step"] = "", "", ""
+            continue
+        step_id, date_field = paid_by
+        done = i["got"].get(date_field)
+        if done is not None and done.text_value:
+            step = definition(session, i["row"].procedure_version_id).steps.get(step_id)
+            i["status"], i["paid_on"], i["paid_step"] = "paid", str(done.text_value)[:10], step.name if step else ""
+        else:
+            i["status"], i["paid_on"], i["paid_step"] = "proposed", "", ""
+            i["direction"] = "proposed"
+
+
 def _page_of(items: list[dict], page: int) -> tuple[list[dict], int, int]:
     pages = max(1, math.ceil(len(items) / PER_PAGE))
     page = min(max(page, 1), pages)
@@ -260,6 +291,7 @@ def money(session: Session, org: Organization, *, page: int = 1) -> dict:
     """我们的钱包: income and spending items by month (a page of them), with totals over every record
     by month and by category."""
     names = {n for _, amounts, party in MONEY.values() for n in (*amounts, party) if n}
+    names |= {field for pid, (_, field) in PAID_BY.items() if pid in MONEY}
     case_rows, values = _field_rows(session, org, list(MONEY), names)
     items = _amount_items(session, case_rows, values, lambda pid: MONEY[pid][1])
     for i in items:
@@ -267,6 +299,7 @@ def money(session: Session, org: Organization, *, page: int = 1) -> dict:
         d = definition(session, r.procedure_version_id)
         i["d"], i["direction"], i["procedure"] = d, MONEY[r.procedure_id][0], d.name
         i["category"] = category_zh(d.category) if d.category in catalogue.categories() else ""
+    _mark_paid(session, items)
     shown, page, pages = _page_of(items, page)
     paths = _approval_paths(session, [i["row"].id for i in shown])
     titles = list_titles(session, [(i["row"].id, i["row"].title, i["d"]) for i in shown])
@@ -281,9 +314,10 @@ def money(session: Session, org: Organization, *, page: int = 1) -> dict:
 
 def _grouped(items: list[dict], shown: list[dict], page: int, pages: int) -> dict:
     """Totals over all ``items``; months of the ``shown`` page, each with its whole month's totals."""
-    month_totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"in": Decimal(0), "out": Decimal(0)})
+    month_totals: dict[str, dict[str, Decimal]] = defaultdict(
+        lambda: {"in": Decimal(0), "out": Decimal(0), "proposed": Decimal(0)})
     by_category: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    total = {"in": Decimal(0), "out": Decimal(0)}
+    total = {"in": Decimal(0), "out": Decimal(0), "proposed": Decimal(0)}  # proposed: 拟发放, not in out
     for item in items:
         month_totals[item["month"]][item["direction"]] += item["amount"]
         total[item["direction"]] += item["amount"]
@@ -300,12 +334,14 @@ def _grouped(items: list[dict], shown: list[dict], page: int, pages: int) -> dic
 def subsidies(session: Session, org: Organization, *, page: int = 1) -> dict:
     """补贴去哪了: welfare disbursements (a page of them, totals over all), names and ids masked."""
     names = {n for amounts, people, idn, count in SUBSIDIES.values() for n in (*amounts, *people, idn, count) if n}
+    names |= {field for pid, (_, field) in PAID_BY.items() if pid in SUBSIDIES}
     case_rows, values = _field_rows(session, org, list(SUBSIDIES), names)
     items = _amount_items(session, case_rows, values, lambda pid: SUBSIDIES[pid][0])
     for i in items:
         d = definition(session, i["row"].procedure_version_id)
         i["procedure"] = i["category"] = d.name
         i["direction"] = "out"
+    _mark_paid(session, items)
     shown, page, pages = _page_of(items, page)
     for i in shown:
         _, people, idn, count = SUBSIDIES[i["row"].procedure_id]
