@@ -431,22 +431,9 @@ def _time_limit(step: Any) -> str:
 
 def _ordered_steps(d: ProcedureDefinition) -> list[Any]:
     """User tasks in flow order (breadth-first from the start), then any not reached."""
-    order: list[str] = []
-    seen: set[str] = set()
-    queue = list(d.start_ids)
-    while queue:
-        node_id = queue.pop(0)
-        if node_id in seen or node_id not in d.nodes:
-            continue
-        seen.add(node_id)
-        if node_id in d.steps:
-            order.append(node_id)
-        for flow_id in d.nodes[node_id].outgoing:
-            flow = d.flows.get(flow_id)
-            if flow is not None:
-                queue.append(flow.target)
-    order += [sid for sid in d.steps if sid not in seen]
-    return [d.steps[sid] for sid in order]
+    from .steplist import ordered_steps
+
+    return [d.steps[sid] for sid in ordered_steps(d)]
 
 
 def _min_days(d: ProcedureDefinition, params: dict[str, Any], key: str | None) -> str:
