@@ -175,9 +175,11 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
 
     @app.get("/")
     def home():
-        from flask import redirect, url_for
+        from flask import redirect
 
-        return redirect(url_for("tasks.index"))
+        from webui.security import landing_url
+
+        return redirect(landing_url())
 
     return app
 
