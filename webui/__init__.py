@@ -86,6 +86,9 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
 
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(cadres_bp)
+    from webui.views.exports import bp as exports_bp  # Excel and CSV of the case search and the warnings
+
+    app.register_blueprint(exports_bp)
 
     @app.before_request
     def _before() -> None:
