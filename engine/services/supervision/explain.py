@@ -119,6 +119,7 @@ BY = {"supplier": ("同一供应商", "the same supplier"), "item": ("同一品�
 KINDS = {"timer": ("计时", "a timer"), "gateway": ("分支条件", "a branch condition"),
          "time_limit": ("办理时限", "a time limit"), "due": ("办理时限", "a time limit")}
 ALIASES = {"category": "expense_category"}  # a fact named after a field of another name
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z?")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.]*[A-Za-z0-9]|[A-Za-z]")
 
 
@@ -180,6 +181,8 @@ class _Words:
             f = self.fields.get(m.group(0))
             return f"“{f.label}”" if f is not None else m.group(0)
 
+        # a UTC time written into a sentence (2026-03-12T09:30) in Beijing time
+        text = _ISO.sub(lambda m: t(f"{china(m.group(0))}(北京时间)", f"{china(m.group(0))} (Beijing time)"), text)
         return _WORD.sub(swap, text)
 
     def value(self, rule: str, key: str, value: Any) -> str:
