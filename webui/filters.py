@@ -77,8 +77,31 @@ def calendar_warnings() -> list[str]:
     return [w.en if english else w.zh for w in check_calendar()]
 
 
+def en_label(item: Any) -> str:
+    """A field's or option's label: the procedure's English on an English page where it has one."""
+    return (getattr(item, "label_en", "") or item.label) if english_page() else item.label
+
+
+def en_name(item: Any) -> str:
+    """A step's (or lane's) name: the procedure's English on an English page where it has one."""
+    return (getattr(item, "name_en", "") or item.name) if english_page() else item.name
+
+
+def en_instructions(step: Any) -> str:
+    return (getattr(step, "instructions_en", "") or step.instructions) if english_page() else step.instructions
+
+
+def en_unit(unit: Any) -> str:
+    if not english_page() or not unit:
+        return str(unit or "")
+    from engine.bpmn.english import english
+
+    return english(unit, kind="units") or str(unit)
+
+
 def register(app: Flask) -> None:
-    app.jinja_env.filters.update(china_time=china_time, role_zh=role_zh, category_zh=category_zh, zh=zh, kind_zh=kind_zh)
+    app.jinja_env.filters.update(china_time=china_time, role_zh=role_zh, category_zh=category_zh, zh=zh, kind_zh=kind_zh,
+                                 en_label=en_label, en_name=en_name, en_instructions=en_instructions, en_unit=en_unit)
     app.jinja_env.globals.update(categories=catalogue.categories, calendar_warnings=calendar_warnings)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
