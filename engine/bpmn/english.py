@@ -66,3 +66,23 @@ def english(zh: Any, explicit: Any = None, kind: str | None = None) -> str | Non
     if not found and base and (own.get(base) or everything.get(base)):
         found = f"{own.get(base) or everything[base]} — supervision"  # the generated supervision of a step
     return found or None
+
+
+@lru_cache(maxsize=4)
+def _procedure_names(directory: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path in sorted((Path(directory) / "tables").glob("*.yaml")):
+        try:
+            table = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            continue
+        if isinstance(table, dict) and table.get("id") and table.get("name_en"):
+            out[str(table["id"])] = str(table["name_en"])
+    return out
+
+
+def procedure_name(procedure_id: str) -> str | None:
+    """The English name of a library procedure (its step table's ``name_en``), None for others."""
+    from engine.core.catalogue import processes_dir
+
+    return _procedure_names(str(processes_dir())).get(str(procedure_id or "")) or None
