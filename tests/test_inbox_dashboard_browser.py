@@ -136,3 +136,32 @@ def test_dashboard_wall_and_case_search(server, browser, xw, people, history, vi
     no_sideways_scroll(page, viewport)
     shot(page, "06-case-search", tag)
     ctx.close()
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_english_warning_and_the_step_table_editor(server, browser, xw, people, history, viewport):
+    base, tag = server, "phone" if viewport == PHONE else "desktop"
+    ctx, page = sign_in(browser, base, people["township_discipline"], viewport)
+    page.wait_for_url(base + "/warnings")
+    page.goto(base + "/lang/en?next=/warnings")
+    page.locator("tr.warn-row", has_text="李建国").locator("td.title-cell a").click()
+    page.wait_for_url(f"{base}/warnings/*")
+    facts = page.locator("#facts").inner_text()
+    assert "Person" in facts and "Roles held in this case" in facts and "办理人" not in facts
+    assert "Expense reimbursement approval" in page.locator("#warning-case").inner_text()
+    no_sideways_scroll(page, viewport)
+    shot(page, "07-warning-english", tag)
+    ctx.close()
+    ctx, page = sign_in(browser, base, people["township_staff"], viewport)
+    page.wait_for_url(base + "/tasks")
+    page.goto(base + "/procedures/new")
+    unit = page.locator("#s0-tl_unit")
+    assert unit.input_value() == "wd" and page.locator("#s0-tl_n").input_value() == "5"
+    key = page.locator("input[name='s0.f0.name']")
+    assert not key.is_visible()  # the key: behind the 高级 disclosure
+    page.locator("#row-0 details.advanced summary").first.click()
+    assert page.locator("#s0-id").is_visible()
+    no_sideways_scroll(page, viewport)
+    shot(page, "08-step-table", tag)
+    page.locator("#row-0 table.fields-table").screenshot(path=str(ARTIFACTS / f"08-fields-{tag}.png"))
+    ctx.close()

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.bpmn.english import english as in_english
 from engine.core import catalogue, directory, procedures
 from engine.render.narrative import china, english, money_text, t, value_text
 from storage.models import (
@@ -195,6 +196,8 @@ class _Words:
             return sep.join(role_name(r) for r in value)
         if key == "role":
             return role_name(value)
+        if key == "pair" and english() and isinstance(self._current.get("roles"), list):
+            return " and ".join(role_name(r) for r in self._current["roles"])  # the rule writes the pair in Chinese
         if key in ("first_field", "later_field", "field"):
             f = self.fields.get(str(value))
             return f.label if f is not None else t("其他字段", "another field")
@@ -324,7 +327,8 @@ def _submissions(session: Session, w: Mapping, fields: Mapping[str, Any], names:
             chosen = [s for s in subs if wanted & set(json.loads(s.values or "{}"))]
     if not chosen and facts.get("actor"):
         chosen = [s for s in subs if s.actor == facts["actor"]]
-    return [{"case_id": case_id, "seq": s.seq, "step_name": s.step_name, "round": s.round,
+    return [{"case_id": case_id, "seq": s.seq, "round": s.round,
+             "step_name": (in_english(s.step_name, kind="steps") or s.step_name) if english() else s.step_name,
              "by_name": names.get(s.actor) or s.actor, "at": china(s.at.isoformat() + "Z") if s.at else ""}
             for s in chosen[-6:]]
 
