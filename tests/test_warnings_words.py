@@ -70,6 +70,8 @@ def test_payment_warning_facts_in_words_and_english(app, xw, people):
     english = _main(client.get(f"/warnings/{w['id']}").text)
     facts = english[english.index('id="facts"'):].split("</dl>")[0]
     assert "Amount" in facts and "60,000.00 yuan" in facts and "Payee" in facts and "金额" not in facts
+    assert "A purchase, works or service payment at or above the platform threshold" in english
+    assert "采购、工程或服务类单笔支出" not in english
 
 
 def test_supervise_fills_in_the_supervision_case(app, xw, people):
@@ -94,3 +96,15 @@ def test_discipline_office_lands_on_its_inbox(app, xw, people):
     assert client.get("/").headers["Location"].endswith("/warnings")
     cadre = login(app, people["party_branch"])
     assert cadre.get("/").headers["Location"].endswith("/tasks")
+
+
+def test_every_rule_says_what_it_inspects_in_both_languages():
+    from engine.render.narrative import language
+    from engine.services.supervision import rule_words, warnings
+
+    for rule_id in warnings.RULES:
+        zh = rule_words.inspects(rule_id) + rule_words.condition(rule_id)
+        assert zh and not re.search(r"[a-z]+_[a-z]+\.", zh), (rule_id, zh)  # no table or column names
+        with language("en"):
+            en = rule_words.inspects(rule_id) + rule_words.condition(rule_id)
+        assert en and not re.search(r"[\u4e00-\u9fff]", en.replace("“", "")), (rule_id, en)

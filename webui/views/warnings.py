@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 
 from engine.core import directory
-from engine.services.supervision import explain, warnings
+from engine.services.supervision import explain, rule_words, warnings
 from engine.core.errors import XiaoweiError
 from engine.render.narrative import language
 
@@ -45,6 +45,18 @@ def event_name(event_type: str) -> str:
              "warning_dismissed": pgettext("warning event", "排除"),
              "warning_supervised": pgettext("warning event", "督办")}
     return names.get(event_type, event_type)
+
+
+@bp.app_template_filter("rule_inspects")
+def rule_inspects(rule_id: str) -> str:
+    with language(current()):
+        return rule_words.inspects(rule_id)
+
+
+@bp.app_template_filter("rule_condition")
+def rule_condition(rule_id: str) -> str:
+    with language(current()):
+        return rule_words.condition(rule_id)
 
 
 @bp.app_template_filter("rule_name")
