@@ -108,3 +108,17 @@ def test_every_rule_says_what_it_inspects_in_both_languages():
         with language("en"):
             en = rule_words.inspects(rule_id) + rule_words.condition(rule_id)
         assert en and not re.search(r"[\u4e00-\u9fff]", en.replace("“", "")), (rule_id, en)
+
+
+def test_newer_fact_shapes_read_in_words():
+    """Facts as the person-based rules write them (several accounts of one person, internal person
+    keys, grouped views): names, never keys."""
+    from engine.services.supervision.explain import _Words
+
+    words = _Words({"li.a": "李建国", "li.b": "李建国(备用)"}, {}, {})
+    rows = words.rows("XW-02", {"actor": "li.a、li.b", "accounts": ["li.a", "li.b"], "roles": ["handler", "director"],
+                                "pair": "经办人与审批人", "person_id": "p-4711"})
+    text = " ".join(f"{r['label']} {r['text']}" for r in rows)
+    assert "李建国" in text and "li.a" not in text and "p-4711" not in text and "person_id" not in text
+    rows = words.rows("WR-01", {"views": [{"by": "supplier", "value": "永兴五金店"}], "cadre_person_id": "p-1"})
+    assert [r["text"] for r in rows] == ["同一供应商“永兴五金店”"]

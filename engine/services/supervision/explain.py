@@ -29,6 +29,13 @@ from storage.models import (
 # Labels of the facts the rules record (Chinese, English). A key missing here falls back to the field
 # label of the case's procedure, then to a neutral "其他情况" (never the key itself).
 LABELS: dict[str, tuple[str, str]] = {
+    "accounts": ("涉及账号的人员", "People (accounts)"),
+    "cadres": ("涉及干部", "Cadres concerned"),
+    "days_before_end": ("距公示期满天数", "Days before the notice ended"),
+    "handled": ("办理中已如实登记", "Recorded in the case"),
+    "notice_end": ("公示期满日期", "Notice ends on"),
+    "notice_step": ("公示环节", "Notice step"),
+    "views": ("归并情况", "Grouped as"),
     "action": ("须采取的措施", "Action needed"),
     "actor": ("办理人", "Person"),
     "actual_days": ("实际公示天数", "Days actually on notice"),
@@ -110,12 +117,12 @@ LABELS: dict[str, tuple[str, str]] = {
 }
 # Facts that stay out of the words: internal keys, raw expressions, and values told under another key.
 HIDDEN = frozenset({"seq", "step", "node", "gateway", "expression", "condition", "area", "relation",
-                    "statutory_params", "fingerprint"})
+                    "statutory_params", "fingerprint", "person_id", "cadre_person_id"})
 MONEY = frozenset({"amount", "threshold", "total", "previous_rent", "deal_price", "contract_amount", "audited_price",
                    "december", "monthly_average", "rent_received", "annual_rent", "total_limit", "amounts"})
 TIMES = frozenset({"due_at", "last_change", "completed_at"})
 DAYS = frozenset({"actual_days", "days", "days_early", "days_to_deposit", "idle_days", "overdue_days", "required_days"})
-PEOPLE = frozenset({"actor", "cadre"})
+PEOPLE = frozenset({"actor", "cadre", "accounts", "cadres"})
 BY = {"supplier": ("同一供应商", "the same supplier"), "item": ("同一品目", "the same item")}
 KINDS = {"timer": ("计时", "a timer"), "gateway": ("分支条件", "a branch condition"),
          "time_limit": ("办理时限", "a time limit"), "due": ("办理时限", "a time limit")}
@@ -190,8 +197,12 @@ class _Words:
         sep = t("、", ", ")
         if value is None or value == "":
             return "—"
-        if key in PEOPLE:
-            return self.person(value)
+        if key in PEOPLE:  # one account, a list of them, or several joined by 、
+            names = value if isinstance(value, list) else str(value).split("、")
+            return sep.join(self.person(v) for v in names)
+        if key == "views" and isinstance(value, list):
+            return t(";", "; ").join(f"{self.value(rule, 'by', v.get('by'))}“{v.get('value', '')}”"
+                                     for v in value if isinstance(v, Mapping))
         if key == "roles" and isinstance(value, list):
             return sep.join(role_name(r) for r in value)
         if key == "role":
@@ -206,7 +217,7 @@ class _Words:
         if key == "by":
             zh, en = BY.get(str(value), (str(value), str(value)))
             return t(zh, en)
-        if key == "kind":
+        if key == "kind" and rule == "XW-07":
             zh, en = KINDS.get(str(value), ("计算", "a computation"))
             return t(zh, en)
         if key == "inputs" and isinstance(value, Mapping):
@@ -214,7 +225,7 @@ class _Words:
         f = self.fields.get(ALIASES.get(key, key))
         if f is not None and f.type in ("choice", "boolean"):
             return value_text(f, value)
-        if key in ("open", "working_day"):
+        if key in ("open", "working_day", "handled"):
             return _yes(value)
         if key == "ratio":
             return _ratio(value)
@@ -291,7 +302,12 @@ def _people(session: Session, usernames: Iterable[str], chain: Iterable[int]) ->
 def _named(w: Mapping) -> list[str]:
     """The people a warning is about: the actor or cadre of its facts, then the subjects it names."""
     facts = w.get("facts") or {}
-    out = [str(facts[k]) for k in ("actor", "cadre") if facts.get(k)]
+    out: list[str] = []
+    for k in ("accounts", "actor", "cadre", "cadres"):  # accounts: one person's several (newer facts)
+        value = facts.get(k)
+        for u in (value if isinstance(value, list) else str(value or "").split("、")):
+            if u and u not in out:
+                out.append(str(u))
     for s in w.get("named") or []:
         if s not in out:
             out.append(s)
@@ -325,8 +341,10 @@ def _submissions(session: Session, w: Mapping, fields: Mapping[str, Any], names:
             chosen = [s for s in subs if s.step_id == facts["step"]]
         if not chosen and wanted:
             chosen = [s for s in subs if wanted & set(json.loads(s.values or "{}"))]
-    if not chosen and facts.get("actor"):
-        chosen = [s for s in subs if s.actor == facts["actor"]]
+    if not chosen and (facts.get("actor") or facts.get("accounts")):
+        accounts = facts.get("accounts") if isinstance(facts.get("accounts"), list) else \
+            str(facts.get("actor")).split("、")
+        chosen = [s for s in subs if s.actor in accounts]
     return [{"case_id": case_id, "seq": s.seq, "round": s.round,
              "step_name": (in_english(s.step_name, kind="steps") or s.step_name) if english() else s.step_name,
              "by_name": names.get(s.actor) or s.actor, "at": china(s.at.isoformat() + "Z") if s.at else ""}
@@ -382,7 +400,8 @@ def explain_many(session: Session, ws: list[dict], *, detail: bool = False) -> l
         who = [dict(people[u]) for u in _named(w) if u in people]
         facts = w.get("facts") or {}
         for p in who:  # the roles a rule names (held in this case) say more than every role held
-            if p["username"] == facts.get("actor") and isinstance(facts.get("roles"), list):
+            acted = facts.get("accounts") if isinstance(facts.get("accounts"), list) else [facts.get("actor")]
+            if p["username"] in acted and isinstance(facts.get("roles"), list):
                 p["roles"] = [role_name(r) for r in facts["roles"]]
             p["roles"] = p["roles"][:3]
         entry = {"summary": words.text(w.get("summary") or ""), "case": case, "people": who}
