@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test lint install demo bench bench-pages lint-bpmn tables messages clean
+.PHONY: run test lint install demo bench bench-pages bench-throughput lint-bpmn tables messages clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -42,8 +42,13 @@ lint: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 
+## make bench [BENCH_ARGS="--cases N --loops N"]: completion through Xiaowei vs the bare SpiffWorkflow loop
 bench: install
-	$(PY) bench/bench_engine.py
+	$(PY) bench/bench_engine.py $(BENCH_ARGS)
+
+## make bench-throughput: completions per second over HTTP with 1 and 2 gunicorn workers (PostgreSQL)
+bench-throughput: install
+	$(PY) bench/bench_throughput.py $(BENCH_ARGS)
 
 ## make bench-pages: latency of /tasks, /cases and a case trail on 10,000 cases (SQLite, PostgreSQL)
 bench-pages: install

@@ -1,10 +1,12 @@
 """Task completion through Xiaowei vs. the bare SpiffWorkflow loop, on the same procedure.
 
-    python bench/bench_engine.py [--rounds N] [--pg URL]
+    python bench/bench_engine.py [--cases N] [--loops N] [--pg URL]
 
 Xiaowei's path per completion: lock and load the case, authorize the user's role in the village,
 validate the form, complete the step in SpiffWorkflow, store the state (without the spec), rebuild
-the work-item and timer rows, append hash-chained audit events, commit — and return the next tasks.
+the work-item and timer rows, append hash-chained audit events and the case's outbox row, commit —
+and return the next tasks, as a web request does. The warning rules run afterwards in the background
+worker (from the outbox); their cost per change is printed on its own line.
 The bare loop: deserialize the workflow JSON (with its spec, as SpiffWorkflow stores it), complete
 the same step with the same data, run the engine, serialize. The step is V-DEC-01's party vote with
 no quorum, which loops back to itself, so every completion does the same work.
@@ -41,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Meetings are dated today (China time): a meeting may not be dated before its case began or in the future.
 TODAY = (datetime.now(timezone.utc) + timedelta(hours=8)).date().isoformat()
 NO_QUORUM = {"meeting_date": TODAY, "members_total": 30, "present": 10, "in_favour": 8, "against": 1,
-             "abstain": 1}
+             "abstain": 1, "excluded": 0, "excluded_basis": "无"}
 PREP = {
     "collect": {"matter_title": "村道硬化", "matter_type": "project", "source": "villagers", "amount": "80000",
                 "opinions_summary": "同意"},
@@ -57,7 +59,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def setup(url: str) -> Xiaowei:
-    app = Xiaowei(Database(url))
+    app = Xiaowei(Database(url), inline_background=False)  # as the web app: the worker evaluates the rules
     app.init()
     with app.db.write() as s:
         directory.add_org(s, "SFQ", "示范区", "district", None)
@@ -75,14 +77,28 @@ def prepared_case(app: Xiaowei) -> int:
     return case_id
 
 
-def bench_xiaowei(app: Xiaowei, cases: int, loops: int) -> list[float]:
+CPU: dict[str, list[float]] = {"bare": [], "xiaowei": []}  # process CPU time of each timed completion
+
+
+def bench_xiaowei(app: Xiaowei, cases: int, loops: int, worker: list[float] | None = None) -> list[float]:
+    """Completion timings; the background worker's time per outbox row goes to ``worker``. Each
+    completion is drained by the worker before the next (as a worker polling every second keeps up),
+    outside the timed part, so every evaluation sees one change."""
+    from engine.services import worker as background
+
     timings = []
     for _ in range(cases):
         case_id = prepared_case(app)
+        background.drain(app)
         for _ in range(loops):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             app.complete(case_id, "party_review", "cadre", NO_QUORUM)
             timings.append(time.perf_counter() - started)
+            CPU["xiaowei"].append(time.process_time() - cpu)
+            started = time.perf_counter()
+            rows = background.drain(app)["rows"]
+            if worker is not None and rows:
+                worker.append((time.perf_counter() - started) / rows)
     return timings
 
 
@@ -93,10 +109,16 @@ def bare_serializer() -> BpmnWorkflowSerializer:
     return BpmnWorkflowSerializer(registry)
 
 
+_BARE: dict = {}
+
+
 def bench_bare(cases: int, loops: int) -> list[float]:
-    root = etree.fromstring((ROOT / "processes" / "V-DEC-01.bpmn").read_bytes())
-    spec, subs = spiff.parse_process(root, "V-DEC-01")
-    serializer = bare_serializer()
+    if not _BARE:  # parsed once (not timed)
+        root = etree.fromstring((ROOT / "processes" / "V-DEC-01.bpmn").read_bytes())
+        _BARE["spec"] = spiff.parse_process(root, "V-DEC-01")
+        _BARE["serializer"] = bare_serializer()
+    spec, subs = _BARE["spec"]
+    serializer = _BARE["serializer"]
     params = {"major_amount": Decimal("50000"), "party_quorum": Fraction(2, 3), "party_pass": Fraction(1, 2),
               "vrep_quorum": Fraction(2, 3), "vrep_pass": Fraction(1, 2), "decision_disclosure_days": 7}
     typed = {**NO_QUORUM}
@@ -112,7 +134,7 @@ def bench_bare(cases: int, loops: int) -> list[float]:
             wf.do_engine_steps()
         blob = serializer.serialize_json(wf)
         for _ in range(loops):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             wf = serializer.deserialize_json(blob)
             wf.script_engine = spiff.SAFE_ENGINE
             task = next(t for t in spiff.ready_user_tasks(wf) if t.task_spec.bpmn_id == "party_review")
@@ -121,6 +143,7 @@ def bench_bare(cases: int, loops: int) -> list[float]:
             wf.do_engine_steps()
             blob = serializer.serialize_json(wf)
             timings.append(time.perf_counter() - started)
+            CPU["bare"].append(time.process_time() - cpu)
     return timings
 
 
@@ -140,21 +163,42 @@ def report(name: str, timings: list[float]) -> tuple[float, float]:
     return median, p95
 
 
+def interleaved(app: Xiaowei, cases: int, loops: int) -> tuple[list[float], list[float], list[float]]:
+    """(bare, Xiaowei, worker) timings measured case by case in turn, so that both loops run under the
+    same load (the machine may be shared: a ratio of two phases minutes apart says little)."""
+    bare: list[float] = []
+    xiaowei: list[float] = []
+    worker: list[float] = []
+    for _ in range(cases):
+        bare.extend(bench_bare(1, loops))
+        xiaowei.extend(bench_xiaowei(app, 1, loops, worker))
+    return bare, xiaowei, worker
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=20)
     parser.add_argument("--loops", type=int, default=15)
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
-    print(f"task completion, V-DEC-01 party vote loop, {args.cases} cases x {args.loops} completions")
-    bare = bench_bare(args.cases, args.loops)
-    bare_median, _ = report("bare SpiffWorkflow loop", bare)
+    print(f"task completion, V-DEC-01 party vote loop, {args.cases} cases x {args.loops} completions "
+          "(bare and Xiaowei in turn, case by case)")
     with tempfile.TemporaryDirectory() as tmp:
         app = setup(f"sqlite:///{tmp}/bench.db")
         bench_xiaowei(app, 2, 3)  # warm-up: parse and cache the published version
-        sqlite = bench_xiaowei(app, args.cases, args.loops)
+        bench_bare(1, 3)
+        CPU["bare"].clear()
+        CPU["xiaowei"].clear()
+        bare, sqlite, worker = interleaved(app, args.cases, args.loops)
+        bare_median, _ = report("bare SpiffWorkflow loop", bare)
         median, _ = report("Xiaowei on SQLite (WAL)", sqlite)
+        report("worker: warning rules per change", worker)
         print(f"{'ratio Xiaowei/bare on SQLite':<34} {median / bare_median:.2f}   (target <= 1.5)")
+        # On a shared machine wall time counts the waits for a core; the process's own CPU time does not
+        # (SQLite runs in-process, so this is the whole cost of a completion).
+        print(f"{'cpu-time ratio, SQLite':<34} {statistics.median(CPU['xiaowei']) / statistics.median(CPU['bare']):.2f}"
+              f"   (median CPU {statistics.median(CPU['xiaowei']) * 1000:.2f} ms vs "
+              f"{statistics.median(CPU['bare']) * 1000:.2f} ms; load average {os.getloadavg()[0]:.1f})")
         app.db.dispose()
     try:
         app = setup(fresh_pg(args.pg))
@@ -162,9 +206,11 @@ def main() -> None:
         print(f"PostgreSQL not measured: {type(exc).__name__}: {exc}")
         return
     bench_xiaowei(app, 2, 3)
-    pg = bench_xiaowei(app, args.cases, args.loops)
+    bare, pg, worker = interleaved(app, args.cases, args.loops)
+    bare_median, _ = report("bare loop (beside PostgreSQL)", bare)
     median, _ = report("Xiaowei on PostgreSQL", pg)
-    print(f"{'ratio Xiaowei/bare on PostgreSQL':<34} {median / bare_median:.2f}")
+    report("worker: warning rules per change", worker)
+    print(f"{'ratio Xiaowei/bare on PostgreSQL':<34} {median / bare_median:.2f}   (target <= 2.5)")
     app.db.dispose()
 
 

@@ -37,7 +37,7 @@ os.environ.setdefault("XIAOWEI_SCRYPT_N", "1024")
 from sqlalchemy import Integer, create_engine, func, select, text  # noqa: E402
 
 from engine.core import catalogue, clock, directory  # noqa: E402
-from engine.services.scenarios import case_context, plan_step_data  # noqa: E402
+from engine.services.scenarios import case_context, plan_step_data, sample_evidence  # noqa: E402
 from engine.services.facade import Xiaowei  # noqa: E402
 from webui.serving import serve_in_thread  # noqa: E402
 from storage import Database  # noqa: E402
@@ -133,6 +133,8 @@ def build(app: Xiaowei, n_cases: int, seed: int = 7) -> None:
             if user is None and step.proxy:
                 user, kwargs = users["committee"], {"on_behalf_of": "张三明", "proxy_reason": "申请人年老行动不便"}
             fake.advance(minutes=rnd.randint(1, 6) * gap.total_seconds() / 60 / 10)
+            if step.evidence_required:  # the clerk refuses a disclosure step without its photo
+                kwargs["attachments"] = sample_evidence(app, step, user)
             app.complete(case_id, step_id, user, payload, **kwargs)
             steps_left -= 1
 
@@ -159,6 +161,8 @@ def build(app: Xiaowei, n_cases: int, seed: int = 7) -> None:
                 continue
             steps = 200 if rnd.random() < 0.96 else rnd.randint(0, 8)
             advance(case_id, users, steps)
+            if (i + 1) % 50 == 0:
+                app.run_background()  # the worker's turn: each changed case evaluated once for its changes
             if (i + 1) % 500 == 0:
                 app.db.analyze()  # as `xiaowei serve` does hourly: planner statistics follow the growth
                 print(f"  built {i + 1}/{n_cases} cases in {time.perf_counter() - started:.0f} s", flush=True)
@@ -168,6 +172,7 @@ def build(app: Xiaowei, n_cases: int, seed: int = 7) -> None:
             _, _, cid, users, left = heapq.heappop(parked)
             app.fire_due(cid)
             advance(cid, users, left)
+        app.run_background()
     print(f"  build took {time.perf_counter() - started:.0f} s", flush=True)
 
 
@@ -339,7 +344,7 @@ def main() -> None:
                 Path(str(path) + suffix).unlink(missing_ok=True)
             tmp = Path(str(path) + ".tmp")
             print(f"building SQLite database {tmp.name} with {args.cases} cases …", flush=True)
-            app = Xiaowei(Database(f"sqlite:///{tmp}"))
+            app = Xiaowei(Database(f"sqlite:///{tmp}"), inline_background=False)  # the worker drains in batches
             build(app, args.cases)
             app.db.dispose()
             tmp.rename(path)
@@ -357,7 +362,7 @@ def main() -> None:
         print(f"PostgreSQL not measured: {type(exc).__name__}: {exc}")
         return
     try:
-        app = Xiaowei(Database(url))
+        app = Xiaowei(Database(url), inline_background=False)
         source = DATA / f"pages-{n_pg}.db"
         if args.pg_build or not source.exists():
             print(f"\nbuilding PostgreSQL schema {SCHEMA} with {n_pg} cases …", flush=True)

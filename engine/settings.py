@@ -67,8 +67,10 @@ SETTINGS: tuple[Setting, ...] = (
             "the procedure library (BPMN files, `roles.yaml`, `categories.yaml`, `calendar.yaml`); default "
             "`processes/` of the checkout"),
     Setting("XIAOWEI_SECRET_KEY", "secret_key", None, str,
-            "signs session cookies and public form stamps; unset, a random key per process (sessions end at "
-            "a restart) — set it for any real deployment, the same on every worker"),
+            "signs session cookies, CSRF tokens and public form stamps; required on PostgreSQL (the same on "
+            "every web worker); unset on the embedded SQLite default, a random key is made once and kept in "
+            "`instance/secret_key` beside the database file (gitignored), so restarts and a second process "
+            "keep sessions"),
     Setting("XIAOWEI_COOKIE_SECURE", "cookie_secure", True, _flag,
             "`0` sends the session cookie over plain HTTP too (a workstation without TLS); default Secure"),
     Setting("XIAOWEI_TRUSTED_PROXIES", "trusted_proxies", 0, int,

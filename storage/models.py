@@ -11,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy import (
     BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint,
 )
+from sqlalchemy import text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -73,6 +74,30 @@ class Procedure(Base):
     current_version_id: Mapped[int | None] = mapped_column(Integer)
     # The township (or district) whose staff edit and publish it; None: the district library.
     owner_org_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class ProcedureVariant(Base):
+    """A township's variant of a district procedure (issue #15), keyed by (procedure, township).
+
+    Its versions are ``procedure_version`` rows under the variant's own ``key`` (``B-PUR-02@SFZ``: a
+    ``procedure`` row with no current version, so no library list shows it), numbered on their own;
+    its draft is the ``procedure_draft`` of that key. Cases started in a village of the township use
+    ``current_version_id`` once published, the district's current version otherwise."""
+
+    __tablename__ = "procedure_variant"
+    __table_args__ = (UniqueConstraint("procedure_id", "org_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    procedure_id: Mapped[str] = mapped_column(ForeignKey("procedure.id"), index=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id"), index=True)
+    key: Mapped[str] = mapped_column(String(40), unique=True)
+    current_version_id: Mapped[int | None] = mapped_column(Integer)
+    # The district version the current published version was made from ("上级版本已更新" when it moves on).
+    base_version_id: Mapped[int | None] = mapped_column(Integer)
+    # The step table (JSON) of that district version, when it has one: what a rebase merges against.
+    base_table: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class ProcedureVersion(Base):
@@ -622,3 +647,28 @@ class Objection(Base):
     node_id: Mapped[str] = mapped_column(String(100))  # its notice-period timer
     timer_task_id: Mapped[str] = mapped_column(String(36), default="")
     filed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# --- background work (#12): the transactional outbox ----------------------------------------------
+
+class OutboxEntry(Base):
+    """A durable record, written in the same transaction as a change of a case, that the case changed:
+    the background worker (``xiaowei worker``, or the thread of ``xiaowei serve``) evaluates the warning
+    rules for it. A worker claims a row until ``claimed_until`` (wall-clock UTC); it marks ``done_at`` in
+    the transaction that stores the warnings. A claim that expires (the worker died) is taken again."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_pending", "id", sqlite_where=text("done_at IS NULL"),
+              postgresql_where=text("done_at IS NULL")),
+        Index("ix_outbox_done_at", "done_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))  # case_changed
+    case_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")

@@ -321,6 +321,31 @@ def case_context(app: Xiaowei, case_id: int) -> tuple[Any, dict, dict]:
         return rt.definition, dict(wf.data.get(spiff.PARAMS_KEY, {})), data
 
 
+def live_until(values: dict | None) -> None:
+    """Move a test's fixed clock forward to the latest day named in ``values`` (a step is recorded on
+    or after the day it happened: the clerk refuses acts dated in the future); 09:00 Beijing time, or
+    just after the latest time of day given. Never moves the clock back."""
+    from datetime import datetime, timedelta, timezone
+
+    fixed = clock.current()
+    if not isinstance(fixed, clock.FixedClock) or not values:
+        return
+    china = timezone(timedelta(hours=8))
+    now = fixed.now().astimezone(china)
+    latest = None
+    for value in values.values():
+        if not isinstance(value, str) or len(value) < 10 or value[4:5] != "-":
+            continue
+        try:
+            at = datetime.fromisoformat(value if "T" in value or " " in value else value + "T09:00")
+        except ValueError:
+            continue
+        at = at.replace(tzinfo=china) if at.tzinfo is None else at.astimezone(china)
+        latest = at if latest is None or at > latest else latest
+    if latest is not None and latest.date() > now.date():
+        fixed.set(max(latest.replace(hour=9, minute=0), latest + timedelta(minutes=1)))
+
+
 def do_step(app: Xiaowei, case_id: int, step_id: str, users: dict[str, str], *, take: str | None = None,
             overrides: dict | None = None, as_user: str | None = None, **kwargs) -> dict:
     """Complete ``step_id`` with planned valid data taking exit ``take``, as the role's user."""

@@ -3,15 +3,18 @@ browser tests: a red warning (WR-03), steps completed on time and late, an overd
 
 from __future__ import annotations
 
-from conftest import case_context, ready_steps
-from engine.services.scenarios import plan_step_data
+from conftest import case_context, live_until, ready_steps
+from engine.services.scenarios import plan_step_data, sample_evidence
 
 
 def do(xw, case_id, step_id, users, overrides=None, as_user=None):
     d, params, data = case_context(xw, case_id)
     payload = plan_step_data(d, step_id, params, data, overrides=overrides)
     payload.update(overrides or {})
-    return xw.complete(case_id, step_id, as_user or users[d.steps[step_id].role], payload)
+    live_until(payload)
+    user = as_user or users[d.steps[step_id].role]
+    files = sample_evidence(xw, d.steps[step_id], user) if d.steps[step_id].evidence_required else None
+    return xw.complete(case_id, step_id, user, payload, attachments=files)
 
 
 def red_expense(xw, people, org="DONGAO") -> int:

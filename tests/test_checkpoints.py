@@ -179,7 +179,8 @@ def test_a_moved_deadline_is_detected(xw, people, frozen):
 
 def test_a_case_deleted_whole_after_it_was_anchored_is_detected(xw, anchored):
     tamper(xw, *[(f"DELETE FROM {t} WHERE case_id = :c", {"c": anchored})
-                 for t in ("audit_event", "work_item", "timer_due", "case_field", "case_state")],
+                 for t in ("audit_event", "work_item", "timer_due", "case_field", "submission", "case_person",
+                           "case_state")],
            ("DELETE FROM case_instance WHERE id = :c", {"c": anchored}))
     bad = [r for r in xw.verify() if not r.ok]
     assert [r.chain for r in bad] == ["checkpoints"] and "整个事项被删除" in bad[0].problems[0]

@@ -86,3 +86,12 @@ def test_architecture_map_matches_the_packages():
     readme = (root / "README.md").read_text(encoding="utf-8")
     for folder in ("engine/core/", "engine/bpmn/", "engine/render/", "engine/services/", "engine/cli/", "examples/"):
         assert f"`{folder}`" in readme, f"the README's layout table misses {folder}"
+
+
+def test_every_setting_is_documented_in_the_deployment_guide():
+    from engine import settings
+
+    text = (DOCS / "deploy.md").read_text(encoding="utf-8")
+    missing = [s.env for s in settings.SETTINGS if f"`{s.env}`" not in text]
+    assert not missing, f"settings missing from docs/deploy.md: {missing}"
+    assert "xiaowei worker" in text and "gunicorn -c deploy/gunicorn.conf.py webui.wsgi:app" in text

@@ -12,7 +12,7 @@ from engine.core import cases as engine_cases
 from engine.core.errors import InvalidData
 from engine.services.scenarios import walk
 from conftest import case_context
-from engine.services.scenarios import plan_step_data
+from engine.services.scenarios import plan_step_data, sample_evidence
 from web_helpers import login, make_app, token_of
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
@@ -60,6 +60,8 @@ def drive(xw, case_id: int, users: dict, overrides: dict | None = None, *, froze
         if user is None and step.proxy:
             user = users["committee"]
             kwargs = {"on_behalf_of": "代办对象", "proxy_reason": "行动不便"}
+        if step.evidence_required:
+            kwargs["attachments"] = sample_evidence(xw, step, user)
         xw.complete(case_id, step_id, user, payload, **kwargs)
 
 
@@ -90,8 +92,10 @@ def test_board_shows_what_is_on_notice(web, xw, on_notice):
     assert chart.status_code == 200 and "<svg" in chart.text
     assert client.get("/public/DONGAO/procedures/C-DEC-01").status_code == 404  # a community procedure
     assert client.get("/public/HEPING").status_code == 200
-    for missing in ("/public/NOWHERE", "/public/SFZ", "/public/SFQ"):
-        assert client.get(missing).status_code == 404
+    assert client.get("/public/NOWHERE").status_code == 404
+    for town in ("/public/SFZ", "/public/SFQ"):  # a township's (a district's) page lists its boards
+        page = client.get(town)
+        assert page.status_code == 200 and 'href="/public/DONGAO"' in page.text
 
 
 def test_board_lists_cadres_by_display_name_only(web, xw, people):

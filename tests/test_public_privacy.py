@@ -21,7 +21,7 @@ from conftest import case_context, staff_at
 from engine.core import forms
 from engine.services import public as rules
 from engine.core.lint import lint_file
-from engine.services.scenarios import plan_step_data
+from engine.services.scenarios import plan_step_data, sample_evidence
 from web_helpers import make_app
 from webui.views.cases import _first_steps
 
@@ -99,6 +99,8 @@ def drive(xw, case_id, d, users, frozen, marks: Markers, filed: set) -> None:
             user = users["committee"]
             kwargs = {"on_behalf_of": marks.new(forms.Field("o", "被代办人", "person"), f"{d.id} proxy name"),
                       "proxy_reason": marks.new(objection_field, f"{d.id} proxy reason")}
+        if step.evidence_required:
+            kwargs["attachments"] = sample_evidence(xw, step, user)
         try:
             xw.complete(case_id, step_id, user, payload, **kwargs)
         except Exception:  # noqa: BLE001 - a marker a constraint refuses: plain planned data instead

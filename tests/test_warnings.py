@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import case_context, ready_steps
-from engine.services.scenarios import plan_step_data
+from conftest import case_context, live_until, ready_steps
+from engine.services.scenarios import plan_step_data, sample_evidence
 from engine.services.supervision import warnings
 from engine.core.errors import Conflict, Forbidden, InvalidData
 
@@ -20,7 +20,11 @@ def do_step(xw, case_id, step_id, users, *, take=None, overrides=None, as_user=N
     d, params, data = case_context(xw, case_id)
     payload = plan_step_data(d, step_id, params, data, take=take, overrides=overrides)
     payload.update(overrides or {})
-    return xw.complete(case_id, step_id, as_user or users[d.steps[step_id].role], payload, **kwargs)
+    live_until(payload)
+    user = as_user or users[d.steps[step_id].role]
+    if d.steps[step_id].evidence_required and "attachments" not in kwargs:
+        kwargs["attachments"] = sample_evidence(xw, d.steps[step_id], user)
+    return xw.complete(case_id, step_id, user, payload, **kwargs)
 
 
 def run(xw, case_id, users, until=None, data=None, take=None, as_user=None, max_steps=40):
@@ -70,8 +74,8 @@ def test_split_purchase_three_within_30_days_fires(xw, people):
 def test_split_purchase_near_misses_stay_silent(xw, people):
     purchase(xw, people, "永兴五金店", 20000, "2026-03-02", item="水泥")
     purchase(xw, people, "永兴五金店", 20000, "2026-03-15", item="钢筋")
-    purchase(xw, people, "永兴五金店", 15000, "2026-04-02", item="砂石")  # day 31: outside the window
     purchase(xw, people, "其他商店", 30000, "2026-03-20", item="电脑")   # another supplier
+    purchase(xw, people, "永兴五金店", 15000, "2026-04-02", item="砂石")  # day 31: outside the window
     assert not raised(xw, "WR-01")
     xw.scan_warnings()
     assert not raised(xw, "WR-01")
@@ -141,8 +145,8 @@ def test_split_project_similar_names_fire(xw, people):
 
 def test_split_project_near_misses(xw, people):
     project(xw, people, "东岙村村道硬化一期", "甲建筑公司", 60000, "2026-03-02")
-    project(xw, people, "东岙村村道硬化二期", "乙建筑公司", 60000, "2026-06-01")  # day 91
     project(xw, people, "文化礼堂屋顶维修", "丙建筑公司", 60000, "2026-03-05")    # not similar, other contractor
+    project(xw, people, "东岙村村道硬化二期", "乙建筑公司", 60000, "2026-06-01")  # day 91
     assert not raised(xw, "WR-02")
 
 
@@ -178,23 +182,32 @@ def test_payment_before_acceptance(xw, people):
 
 # --- WR-05 disclosure too short / removed early -----------------------------------------------------
 def test_disclosure_posted_late_is_too_short(xw, people):
-    late = purchase(xw, people, "永兴五金店", 3000, "2026-03-02")
-    do_step(xw, late, "reimburse", people)
-    do_step(xw, late, "disclose_result", people, overrides={"notice_start": "2026-03-04"})
+    """A notice registered before it is posted would run short: the form refuses a start in the future
+    (the period is counted from the registration, so it can only be as long as required); WR-05 stays
+    silent on a notice registered the day it was posted. (The rule still reads histories recorded before
+    the form checked dates.)"""
     on_time = purchase(xw, people, "永兴五金店", 3000, "2026-03-02")
     do_step(xw, on_time, "reimburse", people)
     do_step(xw, on_time, "disclose_result", people, overrides={"notice_start": "2026-03-02"})
-    found = raised(xw, "WR-05")
-    assert [w["case_id"] for w in found] == [late]
-    assert found[0]["facts"]["actual_days"] == found[0]["facts"]["required_days"] - 2
+    late = purchase(xw, people, "永兴五金店", 3000, "2026-03-02")
+    do_step(xw, late, "reimburse", people)
+    d, params, data = case_context(xw, late)
+    payload = {**plan_step_data(d, "disclose_result", params, data), "notice_start": "2026-03-04"}
+    with pytest.raises(InvalidData) as refused:
+        xw.complete(late, "disclose_result", people[d.steps["disclose_result"].role], payload,
+                    attachments=sample_evidence(xw, d.steps["disclose_result"], people["committee"]))
+    assert "不能填写将来的日期" in refused.value.errors["notice_start"]
+    assert "disclose_result" in ready_steps(xw, late)  # nothing recorded
+    assert not raised(xw, "WR-05")
 
 
 def test_affairs_disclosure_removed_early(xw, people, frozen):
     ids = {}
     for days in (14, 15):
         cid = xw.start_case("V-PUB-01", "DONGAO", people["assets_center"])
-        settle(xw, frozen, cid, people, until="archive", data={"publish": {"notice_start": "2026-03-02"}})
-        withdraw = (frozen.now().date().fromisoformat("2026-03-02") + timedelta(days=days)).isoformat()
+        posted = (frozen.now() + timedelta(hours=8)).date()
+        settle(xw, frozen, cid, people, until="archive", data={"publish": {"notice_start": posted.isoformat()}})
+        withdraw = (posted + timedelta(days=days)).isoformat()  # told as it was, even when early
         do_step(xw, cid, "archive", people, overrides={"withdraw_date": withdraw})
         ids[days] = cid
     assert [w["case_id"] for w in raised(xw, "WR-05")] == [ids[14]]
@@ -345,7 +358,7 @@ def test_settlement_overrun(xw, people, frozen):
 # --- WR-19 seal use ---------------------------------------------------------------------------------
 def test_seal_use_outside_working_hours(xw, people):
     ids = {}
-    for when in ("2026-03-02T21:30", "2026-03-07T10:00", "2026-03-02T10:00"):
+    for when in ("2026-03-02T10:00", "2026-03-02T21:30", "2026-03-07T10:00"):  # in the order they happened
         cid = xw.start_case("B-PUB-01", "DONGAO", people["handler"])
         run(xw, cid, people, until="register", data={"stamp": {"seal_time": when}})
         ids[when] = cid

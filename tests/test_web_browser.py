@@ -6,6 +6,7 @@ page at phone (390×844) and desktop (1280×800) size go to test-artifacts/."""
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,8 @@ def test_cadre_supervisor_journey(server, browser, xw, people):
     assert "村党组织提议" in page.inner_text("#next")
     shoot(page, "05-next-step")
     # The same cadre proposes (the next step is theirs too).
-    page.fill("#s-propose-meeting_date", "2026-03-05")
+    today = datetime.now(timezone(timedelta(hours=8))).date().isoformat()  # the server runs on the real clock
+    page.fill("#s-propose-meeting_date", today)
     page.check("input[name=is_major][value=true]")
     page.fill("#s-propose-proposal", "硬化村东道路1.2公里,预算38万元。")
     page.click("button:has-text('提交办理')")
@@ -97,7 +99,7 @@ def test_cadre_supervisor_journey(server, browser, xw, people):
     assert page.inner_text("#task-count") == "1"
     shoot(page, "06-tasks")
     page.click("a.btn:has-text('办理')")
-    page.fill("#s-consult-meeting_date", "2026-03-09")
+    page.fill("#s-consult-meeting_date", today)
     page.fill("#s-consult-consult_opinion", "同意初步方案。")
     page.check("input[name=supervisors_attended][value=true]")
     page.check("input[name=needs_township_review][value=false]")
@@ -137,7 +139,7 @@ def test_supervisor_judges_a_vote_from_the_case_file(server, browser, xw, people
     text = judge.inner_text()
     assert "到会 47 人,达到应到 53 人的三分之二(至少 36 人)" in text
     assert "赞成 38 票,超过到会 47 人的半数(至少 24 票)" in text
-    assert judge.locator(".checks li.ok").count() >= 3 and judge.locator(".checks li.bad").count() == 0
+    assert judge.locator(".checks li.ok").count() >= 2 and judge.locator(".checks li.bad").count() == 0  # quorum, pass
     box = judge.bounding_box()
     assert box is not None and box["width"] <= PHONE["width"]  # readable on the phone, no sideways scroll
     party = page.locator("#dossier-party_review")

@@ -56,7 +56,7 @@ def test_session_cookie_is_secure_outside_tests(xw, setenv):
     from webui import create_app
 
     setenv("XIAOWEI_COOKIE_SECURE", None)
-    assert create_app({}, db=xw.db).config["SESSION_COOKIE_SECURE"] is True
+    assert create_app({"SECRET_KEY": "k"}, db=xw.db).config["SESSION_COOKIE_SECURE"] is True
     assert create_app({"TESTING": True}, db=xw.db).config["SESSION_COOKIE_SECURE"] is False
 
 

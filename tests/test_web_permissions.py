@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.services import variants
 from web_helpers import COLLECT, PASSWORD, login, make_app, token_of
 
 # --- who ---------------------------------------------------------------------------------------------
@@ -85,16 +86,19 @@ ROUTES = {
     ("GET", "/api/v1/warnings/<int:warning_id>"): "api_warnings@org",
     # The public side (no login): pages for anyone; its forms answer everyone alike (the report here
     # 422: no text; an objection 409: the test case has nothing on notice).
+    ("GET", "/public/"): "public",
     ("GET", "/public/<org_code>"): "public",
     ("GET", "/public/<org_code>/money"): "public",
     ("GET", "/public/<org_code>/subsidies"): "public",
     ("GET", "/public/<org_code>/procedures/<procedure_id>"): "public",
+    ("GET", "/public/<org_code>/procedures/<procedure_id>/chart.svg"): "public",
     ("GET", "/public/<org_code>/report"): "public",
     ("POST", "/public/<org_code>/report"): "public_post",
     ("GET", "/public/track"): "public_track",
     ("GET", "/public/case/<code>"): "public",
     ("GET", "/public/case/<code>/data.json"): "public",
     ("GET", "/public/case/<code>/receipt"): "public",
+    ("GET", "/public/case/<code>/chart.svg"): "public",
     ("GET", "/public/case/<code>/objection"): "public",
     ("POST", "/public/case/<code>/objection"): "public_closed",
     # An objector's tracking page and receipt, by the receipt code (here one no objection has: 404).
@@ -117,6 +121,17 @@ ROUTES = {
     ("GET", "/procedures/<procedure_id>/modeler/data.json"): "library_edit",
     ("POST", "/procedures/<procedure_id>/modeler/save"): "library_form",
     ("POST", "/procedures/<procedure_id>/modeler/check"): "library_form",
+    # 镇(街道)变体 (issue #15): 示范镇's staff and district staff; village cadres never. The GET cells' database
+    # holds 示范镇's variant of V-DEC-01; the POST cells' has none (publish and rebase: 404 for editors).
+    ("GET", "/procedures/<procedure_id>/variants/<org_code>"): "variant_page",
+    ("POST", "/procedures/<procedure_id>/variants/<org_code>"): "variant_open",
+    ("POST", "/procedures/<procedure_id>/variants/<org_code>/publish"): "variant_missing",
+    ("POST", "/procedures/<procedure_id>/variants/<org_code>/rebase"): "variant_missing",
+    ("POST", "/procedures/<procedure_id>/variants/<org_code>/withdraw"): "variant_missing",
+    # 导入 (#15): choosing another pool of an imported file; the 导入助手 of a draft (V-DEC-01 has none: 404)
+    ("POST", "/procedures/import/choose"): "editor_import",
+    ("GET", "/procedures/<procedure_id>/assist"): "library_publish",
+    ("POST", "/procedures/<procedure_id>/assist"): "library_publish",
     # 监督分析 (charts, CSV, heat map): township and district staff, supervisors, a village's committee.
     ("GET", "/dashboard"): "dashboard",
     ("GET", "/dashboard/<chart>.csv"): "dashboard",
@@ -130,7 +145,7 @@ ROUTES = {
     ("GET", "/cadres/<username>"): "cadre_file",
     ("POST", "/cadres/<username>/notes"): "cadre_note",
 }
-UNCLASSIFIED_OK = {"/static/<path:filename>", "/healthz", "/login", "/logout"}
+UNCLASSIFIED_OK = {"/static/<path:filename>", "/healthz", "/favicon.ico", "/login", "/logout"}
 # The action recorded in the case's trail when a case route is refused.
 DENIED_ACTION = {
     "/cases/<int:case_id>": "view",
@@ -247,6 +262,10 @@ def _expect(kind: str, user: str, org_code: str | None) -> int:
         return 422 if user == "district_admin" else 403
     if base == "library_edit":
         return 200 if user == "district_admin" else 403
+    if base in ("variant_page", "variant_open", "variant_missing"):
+        if user not in ("township_staff", "district_admin"):
+            return 403
+        return {"variant_page": 200, "variant_open": 302, "variant_missing": 404}[base]
     if base == "library_publish":  # reaches the view: no draft to publish
         return 404 if user == "district_admin" else 403
     if base == "signout":
@@ -285,6 +304,8 @@ class Shared:
         self.cases = {"DONGAO": xw.start_case("V-DEC-01", "DONGAO", people["party_branch"]),
                       "NANXI": xw.start_case("V-DEC-01", "NANXI", people["nanxi_all"])}
         self.warnings = {code: _warning_at(xw, code) for code in ORGS.values()}
+        with xw.db.write() as s:  # 示范镇's draft variant of V-DEC-01, for the variant page's cells
+            variants.open_variant(s, "V-DEC-01", "SFZ")
         self.clients: dict[str, object] = {}
 
     def client(self, user: str):
@@ -323,6 +344,7 @@ def _cell(app, xw, people, case_id, method, rule, user, org, *, case, before, cl
     url = rule.replace("<int:case_id>", str(case)).replace("<step_id>", "collect").replace("<sha256>", "0" * 64) \
         .replace("<username>", people["party_branch"])
     url = url.replace("<procedure_id>", "V-DEC-01") if rule.startswith(("/procedures/", "/dashboard/")) else url
+    url = url.replace("<org_code>", "SFZ") if rule.startswith("/procedures/") else url  # the township of a variant
     url = url.replace("<chart>", "trend").replace("<fmt>", "xlsx")
     if "<int:warning_id>" in rule:
         url = url.replace("<int:warning_id>", str(warning))
@@ -346,7 +368,8 @@ def _cell(app, xw, people, case_id, method, rule, user, org, *, case, before, cl
                                           "csrf_token": client.csrf})
     else:
         response = client.post(url, data={**COLLECT, "csrf_token": client.csrf})
-    assert response.status_code != 400, "the CSRF token was refused: the test must check authorization"
+    assert response.status_code != 400, ("the CSRF token was refused (or the request was malformed): the test must "
+                                         f"check authorization; the page said {response.get_data(as_text=True)[:600]!r}")
 
     username = people[USERS[user]] if USERS[user] else None
     if username is None:

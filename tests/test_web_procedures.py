@@ -12,9 +12,12 @@ from web_helpers import login
 PID = "Z-SVC-01"
 
 
-def upload(client, data: bytes, name: str = "z.bpmn"):
-    return client.post("/procedures/import", data={"csrf_token": client.csrf, "file": (io.BytesIO(data), name)},
-                       content_type="multipart/form-data")
+def upload(client, data: bytes, name: str = "z.bpmn", replace: bool = True):
+    """Import a file; ``replace``: the explicit choice to replace a draft of the same id (#15)."""
+    form = {"csrf_token": client.csrf, "file": (io.BytesIO(data), name)}
+    if replace:
+        form["replace"] = "1"
+    return client.post("/procedures/import", data=form, content_type="multipart/form-data")
 
 
 def publish(client, note: str, revision: int, effective: str = ""):

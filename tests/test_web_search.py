@@ -58,6 +58,7 @@ def test_search_filters(app, xw, people, frozen):
     assert found(**{"from": days[str(road)], "to": days[str(road)]}) == {road}
     assert found(overdue="1") == {road}  # its second step waited 20 days (limit: 10)
     frozen.advance(days=11)
+    client = login(app, people["township_discipline"])  # eleven days later: the 8-hour session has ended
     assert {road, small, other} <= found(overdue="1")
 
 

@@ -116,7 +116,9 @@ def test_create_procedure_with_the_step_table_publish_and_run_a_case(app, xw, pe
     tasks = [e["data"]["step"] for e in shown["history"] if e["type"] == "step_completed"]
     assert tasks == ["register", "review", "supervise", "disclose"]
 
-    # After publishing, the table reopens from the published version (the audited table behind it).
+    # After publishing, the table reopens from the published version (the audited table behind it);
+    # six days on, the staff member signs in again (a session lasts eight hours).
+    staff = login(app, people["township_staff"])
     page = staff.get(f"/procedures/{PID}/table")
     assert page.status_code == 200 and 'value="supervise"' in page.text and "以第1版为基础" in page.text
 

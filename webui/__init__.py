@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +28,6 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
     cfg = settings.current()
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=cfg.secret_key or os.urandom(32),
         SESSION_COOKIE_NAME="xw_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -38,6 +36,11 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
     )
     if config:
         app.config.update(config)
+    database = db or Database(app.config.get("DATABASE_URL"))
+    if not app.config.get("SECRET_KEY"):  # the same on every process: sessions and CSRF tokens work across them
+        from engine.core import instance
+
+        app.config["SECRET_KEY"] = instance.secret_key(database.url, testing=bool(app.config.get("TESTING")))
     if "SESSION_COOKIE_SECURE" not in (config or {}):
         app.config["SESSION_COOKIE_SECURE"] = (not app.config.get("TESTING")
                                                and cfg.cookie_secure)
@@ -50,9 +53,11 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
-    database = db or Database(app.config.get("DATABASE_URL"))
     app.extensions["xiaowei_db"] = database
-    app.extensions["xiaowei"] = Xiaowei(database)
+    # A request does only what is atomic; the warning rules run in the worker (`xiaowei worker`, or the
+    # thread of `xiaowei serve`). A TESTING app (or BACKGROUND_INLINE) does that work right after each change.
+    inline = bool(app.config.get("BACKGROUND_INLINE", app.config.get("TESTING", False)))
+    app.extensions["xiaowei"] = Xiaowei(database, inline_background=inline)
 
     filters.register(app)
     vote_rules.register(app)
@@ -78,6 +83,12 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
 
     app.register_blueprint(procedure_editor_bp)
     app.register_blueprint(modeler_bp)
+    from webui.views.variants import bp as variants_bp  # 镇(街道)变体 of district procedures
+
+    app.register_blueprint(variants_bp)
+    from webui.views.import_assistant import bp as import_assistant_bp  # 导入助手 (issue #15)
+
+    app.register_blueprint(import_assistant_bp)
     from webui.public.views import bp as public_bp  # no login: the public side (公开栏, 流程到哪了, 码上举报)
 
     app.register_blueprint(public_bp)
@@ -148,6 +159,10 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
             if g.get("csrf_failed"):
                 body["error"] = "csrf"
             return jsonify(body), status
+        if request.path == "/public" or request.path.startswith("/public/"):  # villagers: back to the board
+            from webui.public.errors import public_error
+
+            return public_error(status, error)
         return render_template("errors/error.html", status=status, error=error,
                                csrf_failed=g.get("csrf_failed", False)), status
 
@@ -166,6 +181,11 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
     @app.errorhandler(XiaoweiError)
     def _xiaowei_error(exc: XiaoweiError):
         return _error(exc.status, exc)
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return app.send_static_file("favicon.svg"), 200, {"Content-Type": "image/svg+xml",
+                                                            "Cache-Control": "public, max-age=86400"}
 
     @app.get("/healthz")
     def healthz():

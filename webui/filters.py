@@ -86,6 +86,8 @@ def en_label(item: Any) -> str:
 
 def en_name(item: Any) -> str:
     """A step's (or lane's) name: the procedure's English on an English page where it has one."""
+    if isinstance(item, dict):  # a row of the step list (engine/render/steplist.py)
+        return str(item.get("name_en") or item.get("name") or "") if english_page() else str(item.get("name") or "")
     return (getattr(item, "name_en", "") or item.name) if english_page() else item.name
 
 

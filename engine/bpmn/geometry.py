@@ -1,9 +1,10 @@
 """The geometry of drawn BPMN: boxes in diagram coordinates and the width of a line of text.
 
 The SVG renderer (:mod:`engine.render.diagram`) and the handbook's sheet cutter
-(:mod:`engine.render.handbook`) measure with these. The step-table layout keeps its integer grid
-(:func:`engine.bpmn.steptable.text_width`, 12 px a CJK character, 7 px otherwise): the positions in
-processes/*.bpmn follow from it, so it changes only together with a regeneration of the library.
+(:mod:`engine.render.handbook`) measure with these. The swimlane layout of step tables keeps its
+integer grid (:func:`engine.bpmn.swimlanes.text_width`, 12 px a CJK character, 7 px otherwise): the
+positions in processes/*.bpmn follow from it, so it changes only together with a regeneration of the
+library.
 """
 
 from __future__ import annotations

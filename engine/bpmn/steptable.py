@@ -3,7 +3,8 @@
 A step table (``processes/tables/*.yaml``, see ``docs/step-tables.md``) lists the steps of a
 procedure in order: who does each, its kind, time limit, form and what happens when a checkpoint
 fails. :func:`build_bpmn` turns it into a BPMN 2.0 file that carries the ``xw:`` extensions of
-``docs/bpmn-extensions.md`` and a full diagram (one pool, one lane per role, left to right).
+``docs/bpmn-extensions.md`` and a full diagram (one pool, one lane per role: lanes as
+columns, the flow from top to bottom, see :mod:`engine.bpmn.swimlanes`).
 
 The generation is deterministic: the same table always yields the same bytes, so the committed
 ``processes/<id>.bpmn`` files can be compared with a fresh generation.
@@ -18,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import ast
-import math
 import re
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 from lxml import etree
@@ -34,6 +34,7 @@ from engine.bpmn.english import english
 from engine.core.definitions import XSI as XSI_NS, XW as XW_NS
 from engine.core.expressions import ExpressionError, check
 from engine.core import voting
+from engine.bpmn.swimlanes import Box, Layout, Layouter, text_width  # noqa: F401 (re-exported)
 
 PROCESSES_DIR = Path(__file__).resolve().parents[2] / "processes"
 TABLES_DIR = PROCESSES_DIR / "tables"
@@ -67,7 +68,7 @@ FIELD_KEYS = {"name", "label", "type", "required", "public", "unit", "min", "max
 # date something was done in this case: not in the future, not before the case began, not before a
 # notice that had to end first; "planned" — may lie ahead (a lease end); "record" — a fact from before
 # the case (when an asset was acquired): not in the future.
-DATE_RULES = ("act", "planned", "record")
+DATE_RULES = ("act", "planned", "record", "observed")
 PARAMETER_KEYS = {"key", "label", "type", "unit", "default", "source", "review"}
 # Vote rules: "at_least" (以上, the number itself included) or "more_than" (过半数, strictly more):
 # the comparison of a count with the threshold that meets the rule, and the one that fails it.
@@ -833,268 +834,8 @@ def _objection_task() -> dict:
 # --------------------------------------------------------------------------------------------
 # Layout
 
-POOL_LABEL_W = 30
-LANE_LABEL_W = 90
-CONTENT_X = POOL_LABEL_W + LANE_LABEL_W
-PITCH = 150
-LANE_H = 160
-RIGHT_MARGIN = 20
-SIZES = {"task": (100, 80), "gateway": (50, 50), "start": (36, 36), "end": (36, 36),
-         "timer": (36, 36)}
-LABEL_LINE_H = 14
-CORRIDOR_STEP = 6
-GAP_OFFSETS = (0, 8, -8, 16, -16, 22, -22)
-TASK_ENTRY_OFFSETS = (0, 20, -20, 40, -40, 10, -10, 30, -30)
-
-Point = tuple[int, int]
-
-
-@dataclass(frozen=True)
-class Box:
-    """An axis-aligned rectangle in diagram coordinates."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-
-    @property
-    def cx(self) -> int:
-        return self.x + self.w // 2
-
-    @property
-    def cy(self) -> int:
-        return self.y + self.h // 2
-
-    def overlaps(self, other: "Box") -> bool:
-        """True when the interiors of the two boxes intersect."""
-        return (self.x < other.x + other.w and other.x < self.x + self.w
-                and self.y < other.y + other.h and other.y < self.y + self.h)
-
-
-@dataclass
-class Layout:
-    """Diagram geometry: pool, lanes, node shapes and labels, edge waypoints and labels."""
-
-    pool: Box
-    lanes: dict[str, Box]
-    lane_labels: dict[str, Box]
-    shapes: dict[str, Box]
-    labels: dict[str, Box]
-    edges: dict[str, list[Point]]
-    edge_labels: dict[str, Box]
-
-
-def text_width(text: str) -> int:
-    """Approximate rendered width in pixels (12px for CJK characters, 7px otherwise)."""
-    return sum(12 if ord(char) > 0x2E7F else 7 for char in text)
-
-
-def _label_box(text: str, cx: int, top: int, max_width: int = 100) -> Box:
-    width = max(text_width(text), 12)
-    lines = math.ceil(width / max_width)
-    width = min(width, max_width)
-    return Box(cx - width // 2, top, width, lines * LABEL_LINE_H)
-
-
-class _Layouter:
-    """Places nodes on a lane × column grid and routes flows orthogonally between them.
-
-    Rows (lanes) grow when many flows share their corridors: the flows are routed once to count
-    corridor use, the rows are sized, and the flows are routed again on the final geometry.
-    """
-
-    def __init__(self, graph: Graph, lanes: Sequence[str], labels: Mapping[str, str]) -> None:
-        self.graph = graph
-        self.rows = {role: index for index, role in enumerate(lanes)}
-        self.lane_names = labels
-        self.columns: dict[str, int] = {}
-        self.cells: dict[tuple[int, int], str] = {}
-        self.tops = [index * LANE_H for index in range(len(lanes) + 1)]
-        self.centres = [top + LANE_H // 2 for top in self.tops]
-        self.shapes: dict[str, Box] = {}
-        self.reset_routing()
-
-    def reset_routing(self) -> None:
-        self.gap_use: dict[int, list[tuple[int, int, int, str]]] = {}
-        self.corridor_use: dict[tuple[int, str], int] = {}
-        self.entry_use: dict[str, int] = {}
-
-    def run(self) -> Layout:
-        self.assign_columns()
-        self.place_shapes()
-        for flow in self.graph.flows:
-            self.route(flow)
-        self.size_rows()
-        self.reset_routing()
-        self.place_shapes()
-        edges = {flow.id: self.route(flow) for flow in self.graph.flows}
-        return self.result(edges)
-
-    def result(self, edges: dict[str, list[Point]]) -> Layout:
-        labels = {node.id: self.node_label(node, self.shapes[node.id])
-                  for node in self.graph.nodes.values() if node.kind != "task" and node.name}
-        edge_labels: dict[str, Box] = {}
-        for flow in self.graph.flows:
-            if flow.name:
-                edge_labels[flow.id] = _unclash(_edge_label(flow.name, edges[flow.id]),
-                                                edge_labels.values())
-        width = CONTENT_X + (max(self.columns.values()) + 1) * PITCH + RIGHT_MARGIN
-        pool = Box(0, 0, width, self.tops[-1])
-        lanes = {role: Box(POOL_LABEL_W, self.tops[row], width - POOL_LABEL_W,
-                           self.tops[row + 1] - self.tops[row])
-                 for role, row in self.rows.items()}
-        lane_labels = {role: self.lane_label(role, box) for role, box in lanes.items()}
-        return Layout(pool, lanes, lane_labels, self.shapes, labels, edges, edge_labels)
-
-    # -- grid -------------------------------------------------------------------------------
-
-    def row(self, node_id: str) -> int:
-        return self.rows[self.graph.nodes[node_id].lane]
-
-    def is_forward(self, flow: Flow) -> bool:
-        nodes = self.graph.nodes
-        return nodes[flow.target].order > nodes[flow.source].order
-
-    def assign_columns(self) -> None:
-        """Longest path over forward flows (to later-created nodes), then the next free cell."""
-        predecessors: dict[str, list[str]] = {}
-        for flow in self.graph.flows:
-            if self.is_forward(flow):
-                predecessors.setdefault(flow.target, []).append(flow.source)
-        for node in sorted(self.graph.nodes.values(), key=lambda item: item.order):
-            before = [self.columns[pred] for pred in predecessors.get(node.id, [])]
-            column = max(before) + 1 if before else (0 if node.kind == "start" else 1)
-            while (self.rows[node.lane], column) in self.cells:
-                column += 1
-            self.columns[node.id] = column
-            self.cells[(self.rows[node.lane], column)] = node.id
-
-    def size_rows(self) -> None:
-        """Give every row room for the corridors its flows use (at least ``LANE_H``)."""
-        top = 0
-        for row in range(len(self.rows)):
-            extra_top = CORRIDOR_STEP * max(0, self.corridor_use.get((row, "top"), 0) - 2)
-            extra_bottom = CORRIDOR_STEP * max(0, self.corridor_use.get((row, "bottom"), 0) - 3)
-            self.tops[row] = top
-            self.centres[row] = top + LANE_H // 2 + extra_top
-            top += LANE_H + extra_top + extra_bottom
-        self.tops[len(self.rows)] = top
-
-    def place_shapes(self) -> None:
-        for node in self.graph.nodes.values():
-            width, height = SIZES[node.kind]
-            cx = CONTENT_X + self.columns[node.id] * PITCH + PITCH // 2
-            cy = self.centres[self.row(node.id)]
-            self.shapes[node.id] = Box(cx - width // 2, cy - height // 2, width, height)
-
-    def node_label(self, node: Node, box: Box) -> Box:
-        label = _label_box(node.name or "", box.cx, 0)
-        if node.kind == "gateway":
-            return Box(label.x, box.y - 4 - label.h, label.w, label.h)
-        return Box(label.x, box.y + box.h + 4, label.w, label.h)
-
-    def lane_label(self, role: str, lane: Box) -> Box:
-        label = _label_box(self.lane_names[role], 0, 0, LANE_LABEL_W - 16)
-        return Box(lane.x + 8, lane.cy - label.h // 2, label.w, label.h)
-
-    # -- routing ----------------------------------------------------------------------------
-
-    def gap_x(self, column: int) -> int:
-        """The x of the free vertical corridor just left of ``column``."""
-        return CONTENT_X + column * PITCH
-
-    def free_between(self, row: int, first: int, last: int) -> bool:
-        return all((row, column) not in self.cells for column in range(first, last + 1))
-
-    def claim_gap(self, column: int, y1: int, y2: int, flow: Flow) -> int:
-        """An x in the gap left of ``column`` whose vertical run overlaps no other source's flow."""
-        low, high = min(y1, y2), max(y1, y2)
-        used = self.gap_use.setdefault(column, [])
-        for offset in GAP_OFFSETS:
-            clash = any(offset == other_offset and low <= other_high and other_low <= high
-                        and flow.source != source
-                        for other_low, other_high, other_offset, source in used)
-            if not clash:
-                used.append((low, high, offset, flow.source))
-                return self.gap_x(column) + offset
-        return self.gap_x(column)
-
-    def corridor_y(self, row: int, band: str) -> int:
-        """A horizontal corridor along the top or bottom edge of ``row``, one per flow."""
-        count = self.corridor_use.get((row, band), 0)
-        self.corridor_use[(row, band)] = count + 1
-        if band == "top":
-            return self.tops[row] + 10 + CORRIDOR_STEP * count
-        return self.tops[row + 1] - 10 - CORRIDOR_STEP * count
-
-    def entry_x(self, target: str) -> int:
-        """Where a back flow enters ``target`` from below; tasks spread several entries."""
-        count = self.entry_use.get(target, 0)
-        self.entry_use[target] = count + 1
-        box = self.shapes[target]
-        if self.graph.nodes[target].kind != "task":
-            return box.cx
-        return box.cx + TASK_ENTRY_OFFSETS[count % len(TASK_ENTRY_OFFSETS)]
-
-    def route(self, flow: Flow) -> list[Point]:
-        source, target = self.shapes[flow.source], self.shapes[flow.target]
-        if self.columns[flow.target] > self.columns[flow.source]:
-            return self.route_forward(flow, source, target)
-        return self.route_back(flow, source, target)
-
-    def route_forward(self, flow: Flow, source: Box, target: Box) -> list[Point]:
-        """Right border to left border: straight, one bend column, or via the target row's top."""
-        c1, c2 = self.columns[flow.source], self.columns[flow.target]
-        r1, r2 = self.row(flow.source), self.row(flow.target)
-        start, end = (source.x + source.w, source.cy), (target.x, target.cy)
-        if r1 == r2 and self.free_between(r1, c1 + 1, c2 - 1):
-            return [start, end]
-        if r1 != r2 and self.free_between(r1, c1 + 1, c2 - 1):
-            x = self.claim_gap(c2, start[1], end[1], flow)
-            return [start, (x, start[1]), (x, end[1]), end]
-        if r1 != r2 and self.free_between(r2, c1 + 1, c2 - 1):
-            x = self.claim_gap(c1 + 1, start[1], end[1], flow)
-            return [start, (x, start[1]), (x, end[1]), end]
-        corridor = self.corridor_y(r2, "top")
-        x1 = self.claim_gap(c1 + 1, start[1], corridor, flow)
-        x2 = self.claim_gap(c2, corridor, end[1], flow)
-        return [start, (x1, start[1]), (x1, corridor), (x2, corridor), (x2, end[1]), end]
-
-    def route_back(self, flow: Flow, source: Box, target: Box) -> list[Point]:
-        """Leave the source downwards, run along bottom corridors, enter the target from below."""
-        r1, r2 = self.row(flow.source), self.row(flow.target)
-        start = (source.cx, source.y + source.h)
-        end = (self.entry_x(flow.target), target.y + target.h)
-        below_source = self.corridor_y(r1, "bottom")
-        if r1 == r2:
-            return [start, (start[0], below_source), (end[0], below_source), end]
-        below_target = self.corridor_y(r2, "bottom")
-        x = self.claim_gap(self.columns[flow.target], below_source, below_target, flow)
-        return [start, (start[0], below_source), (x, below_source), (x, below_target),
-                (end[0], below_target), end]
-
-
-def _edge_label(text: str, points: Sequence[Point]) -> Box:
-    """Place a flow's name beside its first vertical run, else above its longest run."""
-    segments = list(zip(points, points[1:]))
-    for (x1, y1), (x2, y2) in segments:
-        if x1 == x2 and abs(y2 - y1) >= 2 * LABEL_LINE_H:
-            label = _label_box(text, 0, 0, 90)
-            return Box(x1 + 4, (y1 + y2) // 2 - label.h // 2, label.w, label.h)
-    (x1, y1), (x2, y2) = max(segments, key=lambda seg: abs(seg[1][0] - seg[0][0]))
-    label = _label_box(text, (x1 + x2) // 2, 0, max(abs(x2 - x1) - 6, 40))
-    return Box(label.x, y1 - 3 - label.h, label.w, label.h)
-
-
-def _unclash(label: Box, placed: Iterable[Box]) -> Box:
-    """Move ``label`` down until it overlaps no label placed before it."""
-    placed = list(placed)
-    for _ in range(10):
-        if not any(label.overlaps(other) for other in placed):
-            break
-        label = Box(label.x, label.y + label.h + 2, label.w, label.h)
-    return label
+# the layout itself (lanes as columns, top to bottom) is engine.bpmn.swimlanes
+_Layouter = Layouter
 
 
 def layout(graph: Graph, table: Mapping) -> Layout:
@@ -1307,9 +1048,9 @@ def _write_diagram(root: etree._Element, table: Mapping, graph: Graph, geometry:
     plane = _sub(diagram, BPMNDI_NS, "BPMNPlane",
                  {"id": f"Plane_{_ascii_id(table['id'])}", "bpmnElement": collaboration_id})
     participant = _participant_id(table)
-    _shape(plane, participant, geometry.pool, isHorizontal=True)
+    _shape(plane, participant, geometry.pool, isHorizontal=geometry.horizontal)
     for role, box in geometry.lanes.items():
-        _shape(plane, f"Lane_{role}", box, label=geometry.lane_labels[role], isHorizontal=True)
+        _shape(plane, f"Lane_{role}", box, label=geometry.lane_labels[role], isHorizontal=geometry.horizontal)
     for node in graph.nodes.values():
         extra = {"isMarkerVisible": True} if node.kind == "gateway" else {}
         _shape(plane, node.id, geometry.shapes[node.id], label=geometry.labels.get(node.id), **extra)

@@ -6,6 +6,7 @@ command group on it when imported, and this package imports them all, so ``engin
 """
 
 from .base import main
-from . import setup, directory, procedures, cases, editing, warnings, supervision, serve  # noqa: E402,F401  (register)
+from . import (setup, directory, procedures, cases, editing, variants, warnings, supervision, serve,  # noqa: E402,F401
+               worker, backup)  # (register)
 
 __all__ = ["main"]

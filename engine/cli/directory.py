@@ -114,6 +114,26 @@ def user_logout(username: str) -> None:
     click.echo(f"已结束 {username} 的 {count} 个登录会话 / {count} sessions ended")
 
 
+@user.command("person")
+@db_option
+@json_option
+@click.argument("username")
+@click.option("--id-number", "id_number", default=None, help="The holder's ID number (kept encrypted and keyed-hashed).")
+@handle_errors
+def user_person(as_json: bool, username: str, id_number: str | None) -> None:
+    """Link the account to the person who holds it (people, not accounts: the conflict rules compare persons)."""
+    from engine.core import people
+
+    with facade().db.write() as s:
+        person = people.person_for_user(s, username, id_number=id_number, actor="cli")
+        out = {"username": username, "person_id": person.id, "name": person.name, "id_tail": person.id_tail}
+    if as_json:
+        click.echo(dumps(out))
+        return
+    tail = f",身份证号尾号 {out['id_tail']}" if out["id_tail"] else ""
+    click.echo(f"{username} 由人员 {out['person_id']}({out['name']}{tail})持有 / account linked to person {out['person_id']}")
+
+
 @main.group()
 def roles() -> None:
     """The role registry."""

@@ -27,13 +27,20 @@ from .procedures import procedures_group
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--as", "username", default=None, metavar="USERNAME",
               help="Import as this user (checked: township staff of the owning township or district staff).")
+@click.option("--process", "process_id", default=None, metavar="PROCESS_ID",
+              help="Which process of a file with several pools to import (default: the one with content).")
+@click.option("--id", "procedure_id", default=None, metavar="PROCEDURE_ID", help="Import under this procedure id.")
+@click.option("--replace", is_flag=True, help="Replace an existing draft of the same id (default: a new id is used).")
 @handle_errors
-def procedures_import(as_json: bool, file: Path, username: str | None) -> None:
-    """Import a BPMN 2.0 file from any modeler as the draft of its procedure; report what cannot run."""
+def procedures_import(as_json: bool, file: Path, username: str | None, process_id: str | None,
+                      procedure_id: str | None, replace: bool) -> None:
+    """Import a BPMN 2.0 file from any modeler as the draft of its procedure; report what cannot run.
+    An existing draft is never replaced without --replace: the file then becomes a new draft."""
     size = file.stat().st_size
     data = file.read_bytes() if size <= editing.IMPORT_MAX_BYTES else b"\0" * (editing.IMPORT_MAX_BYTES + 1)
     with facade().db.write() as s:
-        report = editing.import_bpmn(s, data, file.name, username=username, actor="cli")
+        report = editing.import_bpmn(s, data, file.name, username=username, actor="cli", process_id=process_id,
+                                     procedure_id=procedure_id, replace=replace)
     if as_json:
         click.echo(dumps(report.to_dict()))
     else:
@@ -151,3 +158,48 @@ def case_migrate(as_json: bool, case_id: int, to_version: int, username: str | N
         click.echo(dumps(result))
         return
     click.echo(f"事项 #{case_id} 已由第{result['from_version']}版迁移到第{result['to_version']}版 / migrated")
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, choice = value.partition("=")
+        if not sep or not key.strip() or not choice.strip():
+            raise XiaoweiError(f"{what} 须写成 名称=取值(如 Lane_1=committee),而不是“{value}” / expected NAME=VALUE")
+        out[key.strip()] = choice.strip()
+    return out
+
+
+@procedures_group.command("assist")
+@db_option
+@json_option
+@click.argument("procedure_id")
+@click.option("--as", "username", default=None, metavar="USERNAME")
+@click.option("--apply", "apply", is_flag=True, help="Save the draft with what the assistant fixed.")
+@click.option("--role", "roles", multiple=True, metavar="LANE=ROLE",
+              help="Role of a lane (lane id or name; * for every lane without one), e.g. Lane_1=committee.")
+@click.option("--kind", "kinds", multiple=True, metavar="TASK=KIND", help="Step kind of a task (id or name).")
+@handle_errors
+def procedures_assist(as_json: bool, procedure_id: str, username: str | None, apply: bool, roles: tuple[str, ...],
+                      kinds: tuple[str, ...]) -> None:
+    """What stands between an imported draft and publishing; with --apply, fix what can be fixed."""
+    from engine.services.import_assistant import assist
+
+    with facade().db.write() as s:
+        result = assist(s, procedure_id, username=username, actor="cli", apply=apply,
+                        roles=_pairs(roles, "--role"), kinds=_pairs(kinds, "--kind"))
+    if as_json:
+        click.echo(dumps(result))
+        return
+    verb = "已修正" if result["saved"] else "可修正"
+    click.echo(f"{procedure_id} 草稿第{result['revision']}稿:{verb} {len(result['fixed'])} 处"
+               + (",已保存 / saved" if result["saved"] else ("(加 --apply 保存) / add --apply to save" if result["fixed"] else "")))
+    for item in result["fixed"]:
+        click.echo(f"  ✓ {item['zh']}")
+    for item in result["todo"]:
+        click.echo(f"  {'✗' if item.get('severity') == 'error' else '·'} {item['zh']}")
+    click.echo("  可以发布 / ready to publish" if result["publishable"] and (result["saved"] or not result["fixed"])
+               else ("  修正后可以发布 / publishable once applied" if result["publishable"] else
+                     "  还不能发布 / not yet publishable"))
+    click.echo("  可以还原为任务单 / a step table can be rebuilt" if not result["step_table"] else
+               f"  无法还原为任务单:{result['step_table']}")

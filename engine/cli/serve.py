@@ -1,4 +1,4 @@
-"""`xiaowei serve`: the web app with the background ticker. The one module of the engine that imports
+"""`xiaowei serve`: the web app with the background worker (outbox and timers). The one module of the engine that imports
 :mod:`webui` (the engine never depends on the web layer otherwise)."""
 
 from __future__ import annotations
@@ -8,26 +8,14 @@ import click
 from .base import facade, db_option, handle_errors, main
 
 
-def start_ticker(engine_app, every: float):
-    """A daemon thread that runs ``tick`` every ``every`` seconds (safe beside other tickers: a timer
-    fires once, each case is locked while it changes). Errors are logged, never fatal."""
-    import logging
-    import threading
+def start_ticker(engine_app, every: float, *, poll: float = 1.0):
+    """A daemon thread that runs the background worker: the outbox drained every ``poll`` seconds and
+    ``tick`` every ``every`` seconds (0: never; safe beside other workers: a claim or a timer is taken
+    once, each case is locked while it changes). Errors are logged, never fatal. The event it returns
+    stops it."""
+    from engine.services import worker
 
-    log = logging.getLogger("xiaowei.tick")
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            try:
-                engine_app.tick()
-            except Exception:  # the server keeps serving; the next round tries again
-                log.exception("tick failed")
-            stop.wait(every)
-
-    thread = threading.Thread(target=run, name="xiaowei-tick", daemon=True)
-    thread.start()
-    return stop
+    return worker.start_thread(engine_app, poll=poll, tick_every=every)
 
 
 @main.command()
@@ -36,7 +24,7 @@ def start_ticker(engine_app, every: float):
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--tick-every", default=60, show_default=True, type=int, metavar="SECONDS",
               help="fire due timers and time-based checks this often in the background (0: never; then run "
-                   "`xiaowei tick` from cron)")
+                   "`xiaowei worker` or `xiaowei tick` elsewhere); the warning rules after each change run every second")
 @handle_errors
 def serve(host: str, port: int, tick_every: int) -> None:
     """Serve the web app."""
@@ -51,8 +39,7 @@ def serve(host: str, port: int, tick_every: int) -> None:
     warm_up(app)
     for warning in check_calendar():  # a missing holiday calendar is said at start-up, not found out later
         click.echo(f"警告 / warning: {warning}", err=True)
-    if tick_every > 0:
-        start_ticker(engine_app, tick_every)
+    start_ticker(engine_app, tick_every)  # the outbox always; timers unless --tick-every 0
     click.echo(f"小微 Xiaowei: http://{host}:{port}/")
     try:
         from waitress import serve as waitress_serve

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from . import clock
+from . import clock, outbox
 from engine.trailcheck import FORMAT, event_hash, event_hash_text, genesis, render
 from storage.models import AuditCheckpoint, AuditEvent, AuditHead, Case, Organization, ProcedureVersion
 
@@ -78,6 +78,7 @@ def append_case_events(session: Session, case: Case, events: list[tuple[str, str
         rows.append(event)
     if rows:
         session.connection().execute(_INSERT_EVENT, rows)
+        outbox.enqueue(session, case.id, at=at)  # the background work (warning rules) learns of it
     return rows
 
 

@@ -16,12 +16,12 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from . import attachments as evidence
-from . import audit, catalogue, clerk, clock, forms, people, privacy, spiff
+from . import audit, catalogue, clerk, clock, forms, people, privacy, spiff, variants
 from .definitions import ProcedureDefinition
 from .directory import Actor, chain_ids, get_org, load_actor
 from .errors import Conflict, EngineIncident, Forbidden, InvalidData, NotFound, XiaoweiError
 from .expressions import ExpressionError, compile_expression
-from .procedures import Runtime, current_version, effective_params, runtime
+from .procedures import Runtime, effective_params, runtime
 from storage.models import AuditEvent, Case, CaseField, Organization, Submission, TimerDue, WorkItem
 
 RUNNING = "running"
@@ -198,7 +198,7 @@ def start_case(session: Session, procedure_id: str, org_code: str, username: str
     actor = load_actor(session, username) if public is None and not scheduled else None
     starter = actor.username if actor is not None else ("system" if scheduled else PUBLIC_ACTOR)
     org = get_org(session, org_code)
-    version = current_version(session, procedure_id)
+    version, variant = variants.version_for(session, procedure_id, org)  # a township's variant, else the district's
     rt = runtime(session, version.id)
     d = rt.definition
     _check_edition(d, org)
@@ -231,6 +231,8 @@ def start_case(session: Session, procedure_id: str, org_code: str, username: str
         "params": {k: {"value": str(v["value"]), "source": v["source"]} for k, v in params.items()},
         "initial": initial,
     }
+    if variant is not None:
+        started["variant"] = variant.key
     if public is not None:
         started["public"] = dict(public)
     save_case(ctx, ("case_started", starter, role, started))

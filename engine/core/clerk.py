@@ -9,6 +9,9 @@ Date fields say what they record (``xw:field dateRule``):
   before the act it discloses (the latest act of the case).
 - ``planned``: a date that may lie ahead (a lease's end) — only not before the case began.
 - ``record``: a fact from before the case (when an asset was acquired) — only not in the future.
+- ``observed``: what was seen to happen in this case and must be told as it was, even when it broke
+  the chart (a notice taken down before its period ended): not in the future, not before the case
+  began; the warning rules, not the form, judge it against the notice period.
 """
 
 from __future__ import annotations

@@ -493,5 +493,5 @@ def _read_field(el: etree._Element) -> Field:
         options=tuple(Option(o.get("value", ""), o.get("label", "") or o.get("value", ""), o.get("labelEn", ""))
                       for o in el.findall("xw:option", NS)),
         label_en=el.get("labelEn", ""),
-        date_rule=el.get("dateRule") if el.get("dateRule") in ("planned", "record") else "act",
+        date_rule=el.get("dateRule") if el.get("dateRule") in ("planned", "record", "observed") else "act",
     )

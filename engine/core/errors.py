@@ -67,6 +67,13 @@ class Busy(XiaoweiError):
     code = "busy"
 
 
+class Unavailable(XiaoweiError):
+    """Something the server needs is missing (e.g. Chromium for PDFs): the administrator must install it."""
+
+    status = 503
+    code = "unavailable"
+
+
 class EngineIncident(Conflict):
     """A condition or timer of the procedure failed at run time (a parameter out of range, a division
     by zero…): the case was left unchanged, the incident is on its trail and the township warned."""

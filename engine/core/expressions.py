@@ -31,9 +31,63 @@ class ExpressionError(ValueError):
     """An expression that is not part of the safe language, or that failed to evaluate. ``kind`` says
     why in a word the engine turns into Chinese for people (see :data:`REASONS_ZH`)."""
 
-    def __init__(self, message: str, kind: str = "invalid"):
+    def __init__(self, message: str, kind: str = "invalid", zh: str | None = None):
         super().__init__(message)
         self.kind = kind
+        self._zh = zh
+
+    @property
+    def zh(self) -> str:
+        """Why, in Chinese (the message itself stays English for logs and tests)."""
+        return self._zh or why_zh(str(self))
+
+    def bilingual(self) -> str:
+        """“中文 / English”, as the pages' :func:`lang_part` expects."""
+        return f"{self.zh} / {self}"
+
+
+_NODE_ZH = {"Lambda": "匿名函数", "Subscript": "下标或切片", "ListComp": "列表推导", "DictComp": "字典推导",
+            "SetComp": "集合推导", "GeneratorExp": "生成器", "Dict": "字典", "Set": "集合", "Starred": "星号展开",
+            "NamedExpr": "赋值表达式(:=)", "Await": "await", "Yield": "yield", "JoinedStr": "格式化字符串(f\"…\")",
+            "BitAnd": "按位与(&)", "BitOr": "按位或(|)", "BitXor": "按位异或(^)", "Invert": "按位取反(~)",
+            "LShift": "移位(<<)", "RShift": "移位(>>)", "Pow": "乘方(**)", "MatMult": "矩阵乘(@)", "Is": "is 比较",
+            "IsNot": "is not 比较", "Attribute": "属性"}
+_SYNTAX_ZH = (("was never closed", "括号没有闭合"), ("unmatched", "括号不成对"), ("unterminated string", "引号没有闭合"),
+              ("EOF", "表达式不完整"), ("invalid decimal literal", "数字写法有误(数字后紧跟了字母)"),
+              ("Maybe you meant '==' ", "比较相等要写“==”,不是“=”"), ("cannot assign", "比较相等要写“==”,不是“=”"),
+              ("invalid character", "含有不允许的字符(如全角符号“(”“”“”)"), ("invalid syntax", "写法有误"),
+              ("unexpected indent", "开头不能有空格或缩进"))
+
+
+def why_zh(message: str) -> str:
+    """The Chinese of an :class:`ExpressionError` message raised by :func:`compile_expression`."""
+    import re
+
+    if message.startswith("syntax error"):
+        detail = message.partition(":")[2]
+        return "语法错误:" + next((zh for needle, zh in _SYNTAX_ZH if needle in detail), "写法有误")
+    fixed = {"empty expression": "表达式为空", "expression too complex": "表达式过于复杂(请拆分)",
+             "only step.field names may use a dot": "只有“步骤.字段”的写法可以使用点号",
+             "keyword arguments not allowed": "函数不接受“名称=值”形式的参数",
+             'param() takes one quoted key, e.g. param("major_amount")':
+                 '参数须写成 param("参数名"),只有一个带引号的参数名',
+             "scripts are not allowed": "不允许脚本", "service calls are not allowed": "不允许调用外部服务"}
+    if message in fixed:
+        return fixed[message]
+    found = re.match(r"(not allowed|call not allowed|name not allowed|literal not allowed|unknown name|"
+                     r"unknown parameter|expression longer than): ?(.*)$", message)
+    if found:
+        what, arg = found.groups()
+        return {"not allowed": f"不允许的写法:{_NODE_ZH.get(arg, arg)}",
+                "call not allowed": f"不允许调用函数“{arg}”",
+                "name not allowed": f"不允许的名称“{arg}”(不能以下划线开头)",
+                "literal not allowed": f"不允许的常量 {arg}",
+                "unknown name": f"缺少条件要读取的填报数据“{arg}”",
+                "unknown parameter": f"缺少条件要读取的本地参数“{arg}”",
+                "expression longer than": f"表达式超过 {arg.split()[0]} 个字符"}[what]
+    if message.startswith("expression longer than"):
+        return f"表达式超过 {MAX_LENGTH} 个字符"
+    return REASONS_ZH.get("invalid", "表达式无法计算")
 
 
 # Why an evaluation failed, for the people who see it (engine.incidents builds the message).

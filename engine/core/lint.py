@@ -207,7 +207,7 @@ def _check_lanes_and_steps(d: ProcedureDefinition) -> Iterable[Problem]:
             try:
                 expr = compile_expression(c.test)
             except ExpressionError as exc:
-                yield Problem("unsafe-expression", step.id, f"校验规则“{c.test}”不安全或有误:{exc}",
+                yield Problem("unsafe-expression", step.id, f"校验规则“{c.test}”不安全或有误:{exc.zh}",
                               f"constraint {c.test!r} rejected: {exc}")
                 continue
             for name in expr.names - set(all_fields):
@@ -262,7 +262,10 @@ def _check_expression(d: ProcedureDefinition, element: str, text: str, fields: d
     try:
         expr = compile_expression(text)
     except ExpressionError as exc:
-        yield Problem("unsafe-expression", element, f"表达式“{text}”不安全或有误:{exc}", f"expression {text!r} rejected: {exc}")
+        foreign = "${" in text or "#{" in text or "&&" in text or "||" in text  # Camunda/Flowable JUEL
+        hint = ";这是其他流程引擎的写法,导入助手可以自动转换" if foreign else ""
+        yield Problem("unsafe-expression", element, f"表达式“{text}”不安全或有误:{exc.zh}{hint}",
+                      f"expression {text!r} rejected: {exc}")
         return
     for name in sorted(expr.names - set(fields)):
         yield Problem("unknown-field", element, f"表达式“{text}”引用了不存在的表单字段“{name}”",
@@ -561,6 +564,109 @@ def _check_di(d: ProcedureDefinition) -> Iterable[Problem]:
     for lane in d.lanes.values():
         if lane.id not in plane_refs:
             yield Problem("di-lane", lane.id, f"泳道“{lane.name}”没有图形", "lane without a diagram shape")
+
+
+# --- township variants (issue #15): what a variant must keep of the district's version -------------
+VARIANT_CHECKPOINT_KINDS = {"disclosure": ("公开公示", "disclosure"), "supervision": ("监督", "supervision"),
+                            "vote": ("表决", "vote")}
+_HOURS = {"h": Fraction(1), "d": Fraction(24), "wd": Fraction(24 * 7, 5)}  # a working day is longer than a day
+
+
+def _limit_hours(limit: Any) -> Fraction | None:
+    return None if limit is None else limit.amount * _HOURS.get(limit.unit, Fraction(24))
+
+
+def _min_days(d: ProcedureDefinition, step: Any) -> int | None:
+    """The minimum notice period (days) of a disclosure step: its own days, or its parameter's default."""
+    attrs = step.disclosure or {}
+    key = attrs.get("minDaysParam")
+    raw = d.parameters[key].default if key and key in d.parameters else attrs.get("minDays")
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _threshold_key(t: Any) -> tuple:
+    return (t.ratio, t.of == "members", t.rule == "more_than")
+
+
+def _matching_step(base_step: Any, variant: ProcedureDefinition) -> Any:
+    """The variant's step for a step of the district's version: the same id, else the same kind and name."""
+    found = variant.steps.get(base_step.id)
+    if found is not None and found.kind == base_step.kind:
+        return found
+    return next((s for s in variant.steps.values() if s.kind == base_step.kind and s.name == base_step.name), None)
+
+
+def _reaches_end_avoiding(d: ProcedureDefinition, blocked: set[str]) -> bool:
+    if len(d.start_ids) != 1:
+        return False
+    succ = _successors(d)
+    for nid in _reach(d.start_ids[0], succ, blocked):
+        node = d.nodes[nid]
+        if node.type == "endEvent" and node.outcome == "completed":
+            return True
+    return False
+
+
+def variant_problems(base: ProcedureDefinition, variant: ProcedureDefinition) -> list[Problem]:
+    """What a township variant drops or loosens of the district's version ``base``: every disclosure,
+    supervision and vote step stays (by id, or kind and name), no path avoids it that the district's
+    version does not have, and no time limit, notice period, vote threshold or data check is looser.
+    Adding steps and tightening limits is allowed. Messages name the steps by their names."""
+    problems: list[Problem] = []
+
+    def add(code: str, element: str, zh: str, en: str) -> None:
+        problems.append(Problem(code, element, zh, en))
+
+    for kind, required in base.requires.items():
+        if required and not variant.requires.get(kind):
+            zh, en = VARIANT_CHECKPOINT_KINDS.get(kind, (kind, kind))
+            add("variant-requires", variant.id, f"区级版本要求{zh}环节,变体不能取消这项要求",
+                f"the district version requires a {en} checkpoint; a variant cannot drop it")
+    for step in base.steps.values():
+        label = f"“{step.name or step.id}”"
+        mine = _matching_step(step, variant)
+        if step.kind in VARIANT_CHECKPOINT_KINDS:
+            zh, en = VARIANT_CHECKPOINT_KINDS[step.kind]
+            if mine is None:
+                add("variant-checkpoint", step.id, f"缺少区级版本中的{zh}环节{label}:变体可以增加步骤,不能删除{zh}环节",
+                    f"the {en} step {step.id} of the district version is missing")
+                continue
+            if not _reaches_end_avoiding(base, {step.id}) and _reaches_end_avoiding(variant, {mine.id}):
+                add("variant-bypass", mine.id, f"{zh}环节{label}可以被绕过直达办结,区级版本中不能绕过",
+                    f"a path to a completed end avoids the {en} step {mine.id}")
+        if mine is None:
+            continue
+        base_hours, mine_hours = _limit_hours(step.time_limit), _limit_hours(mine.time_limit)
+        if base_hours is not None and (mine_hours is None or mine_hours > base_hours):
+            now = mine.time_limit.zh() if mine.time_limit else "不限时"
+            add("variant-time-limit", mine.id, f"步骤{label}的时限放宽了:区级为{step.time_limit.zh()},变体为{now}",
+                f"the time limit of {mine.id} is looser than the district's ({step.time_limit} -> {mine.time_limit})")
+        if step.kind == "disclosure" and mine.kind == "disclosure":
+            base_days, mine_days = _min_days(base, step), _min_days(variant, mine)
+            if base_days is not None and (mine_days is None or mine_days < base_days):
+                add("variant-notice", mine.id, f"公开环节{label}的公示期缩短了:区级不少于{base_days}天,"
+                    f"变体为{'未规定' if mine_days is None else f'{mine_days}天'}",
+                    f"the notice period of {mine.id} is shorter than the district's {base_days} days")
+        if step.kind == "vote" and mine.kind == "vote" and step.vote and mine.vote:
+            params_b = {k: p.default for k, p in base.parameters.items()}
+            params_v = {k: p.default for k, p in variant.parameters.items()}
+            rule_b = voting.step_rule(step.vote, params_b, role=step.role)
+            rule_v = voting.step_rule(mine.vote, params_v, role=mine.role)
+            if rule_b is not None and (rule_v is None or rule_v.body != rule_b.body
+                                       or _threshold_key(rule_v.quorum) < _threshold_key(rule_b.quorum)
+                                       or _threshold_key(rule_v.passing) < _threshold_key(rule_b.passing)):
+                add("variant-vote", mine.id, f"表决环节{label}的规则放宽了:区级为{voting.describe(rule_b)}"
+                    + (f",变体为{voting.describe(rule_v)}" if rule_v is not None else ",变体未指明会议机构"),
+                    f"the vote rule of {mine.id} is looser than the district's")
+        kept = {c.test for c in mine.constraints}
+        for c in step.constraints:
+            if c.test not in kept:
+                add("variant-constraint", mine.id, f"步骤{label}删除了区级版本的核验规则“{c.message}”",
+                    f"step {mine.id} drops a data check of the district version")
+    return problems
 
 
 def lint_file(path) -> LintResult:

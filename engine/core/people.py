@@ -47,6 +47,7 @@ RELATIONS = {
     "grandchild": ("孙子女、外孙子女", 2), "sibling_in_law": ("兄弟姐妹配偶", 2), "parent_in_law": ("配偶父母", 2),
     "cousin": ("堂表兄弟姐妹", 3), "uncle_aunt": ("伯叔姑舅姨", 3), "nephew_niece": ("侄子女、外甥子女", 3),
     "partner": ("投资合伙关系人", 1), "other": ("其他特定关系人", 3),
+    "in_law": ("配偶的父母、子女的配偶", 2),  # the name-based register's word (``xiaowei kin add``)
 }
 # Form fields whose person the case is about, by what the field name says (first match wins).
 FIELD_ROLES = (("contact", "contact"), ("payee", "payee"), ("applicant", "applicant"), ("recipient", "recipient"),

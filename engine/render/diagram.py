@@ -501,6 +501,20 @@ def _vertical_label(parent: etree._Element, text: str, band: Box, cls: str,
                               "x": _num(band.cx), "y": _num(band.cy + size * 0.36)}, line)
 
 
+LANE_HEAD = 36.0  # the name band at the head of a vertical lane (engine.bpmn.swimlanes)
+
+
+def _is_vertical(di: etree._Element) -> bool:
+    """A pool or lane drawn as a column (BPMN DI ``isHorizontal="false"``)."""
+    return (di.get("isHorizontal") or "").strip().lower() == "false"
+
+
+def _head_label(parent: etree._Element, text: str, band: Box, cls: str, size: float) -> None:
+    """Write a pool/lane name centred in a horizontal band at its head (two lines at most)."""
+    lines = wrap_text(text, band.w - 10, size, 2 if band.h >= 2 * size * 1.15 + 4 else 1)
+    _centered_block(parent, lines, band.cx, band.cy, size, size * 1.15, cls)
+
+
 # --------------------------------------------------------------------------- renderer
 
 @dataclass
@@ -678,6 +692,16 @@ class _Renderer:
         inner = [lb for lb in lane_boxes
                  if lb.x >= box.x - 1 and lb.right <= box.right + 1
                  and lb.y >= box.y - 1 and lb.bottom <= box.bottom + 1]
+        if _is_vertical(pool.di):  # lanes as columns: the pool's name across the top
+            band_h = 30.0
+            if inner:
+                offset = min(lb.y for lb in inner) - box.y
+                if 10 <= offset <= 120:
+                    band_h = offset
+            band = Box(box.x, box.y, box.w, min(band_h, box.h))
+            _rect(group, band, "band")
+            _head_label(group, name, band, "pool-label", 14)
+            return
         band_w = 30.0
         if inner:
             offset = min(lb.x for lb in inner) - box.x
@@ -696,6 +720,11 @@ class _Renderer:
         _sub(group, "title", text=name or element_id)
         box = lane.box
         _rect(group, box, "frame")
+        if _is_vertical(lane.di):  # a column: its name at the head
+            band = Box(box.x, box.y, box.w, min(LANE_HEAD, box.h))
+            _rect(group, band, "band")
+            _head_label(group, name, band, "lane-label", 12.5)
+            return
         band_w = min(30.0, box.w)
         band = Box(box.x, box.y, band_w, box.h)
         _rect(group, band, "band")
@@ -924,6 +953,12 @@ class _Renderer:
             return
         size, line_height = 11.5, 14.0
         label = _label_bounds(shape.di)
+        if label is not None and label.right <= shape.box.x + 1:
+            # left of its shape (lanes as columns): keep to the label's width, flush right
+            lines = wrap_text(name, label.w + 4, size, 4)
+            top = label.cy - len(lines) * line_height / 2
+            _text_block(group, lines, label.right, top, size, line_height, "label", anchor="end")
+            return
         if label is not None:
             width = max(label.w, 90.0)
             max_lines = max(2, int(label.h // line_height) + 1)

@@ -4,10 +4,9 @@ The book is HTML with print CSS (Jinja2 template ``engine/templates/handbook.htm
 printed to PDF by Debian's Chromium driven through Playwright. It holds a cover, a table of
 contents by the nine categories, and for each procedure its task list (任务单), legal basis,
 disclosure points, supervision points, integrity risk points, local parameters and version, then
-its flowchart on landscape pages.
+its flowchart on one A4 portrait page (lanes as columns, the flow from top to bottom).
 
-Flowcharts are wide (up to ~5000 diagram units), so a chart that would print too small to read
-when fitted on one A4 landscape page is printed as an atlas: an overview page (总图) with the
+A drawing made elsewhere may be too wide to read when fitted on one page: it is printed as an atlas: an overview page (总图) with the
 sheet outlines drawn on it, then one landscape page per sheet (分图). Sheets are cut at lane
 boundaries and between nodes, carry the lane names on their left edge, and empty sheets are
 left out.
@@ -38,7 +37,7 @@ from engine.bpmn.geometry import Box as _Box, text_width
 from engine.core import catalogue, clock, procedures, voting
 from engine.core.definitions import ProcedureDefinition
 from .diagram import render_svg
-from engine.core.errors import NotFound, XiaoweiError
+from engine.core.errors import NotFound, Unavailable, XiaoweiError
 
 if TYPE_CHECKING:
     from engine.services.facade import Xiaowei
@@ -65,11 +64,13 @@ STEP_KIND_ZH = {
 }
 CHINESE_NUMERALS = "一二三四五六七八九十"
 
-# Landscape chart area in CSS px (A4 landscape 297×210 mm, page margins 10/12 mm, a title line).
-CHART_AREA_WIDTH = 1030.0
-CHART_AREA_HEIGHT = 610.0
-# Below this scale the 12-unit node text prints smaller than ~1.9 mm: cut the chart into sheets.
-MIN_READABLE_SCALE = 0.6
+# Portrait chart area in CSS px (A4 210×297 mm, page margins 9/10 mm, a title and a key line): the
+# generated charts (lanes as columns, engine.bpmn.swimlanes) print whole on one page.
+CHART_AREA_WIDTH = 712.0
+CHART_AREA_HEIGHT = 975.0
+# Below this scale the 12-unit node text prints smaller than ~1.4 mm: cut the chart into sheets
+# (only wide drawings made elsewhere, with lanes as rows, come to that).
+MIN_READABLE_SCALE = 0.45
 MAX_SCALE = 1.0  # never print a chart larger than drawn
 SHEET_SCALE = 0.7  # sheets are cut to print at least this large (12-unit text ≈ 2.2 mm)
 MAX_SHEET_SCALE = 0.8  # and at most this large
@@ -103,7 +104,7 @@ class _Lane:
 
 @dataclass(frozen=True)
 class ChartSheet:
-    """One landscape page of a chart too large to print whole: its number and SVG markup."""
+    """One page of a chart too large to print whole: its number and SVG markup."""
 
     number: int
     svg: Markup
@@ -313,7 +314,7 @@ def _lane_band(parent: etree._Element, lanes: list[_Lane], x: float, y0: float, 
 
 
 def chart_pages(definition: ProcedureDefinition) -> ChartPages:
-    """The flowchart of a procedure laid out for A4 landscape pages: overview and sheets.
+    """The flowchart of a procedure laid out for A4 portrait pages: the whole chart and any sheets.
 
     The overview is the chart from :func:`engine.diagram.render_svg` scaled to the page. When that
     scale would make its text unreadable (below ``MIN_READABLE_SCALE``), the chart is also cut into
@@ -634,12 +635,12 @@ def district_name(app: "Xiaowei") -> str | None:
 def print_pdf(html: str, output: Path, *, chromium: str = CHROMIUM_PATH, timeout_ms: float = 300_000) -> None:
     """Print HTML to an A4 PDF with the system Chromium through Playwright (never downloads a browser)."""
     if not Path(chromium).exists():
-        raise XiaoweiError(f"没有找到 Chromium({chromium}),请先安装:apt-get install -y chromium fonts-noto-cjk "
+        raise Unavailable(f"没有找到 Chromium({chromium}),请先安装:apt-get install -y chromium fonts-noto-cjk "
                            f"/ Chromium not found at {chromium}; install it with apt-get install chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        raise XiaoweiError("生成 PDF 需要 Python 包 playwright(pip install playwright,无需下载浏览器) "
+        raise Unavailable("生成 PDF 需要 Python 包 playwright(pip install playwright,无需下载浏览器) "
                            "/ the playwright package is needed for PDF output") from None
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)

@@ -626,6 +626,18 @@ def _system(title: Callable[[Mapping, Context], str]):
     return handler
 
 
+def _proc(data: Mapping, ctx: Context) -> str:
+    """A procedure id as people read it: a township variant's key (``B-PUR-02@SFZ``) as the procedure
+    and the township."""
+    pid, _, org = str(data.get("procedure_id", "")).partition("@")
+    return t(f"{pid}({ctx.org(org)}变体)", f"{pid} ({ctx.org(org)} variant)") if org else pid
+
+
+def _variant(data: Mapping, ctx: Context) -> str:
+    return t(f"{ctx.org(data.get('org'))}的事项 {data.get('procedure_id', '')} 变体",
+             f"the {ctx.org(data.get('org'))} variant of {data.get('procedure_id', '')}")
+
+
 def _case_param(ctx: Context, key: Any) -> str:
     p = ctx.definition.parameters.get(str(key or "")) if ctx.definition is not None else None
     return p.label if p is not None else _param_label(key, ctx)
@@ -688,12 +700,31 @@ _HANDLERS: dict[str, Callable[[Mapping, Context, Mapping], Entry]] = {
     "parameter_reset": _system(lambda d, c: t(
         f"取消{c.org(d.get('org'))}对{_param_label(d.get('key'), c)}的本级设定(原为 {d.get('before', '')})",
         f"Removed the setting of {_param_label(d.get('key'), c)} at {c.org(d.get('org'))} (was {d.get('before', '')})")),
-    "draft_saved": _system(lambda d, c: t(f"保存事项 {d.get('procedure_id', '')} 的草稿(第{d.get('revision', '')}稿)",
-                                          f"Saved the draft of {d.get('procedure_id', '')} (revision {d.get('revision', '')})")),
-    "step_table_saved": _system(lambda d, c: t(f"保存事项 {d.get('procedure_id', '')} 的任务单(第{d.get('revision', '')}稿)",
-                                               f"Saved the step table of {d.get('procedure_id', '')} (revision {d.get('revision', '')})")),
-    "draft_deleted": _system(lambda d, c: t(f"删除事项 {d.get('procedure_id', '')} 的草稿",
-                                            f"Deleted the draft of {d.get('procedure_id', '')}")),
+    "draft_saved": _system(lambda d, c: t(f"保存事项 {_proc(d, c)} 的草稿(第{d.get('revision', '')}稿)",
+                                          f"Saved the draft of {_proc(d, c)} (revision {d.get('revision', '')})")),
+    "step_table_saved": _system(lambda d, c: t(f"保存事项 {_proc(d, c)} 的任务单(第{d.get('revision', '')}稿)",
+                                               f"Saved the step table of {_proc(d, c)} (revision {d.get('revision', '')})")),
+    "draft_deleted": _system(lambda d, c: t(f"删除事项 {_proc(d, c)} 的草稿",
+                                            f"Deleted the draft of {_proc(d, c)}")),
+    # Township variants (engine.services.variants).
+    "variant_created": _system(lambda d, c: t(f"创建{_variant(d, c)}(以区级第{d.get('district_version', '')}版为基础)",
+                                              f"Created {_variant(d, c)} (from district version {d.get('district_version', '')})")),
+    "variant_draft_started": _system(lambda d, c: t(f"开始编辑{_variant(d, c)}的草稿(来自{d.get('from', '')})",
+                                                    f"Started a draft of {_variant(d, c)}")),
+    "variant_published": _system(lambda d, c: t(
+        f"发布{_variant(d, c)}第{d.get('version', '')}版(基于区级第{d.get('district_version', '')}版),本镇各村新办事项使用"
+        + (f";说明:{d['note']}" if d.get("note") else ""),
+        f"Published {_variant(d, c)} version {d.get('version', '')} (on district version {d.get('district_version', '')})"
+        + (f"; note: {d['note']}" if d.get("note") else ""))),
+    "variant_withdrawn": _system(lambda d, c: t(
+        f"停用{_variant(d, c)}(原用本镇第{d.get('version', '')}版),本镇各村新办事项改按区级第{d.get('district_version', '')}版",
+        f"Withdrew {_variant(d, c)} (was version {d.get('version', '')}): new cases use district version "
+        f"{d.get('district_version', '')}")),
+    "variant_rebased": _system(lambda d, c: t(
+        f"将{_variant(d, c)}更新到区级第{d.get('to_version', '')}版(原基于第{d.get('from_version', '')}版,"
+        + ("本镇修改已自动合并)" if d.get("merged") else "本镇修改需对照重做)"),
+        f"Rebased {_variant(d, c)} on district version {d.get('to_version', '')} (was {d.get('from_version', '')}"
+        + (", changes merged)" if d.get("merged") else ", changes to redo)"))),
     "draft_published": _system(lambda d, c: t(
         f"由草稿发布事项 {d.get('procedure_id', '')} 第{d.get('version', '')}版"
         + (f",{china(d['effective_from'])} 起生效" if d.get("effective_from") else "")

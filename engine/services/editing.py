@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.core import audit, directory, procedures, spiff
-from engine.core.definitions import BPMN, BPMNDI, DC, DI, NS, XSI, XW, ProcedureDefinition, content_hash, read_definition
+from engine.core.definitions import BPMN, BPMNDI, DC, DI, XSI, XW, ProcedureDefinition, content_hash, read_definition
 from engine.bpmn.diffing import Comparison, compare
 from engine.core.directory import Actor, ancestors, load_actor
 from engine.core.errors import Conflict, Forbidden, InvalidProcedure, NotFound
@@ -83,6 +83,10 @@ def _check_may_edit(session: Session, username: str | None, procedure_id: str, o
         return
     actor = load_actor(session, username)
     if not may_edit(session, actor, owner_org_id):
+        if owner_org_id is None and editable_org_ids(actor):  # township staff on a district procedure
+            raise Forbidden(f"事项“{procedure_id}”属于区级事项库,由区级管理员维护;镇(街道)工作人员可以在该事项页"
+                            f"创建本镇变体,修改后发布给本镇各村使用 / {procedure_id} belongs to the district library: "
+                            "township staff make a township variant of it", action="edit_procedure")
         raise Forbidden(f"无权编辑或发布事项“{procedure_id}”:只有所属镇(街道)工作人员或区级管理员可以 / "
                         f"only staff of the owning township or district staff may edit {procedure_id}",
                         action="edit_procedure")
@@ -128,11 +132,10 @@ def read_bpmn(xml: bytes, *, max_bytes: int = MAX_BYTES) -> ProcedureDefinition:
 
 
 def duplicate_ids(root: etree._Element) -> list[str]:
-    seen: dict[str, int] = {}
-    for el in root.iter():
-        if isinstance(el.tag, str) and el.get("id"):
-            seen[el.get("id")] = seen.get(el.get("id"), 0) + 1
-    return sorted(k for k, n in seen.items() if n > 1)
+    """Ids used twice among BPMN elements (other tools' extension elements have ids of their own)."""
+    from .bpmn_import import bpmn_duplicate_ids
+
+    return bpmn_duplicate_ids(root)
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,17 +144,29 @@ def duplicate_ids(root: etree._Element) -> list[str]:
 
 def has_di(root: etree._Element, d: ProcedureDefinition) -> bool:
     shapes = {el.get("bpmnElement") for el in root.iter(f"{{{BPMNDI}}}BPMNShape")}
-    return bool(d.nodes) and all(n in shapes for n in d.nodes)
+    edges = {el.get("bpmnElement") for el in root.iter(f"{{{BPMNDI}}}BPMNEdge")}
+    return (bool(d.nodes) and all(n in shapes for n in d.nodes) and all(lane in shapes for lane in d.lanes)
+            and all(f in edges for f in d.flows))
 
 
 def auto_layout(root: etree._Element, d: ProcedureDefinition) -> bytes:
-    """Replace the document's diagrams by a swimlane layout (lanes as rows, left to right)."""
+    """Replace the document's diagrams by a swimlane layout (lanes as columns, top to bottom)."""
     from engine.bpmn import steptable as st
 
     for diagram in root.findall(f"{{{BPMNDI}}}BPMNDiagram"):
         root.remove(diagram)
     lanes = list(d.lanes) or ["_pool"]
     first_lane = lanes[0]
+    if not d.nodes:  # an empty process: a diagram plane and nothing on it
+        plane_ref = next((p.getparent().get("id") for p in root.iter(f"{{{BPMN}}}participant")
+                          if p.get("processRef") == d.id), d.id)
+        diagram = etree.SubElement(root, f"{{{BPMNDI}}}BPMNDiagram", {"id": "Diagram_auto"})
+        plane = etree.SubElement(diagram, f"{{{BPMNDI}}}BPMNPlane", {"id": "Plane_auto", "bpmnElement": plane_ref})
+        for row, lid in enumerate(d.lanes):  # empty lanes, one row each
+            lane_shape = etree.SubElement(plane, f"{{{BPMNDI}}}BPMNShape", {"id": f"{lid}_di", "bpmnElement": lid,
+                                                                             "isHorizontal": "true"})
+            etree.SubElement(lane_shape, f"{{{DC}}}Bounds", {"x": "30", "y": str(120 * row), "width": "600", "height": "120"})
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     order: dict[str, int] = {}
     succ: dict[str, list[str]] = {n: [] for n in d.nodes}
     for flow in d.flows.values():
@@ -209,10 +224,11 @@ def auto_layout(root: etree._Element, d: ProcedureDefinition) -> bytes:
             etree.SubElement(lab, f"{{{DC}}}Bounds", {k: str(v) for k, v in
                                                       (("x", label.x), ("y", label.y), ("width", label.w), ("height", label.h))})
 
+    horizontal = "true" if geometry.horizontal else "false"
     if participant is not None:
-        shape(participant.get("id"), geometry.pool, isHorizontal="true")
+        shape(participant.get("id"), geometry.pool, isHorizontal=horizontal)
     for lid in d.lanes:
-        shape(lid, geometry.lanes[lid], isHorizontal="true")
+        shape(lid, geometry.lanes[lid], isHorizontal=horizontal)
     for nid in nodes:
         shape(nid, geometry.shapes[nid], geometry.labels.get(nid))
     for f in flows:
@@ -243,12 +259,20 @@ class ImportReport:
     problems: list[dict] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     xml: bytes | None = None
+    notes: list[str] = field(default_factory=list)  # what the import changed ("中文 / English")
+    candidates: list[dict] = field(default_factory=list)  # the file's processes, to choose another
+    chosen_process: str = ""
+    original_id: str = ""
+    proposed_from: str = ""  # the id a clash with an existing draft moved this import away from
+    element_names: dict[str, str] = field(default_factory=dict)  # element id → the name people read
 
     def to_dict(self) -> dict[str, Any]:
         return {"filename": self.filename, "status": self.status, "executable": self.executable,
                 "procedure_id": self.procedure_id, "name": self.name, "vendor": self.vendor,
                 "laid_out": self.laid_out, "draft_revision": self.draft_revision, "message": self.message,
-                "problems": self.problems, "ignored": self.ignored}
+                "problems": self.problems, "ignored": self.ignored, "notes": self.notes,
+                "candidates": self.candidates, "chosen_process": self.chosen_process,
+                "original_id": self.original_id, "proposed_from": self.proposed_from}
 
     def lines(self) -> list[str]:
         out = [self.message]
@@ -256,6 +280,8 @@ class ImportReport:
             out.append(f"  来源 / made with: {self.vendor}")
         if self.laid_out:
             out.append("  原文件没有图形信息,已自动生成泳道布局 / no diagram interchange: laid out automatically")
+        for note in self.notes:
+            out.append(f"  {note}")
         for p in self.problems:
             where = f"[{p['element']}] " if p.get("element") else ""
             out.append(f"  {'错误' if p['severity'] == 'error' else '提示'} {where}{p['zh']} / {p['en']}")
@@ -297,84 +323,24 @@ def _prefix(root: etree._Element, namespace: str) -> str:
     return namespace
 
 
-def analyze_import(xml: bytes, filename: str = "<bpmn>") -> ImportReport:
-    """Read, check and (when needed) lay out a BPMN file; never raises on bad input."""
-    report = ImportReport(filename)
+def analyze_import(xml: bytes, filename: str = "<bpmn>", *, process_id: str | None = None,
+                   procedure_id: str | None = None) -> ImportReport:
+    """Read, check and (when needed) lay out a BPMN file; never raises on bad input
+    (:mod:`engine.services.bpmn_import`)."""
+    from .bpmn_import import analyze_import as analyze
 
-    def refuse(zh: str, en: str, code: str = "xml") -> ImportReport:
-        report.message = f"未导入:{zh} / not imported: {en}"
-        report.problems.append({"code": code, "element": "", "zh": zh, "en": en, "severity": "error"})
-        return report
-
-    if len(xml) > IMPORT_MAX_BYTES:
-        return refuse(f"文件过大(超过 {IMPORT_MAX_BYTES // 1024} KB)", f"file larger than {IMPORT_MAX_BYTES // 1024} KB",
-                      "size")
-    try:
-        root = parse_xml(xml, max_bytes=IMPORT_MAX_BYTES)
-    except UnsafeXml as exc:
-        zh, _, en = str(exc).partition(" / ")
-        return refuse(zh, en or zh)
-    if etree.QName(root.tag).namespace != BPMN or etree.QName(root.tag).localname != "definitions":
-        return refuse("不是 BPMN 2.0 文件(根元素须为 bpmn:definitions)", "not a BPMN 2.0 document (root must be bpmn:definitions)",
-                      "not-bpmn")
-    report.vendor = _vendor(root)
-    dups = duplicate_ids(root)
-    if dups:
-        return refuse(f"元素编号重复:{'、'.join(dups[:10])}", f"duplicate ids: {', '.join(dups[:10])}", "duplicate-id")
-    try:
-        d = read_definition(root, xml)
-    except ValueError as exc:
-        zh, _, en = str(exc).partition(" / ")
-        return refuse(zh, en or zh, "process")
-    if not d.id or len(d.id) > 40:
-        return refuse("流程编号为空或超过40个字符", "the process id is empty or longer than 40 characters", "process-id")
-    report.procedure_id, report.name = d.id, d.name
-    others = [p.get("id") for p in root.findall("bpmn:process", NS) if p.get("id") != d.id]
-    if others:
-        report.problems.append({"code": "other-process", "element": d.id, "severity": "warning",
-                                "zh": f"文件含多个流程,只导入“{d.id}”,忽略:{'、'.join(others)}",
-                                "en": f"several processes: only {d.id} is imported; ignored: {', '.join(others)}"})
-    report.ignored = _foreign(root)
-    if not d.lanes:
-        report.problems.append({"code": "no-lanes", "element": d.id, "severity": "error",
-                                "zh": "流程没有泳道:小微按泳道的角色(xw:role)分派每个步骤,请为每个角色加一条泳道",
-                                "en": "no lanes: Xiaowei assigns each step by the role (xw:role) of its lane"})
-    if not has_di(root, d):
-        xml = auto_layout(root, d)
-        report.laid_out = True
-        try:
-            root = parse_xml(xml, max_bytes=min(IMPORT_MAX_BYTES, MAX_BYTES))
-        except UnsafeXml:
-            limit = min(IMPORT_MAX_BYTES, MAX_BYTES) // 1024
-            return refuse(f"自动排版后的流程图超过 {limit} KB,请减少步骤或分成几个流程后再导入",
-                          f"the laid-out diagram is larger than {limit} KB", "size")
-    result = lint_bytes(xml, filename)
-    report.problems.extend(p.to_dict() for p in result.problems)
-    report.executable = result.ok
-    report.xml = xml
-    report.status = "imported"
-    if report.executable:
-        report.message = f"已导入为草稿:{d.id} {d.name},可以执行 / imported as a draft; it can be executed"
-    else:
-        n = len(result.errors)
-        report.message = (f"已导入为草稿:{d.id} {d.name};有 {n} 处无法在小微中执行,修改后才能发布 / imported as a draft; "
-                          f"{n} problem(s) must be fixed before it can be published")
-    return report
+    return analyze(xml, filename, process_id=process_id, procedure_id=procedure_id)
 
 
 def import_bpmn(session: Session, xml: bytes, filename: str = "<bpmn>", *, username: str | None = None,
-                actor: str = "cli", expected_revision: int | None = None) -> ImportReport:
-    """Import a file as the draft of its procedure (the process id); the report says what happened.
-    An unreadable or hostile file is refused and nothing is stored."""
-    report = analyze_import(xml, filename)
-    if report.status != "imported" or report.xml is None:
-        return report
-    draft = get_draft(session, report.procedure_id)
-    draft_row = save_draft(session, report.procedure_id, report.xml, username=username, actor=actor,
-                           expected_revision=draft.revision if draft is not None and expected_revision is None
-                           else expected_revision, source=f"import:{filename}"[:200])
-    report.draft_revision = draft_row.revision
-    return report
+                actor: str = "cli", expected_revision: int | None = None, process_id: str | None = None,
+                procedure_id: str | None = None, replace: bool = False) -> ImportReport:
+    """Import a file as a draft; an existing draft is replaced only with ``replace=True``
+    (:mod:`engine.services.bpmn_import`)."""
+    from .bpmn_import import import_bpmn as do_import
+
+    return do_import(session, xml, filename, username=username, actor=actor, expected_revision=expected_revision,
+                     process_id=process_id, procedure_id=procedure_id, replace=replace)
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,7 +366,7 @@ def save_draft(session: Session, procedure_id: str, xml: bytes, *, username: str
         d = read_definition(root, xml)
     except ValueError as exc:
         raise InvalidProcedure(str(exc)) from None
-    if d.id != procedure_id:
+    if d.id != procedure_id.partition("@")[0]:  # a township variant (B-PUR-02@SFZ) keeps the process id
         raise InvalidProcedure(f"流程编号“{d.id}”与事项编号“{procedure_id}”不一致 / the process id must be {procedure_id}")
     exists, owner = owner_of(session, procedure_id)
     if exists:
@@ -455,6 +421,12 @@ def delete_draft(session: Session, procedure_id: str, *, username: str | None = 
 def new_draft_from_version(session: Session, procedure_id: str, *, username: str | None = None,
                            actor: str = "cli") -> ProcedureDraft:
     """Start a draft from the procedure's latest version (or return the draft already open)."""
+    if "@" in procedure_id:  # a township variant starts from the district's version: engine.services.variants
+        from engine.services import variants
+
+        base_id, _, org_code = procedure_id.partition("@")
+        variants.open_variant(session, base_id, org_code, username=username, actor=actor)
+        return get_draft(session, procedure_id)  # type: ignore[return-value]
     draft = get_draft(session, procedure_id)
     if draft is not None:
         return draft
@@ -522,6 +494,14 @@ def publish_draft(session: Session, procedure_id: str, *, username: str | None =
     """Validate the draft and publish it as a new immutable version (new cases use it from
     ``effective_from``, default now); running cases stay on their version. The Chinese change
     summary against the previous version is stored with the version."""
+    if "@" in procedure_id:  # a township variant: published for its villages, checked against the district's
+        from engine.services import variants
+
+        base_id, _, org_code = procedure_id.partition("@")
+        if effective_from is not None:
+            raise InvalidProcedure("镇(街道)变体发布即生效,不能指定生效日期 / a township variant applies when published")
+        return variants.publish_variant(session, base_id, org_code, username=username, actor=actor, note=note,
+                                        expected_revision=expected_revision)
     draft = get_draft(session, procedure_id)
     if draft is None:
         raise NotFound(f"事项“{procedure_id}”没有草稿可发布 / no draft of {procedure_id} to publish")
@@ -570,7 +550,7 @@ def version_notices(session: Session, procedure_ids: Iterable[str] | None = None
     """Published versions after the first, newest first, with note and stored Chinese change
     summary: the "what changed" notices of the public side."""
     query = (select(ProcedureVersion, Procedure.name).join(Procedure, Procedure.id == ProcedureVersion.procedure_id)
-             .where(ProcedureVersion.version > 1))
+             .where(ProcedureVersion.version > 1, ~ProcedureVersion.procedure_id.contains("@")))  # no variants
     if procedure_ids is not None:
         query = query.where(ProcedureVersion.procedure_id.in_(list(procedure_ids)))
     rows = session.execute(query.order_by(ProcedureVersion.published_at.desc(), ProcedureVersion.id.desc())
@@ -699,7 +679,8 @@ def migrate_case(session: Session, case_id: int, to_version: int, *, username: s
 def running_cases(session: Session, procedure_id: str) -> list[dict]:
     rows = session.execute(select(Case, ProcedureVersion.version)
                            .join(ProcedureVersion, ProcedureVersion.id == Case.procedure_version_id)
-                           .where(Case.procedure_id == procedure_id, Case.status == "running")
+                           .where(Case.procedure_id == procedure_id, Case.status == "running",
+                                  ProcedureVersion.procedure_id == procedure_id)  # not the townships' variants
                            .order_by(Case.id)).all()
     return [{"case_id": c.id, "title": c.title, "version": v, "org_id": c.org_id} for c, v in rows]
 
@@ -708,7 +689,8 @@ def version_counts(session: Session, procedure_id: str) -> dict[int, int]:
     """Running cases per version number."""
     rows = session.execute(select(ProcedureVersion.version, func.count(Case.id))
                            .join(Case, Case.procedure_version_id == ProcedureVersion.id)
-                           .where(Case.procedure_id == procedure_id, Case.status == "running")
+                           .where(Case.procedure_id == procedure_id, Case.status == "running",
+                                  ProcedureVersion.procedure_id == procedure_id)
                            .group_by(ProcedureVersion.version)).all()
     return {v: n for v, n in rows}
 
@@ -725,7 +707,7 @@ def library_rows(session: Session, actor: Actor) -> tuple[list[dict], list[Proce
     """The procedure library for 流程管理: one row per procedure (latest version, owner organization's
     name or None for the district library, whether ``actor`` may edit it, its draft), and the drafts of
     new procedures the actor may edit."""
-    procs = session.scalars(select(Procedure).order_by(Procedure.id)).all()
+    procs = [p for p in session.scalars(select(Procedure).order_by(Procedure.id)) if "@" not in p.id]  # no variants
     latest = {}
     for v in session.scalars(select(ProcedureVersion).order_by(ProcedureVersion.version)):
         latest[v.procedure_id] = v
@@ -735,7 +717,7 @@ def library_rows(session: Session, actor: Actor) -> tuple[list[dict], list[Proce
              "version": latest[p.id].version if p.id in latest else None,
              "owner": orgs.get(p.owner_org_id), "editable": may_edit(session, actor, p.owner_org_id),
              "draft": drafts.get(p.id)} for p in procs]
-    new_drafts = [d for pid, d in drafts.items() if session.get(Procedure, pid) is None
+    new_drafts = [d for pid, d in drafts.items() if "@" not in pid and session.get(Procedure, pid) is None
                   and may_edit(session, actor, d.org_id)]
     return rows, new_drafts
 

@@ -28,8 +28,12 @@ T = TypeVar("T")
 class Xiaowei:
     """Xiaowei on one database."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, *, inline_background: bool = True):
         self.db = db
+        # True: a change's follow-up work (the warning rules) is done right after it commits, through the
+        # worker (command line, scripts, tests); False: left in the outbox for `xiaowei worker` or the
+        # background thread of `xiaowei serve` (the web app), so a request does only what is atomic.
+        self.inline_background = inline_background
         self._last_analyze = None  # when tick last refreshed SQLite's planner statistics
 
     # --- one use case of a service module, in one transaction ----------------------------
@@ -183,16 +187,20 @@ class Xiaowei:
 
     # --- supervision warnings (engine.warnings) -------------------------------------------
     def _warn(self, case_id: int) -> list[dict]:
-        """The incremental evaluation right after a change of a case (its own transaction; a failure
-        is logged, never undoes the change: the next scan finds what it missed)."""
-        from .supervision import warnings
-
-        try:
-            with self.db.write() as s:
-                return warnings.evaluate_case(s, case_id)
-        except Exception:  # noqa: BLE001 - warnings must never break the engine
-            warnings.log.exception("warning evaluation failed for case %s", case_id)
+        """After a change of a case committed (with its outbox row): with ``inline_background`` its
+        follow-up work now, through the worker (its own transaction; a failure is logged, never undoes
+        the change, and the row stays for the worker); otherwise nothing: the worker drains the outbox."""
+        if not self.inline_background:
             return []
+        from . import worker
+
+        return worker.process_case(self, case_id)
+
+    def run_background(self, **options: Any) -> dict:
+        """Work off the outbox now (:func:`engine.services.worker.drain`)."""
+        from . import worker
+
+        return worker.drain(self, **options)
 
     def _warn_timed(self) -> None:
         """Rules that depend on the passing of time (overdue steps, stalled cases, quarterly disclosure)."""
@@ -302,7 +310,7 @@ class Xiaowei:
     def _housekeeping(self, now) -> dict:
         """Hardening chores of ``tick``: summarise quiet failed sign-ins, drop old counters, stamps
         and sessions, make the periodic signed checkpoint. A failure is logged, never raised."""
-        from engine.core import checkpoints, limits, sessions, throttle
+        from engine.core import checkpoints, limits, outbox, sessions, throttle
         from .supervision import warnings
 
         done: dict = {}
@@ -311,6 +319,7 @@ class Xiaowei:
                 done["login_failures_recorded"] = throttle.flush(s, now)
                 limits.purge(s, now)
                 sessions.purge(s, now)
+                outbox.purge(s)
         except Exception:  # noqa: BLE001
             warnings.log.exception("tick housekeeping failed")
         try:
@@ -395,6 +404,7 @@ class Xiaowei:
             return {
                 "id": case.id, "title": case.title, "procedure_id": case.procedure_id,
                 "procedure_name": proc.name if proc else "", "procedure_version": version.version if version else None,
+                "variant": bool(version and "@" in version.procedure_id),  # a township's variant (numbered on its own)
                 "org": org.code if org else None, "org_name": org.name if org else "",
                 "status": case.status, "status_zh": cases.STATUS_ZH.get(case.status, case.status),
                 "tracking_code": cases.format_tracking_code(case.tracking_code),

@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.core import audit, catalogue, cases, forms, procedures
+from engine.core import audit, catalogue, cases, forms, procedures, variants
 from engine.core import objections as engine_objections
 from engine.services import public as rules
 from engine.core.definitions import ProcedureDefinition
+from engine.render import steplist
 from engine.render.diagram import DiagramError, render_svg
 from storage.models import (AuditEvent, Case, CaseField, Organization, Procedure, ProcedureVersion, RoleAssignment,
                             TimerDue, User, WorkItem)
@@ -57,10 +58,28 @@ SUBSIDIES = {
     "B-SVC-04": (("paid_amount", "total_amount"), (), None, "recipients_count"),
     "V-AST-04": (("paid_total",), (), None, None),
 }
+# 拟发放 or 已发放: procedure → (the step that confirms the money was paid, its date field). Until that
+# step is done, an amount is only proposed (拟发放 / 拟支出: on notice, or still being reviewed).
+PAID_BY = {
+    "B-SVC-01": ("county_confirm", "confirm_date"),
+    "B-SVC-02": ("pay", "paid_date"),
+    "B-SVC-04": ("pay", "paid_date"),
+    "V-AST-04": ("payout", "payout_date"),
+    "B-FIN-01": ("center_entry", "payment_date"),
+    "C-FIN-01": ("street_pay", "payment_date"),
+    "B-PUR-02": ("reimburse", "paid_date"),
+    "B-PUR-03": ("reimburse", "paid_date"),
+}
 
 
 def month_of(at: datetime) -> str:
     return (at + CHINA).strftime("%Y-%m")
+
+
+def version_for(session: Session, proc, org: Organization) -> int:
+    """The version id new cases of ``proc`` at ``org`` run: its township's published variant, else the
+    district's current version (what the public page of that village shows)."""
+    return variants.version_for(session, proc.id, org)[0].id
 
 
 def definition(session: Session, version_id: int) -> ProcedureDefinition:
@@ -185,7 +204,8 @@ def changes(session: Session, org: Organization, *, limit: int = 5) -> list[dict
         select(ProcedureVersion.procedure_id, ProcedureVersion.version, ProcedureVersion.published_at,
                ProcedureVersion.note, Procedure.name)
         .join(Procedure, Procedure.id == ProcedureVersion.procedure_id)
-        .where(ProcedureVersion.version > 1, Procedure.edition.in_((edition, "both")))
+        .where(ProcedureVersion.version > 1, Procedure.edition.in_((edition, "both")),
+               ~ProcedureVersion.procedure_id.contains("@"))  # not townships' variants (numbered on their own)
         .order_by(ProcedureVersion.published_at.desc()).limit(limit)).all()
     return [{"procedure_id": r.procedure_id, "name": r[4], "version": r.version, "at": r.published_at,
              "note": r.note} for r in rows]
@@ -242,6 +262,25 @@ def _amount_items(session: Session, case_rows, values, amounts_of) -> list[dict]
     return items
 
 
+def _mark_paid(session: Session, items: list[dict]) -> None:
+    """Each outgoing item of a procedure in :data:`PAID_BY` is 已发放 (``paid``: the confirming step is
+    done, with its name and date) or 拟发放 (``proposed``: direction ``proposed``, kept out of the paid
+    totals)."""
+    for i in items:
+        paid_by = PAID_BY.get(i["row"].procedure_id)
+        if paid_by is None or i["direction"] != "out":
+            i["status"], i["paid_on"], i["paid_step"] = "", "", ""
+            continue
+        step_id, date_field = paid_by
+        done = i["got"].get(date_field)
+        if done is not None and done.text_value:
+            step = definition(session, i["row"].procedure_version_id).steps.get(step_id)
+            i["status"], i["paid_on"], i["paid_step"] = "paid", str(done.text_value)[:10], step.name if step else ""
+        else:
+            i["status"], i["paid_on"], i["paid_step"] = "proposed", "", ""
+            i["direction"] = "proposed"
+
+
 def _page_of(items: list[dict], page: int) -> tuple[list[dict], int, int]:
     pages = max(1, math.ceil(len(items) / PER_PAGE))
     page = min(max(page, 1), pages)
@@ -252,6 +291,7 @@ def money(session: Session, org: Organization, *, page: int = 1) -> dict:
     """我们的钱包: income and spending items by month (a page of them), with totals over every record
     by month and by category."""
     names = {n for _, amounts, party in MONEY.values() for n in (*amounts, party) if n}
+    names |= {field for pid, (_, field) in PAID_BY.items() if pid in MONEY}
     case_rows, values = _field_rows(session, org, list(MONEY), names)
     items = _amount_items(session, case_rows, values, lambda pid: MONEY[pid][1])
     for i in items:
@@ -259,6 +299,7 @@ def money(session: Session, org: Organization, *, page: int = 1) -> dict:
         d = definition(session, r.procedure_version_id)
         i["d"], i["direction"], i["procedure"] = d, MONEY[r.procedure_id][0], d.name
         i["category"] = category_zh(d.category) if d.category in catalogue.categories() else ""
+    _mark_paid(session, items)
     shown, page, pages = _page_of(items, page)
     paths = _approval_paths(session, [i["row"].id for i in shown])
     titles = list_titles(session, [(i["row"].id, i["row"].title, i["d"]) for i in shown])
@@ -273,9 +314,10 @@ def money(session: Session, org: Organization, *, page: int = 1) -> dict:
 
 def _grouped(items: list[dict], shown: list[dict], page: int, pages: int) -> dict:
     """Totals over all ``items``; months of the ``shown`` page, each with its whole month's totals."""
-    month_totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"in": Decimal(0), "out": Decimal(0)})
+    month_totals: dict[str, dict[str, Decimal]] = defaultdict(
+        lambda: {"in": Decimal(0), "out": Decimal(0), "proposed": Decimal(0)})
     by_category: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    total = {"in": Decimal(0), "out": Decimal(0)}
+    total = {"in": Decimal(0), "out": Decimal(0), "proposed": Decimal(0)}  # proposed: 拟发放, not in out
     for item in items:
         month_totals[item["month"]][item["direction"]] += item["amount"]
         total[item["direction"]] += item["amount"]
@@ -292,12 +334,14 @@ def _grouped(items: list[dict], shown: list[dict], page: int, pages: int) -> dic
 def subsidies(session: Session, org: Organization, *, page: int = 1) -> dict:
     """补贴去哪了: welfare disbursements (a page of them, totals over all), names and ids masked."""
     names = {n for amounts, people, idn, count in SUBSIDIES.values() for n in (*amounts, *people, idn, count) if n}
+    names |= {field for pid, (_, field) in PAID_BY.items() if pid in SUBSIDIES}
     case_rows, values = _field_rows(session, org, list(SUBSIDIES), names)
     items = _amount_items(session, case_rows, values, lambda pid: SUBSIDIES[pid][0])
     for i in items:
         d = definition(session, i["row"].procedure_version_id)
         i["procedure"] = i["category"] = d.name
         i["direction"] = "out"
+    _mark_paid(session, items)
     shown, page, pages = _page_of(items, page)
     for i in shown:
         _, people, idn, count = SUBSIDIES[i["row"].procedure_id]
@@ -433,6 +477,7 @@ def case_page(session: Session, case: Case) -> dict:
         "status_zh": cases.STATUS_ZH.get(case.status, case.status), "created_at": case.created_at,
         "closed_at": case.closed_at, "steps": steps, "current": current, "notices": notices,
         "objections": objections, "chain_head": case.audit_head, "chain_events": case.audit_seq, "svg": svg,
+        "path": steplist.step_path(d, nodes, here, overdue),
     }
 
 

@@ -246,7 +246,8 @@ def visible_orgs(session: Session, actor: Actor, kinds: tuple[str, ...] = ("vill
 
 
 def procedure_choices(session: Session) -> list[tuple[str, str]]:
-    return [(p.id, p.name) for p in session.scalars(select(Procedure).order_by(Procedure.id))]
+    return [(p.id, p.name) for p in session.scalars(select(Procedure).order_by(Procedure.id))
+            if "@" not in p.id]  # a township variant's key holds its versions, it is no procedure of its own
 
 
 def events(session: Session, case_id: int) -> list[dict]:

@@ -41,7 +41,8 @@ case_id=$(xiaowei case start EX-PUB-01 --org XQ01 --as xq01.committee --json | p
 echo "case #$case_id started"
 xiaowei case complete "$case_id" propose --as xq01.committee --data '{"damage": "公开栏玻璃破损,雨水渗入", "cost": "1200"}'
 xiaowei case complete "$case_id" review --as xq01.party --data '{"approved": true, "opinion": "同意维修,费用合理"}'
-xiaowei case complete "$case_id" repair --as xq01.committee --data '{"finished": "2026-03-10", "paid": "1150"}'
+today=$(python -c 'from datetime import datetime, timedelta, timezone; print(datetime.now(timezone(timedelta(hours=8))).date())')
+xiaowei case complete "$case_id" repair --as xq01.committee --data "{\"finished\": \"$today\", \"paid\": \"1150\"}"  # finished today (Beijing time): never a future date
 xiaowei case show "$case_id"
 
 echo "== 5. the trail, verified offline"

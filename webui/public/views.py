@@ -27,7 +27,7 @@ from engine.core import attachments, audit, cases, checkpoints, limits, objectio
 from engine.services import public as rules
 from engine.core.errors import Conflict, InvalidData
 
-from engine.services import public_reads as pr
+from engine.services import public_nav, public_reads as pr
 from webui.i18n import gettext as _
 from webui.security import xw
 
@@ -57,12 +57,21 @@ def _board_org(org_code: str):
 
 # --- the board ---------------------------------------------------------------------------------------
 
+@bp.get("/")
+def index():
+    """Every township's boards: where a villager starts, and where error pages lead back to."""
+    return _cached(render_template("public/index.html", groups=xw().read(public_nav.index)))
+
+
 @bp.get("/<org_code>")
 def board(org_code: str):
     with xw().db.read() as s:
         org = pr.board_org(s, org_code)
         if org is None:
-            abort(404)
+            town = public_nav.township(s, org_code)
+            if town is None:
+                abort(404)
+            return _cached(render_template("public/township.html", **town))
         page = {"org": org, "notices": pr.on_notice(s, org), "past": pr.past_notices(s, org),
                 "groups": pr.edition_procedures(s, org), "cadres": pr.cadres(s, org), "changes": pr.changes(s, org),
                 "checkpoint": checkpoints.summary(s)}
@@ -95,17 +104,35 @@ def _page() -> int:
     return int(raw) if raw.isdigit() and len(raw) < 7 else 1
 
 
-@bp.get("/<org_code>/procedures/<procedure_id>")
-def procedure(org_code: str, procedure_id: str):
+def _procedure(org_code: str, procedure_id: str):
+    """The board's organization, a live procedure of its edition and its chart, or 404."""
     with xw().db.read() as s:
         org = pr.board_org(s, org_code)
         proc = pr.procedure(s, procedure_id)
         edition = "village" if org is not None and org.kind == "village" else "community"
         if org is None or proc is None or proc.current_version_id is None or proc.edition not in (edition, "both"):
             abort(404)
-        d = pr.definition(s, proc.current_version_id)
-        svg = pr.diagram(proc.current_version_id, d, (), ())
+        version_id = pr.version_for(s, proc, org)  # the township's variant where it has published one
+        d = pr.definition(s, version_id)
+        svg = pr.diagram(version_id, d, (), ())
+    return org, d, svg
+
+
+@bp.get("/<org_code>/procedures/<procedure_id>")
+def procedure(org_code: str, procedure_id: str):
+    org, d, svg = _procedure(org_code, procedure_id)
     return _cached(render_template("public/procedure.html", org=org, d=d, svg=svg))
+
+
+@bp.get("/<org_code>/procedures/<procedure_id>/chart.svg")
+def procedure_chart(org_code: str, procedure_id: str):
+    """A procedure's flowchart alone, at full size (one tap from its page on a phone)."""
+    _org, _d, svg = _procedure(org_code, procedure_id)
+    if not svg:
+        abort(404)
+    response = _cached(svg)
+    response.headers["Content-Type"] = "image/svg+xml; charset=utf-8"
+    return response
 
 
 @bp.get("/track")
@@ -113,7 +140,7 @@ def track():
     code = cases.normalize_tracking_code(request.args.get("code") or "")
     if not code:
         return redirect(url_for(".board", org_code=request.args.get("org") or "")) if request.args.get("org") \
-            else abort(404)
+            else redirect(url_for(".index"))  # an empty lookup: back to the boards, not a dead end
     with xw().db.read() as s:
         receipt = pr.case_by_code(s, code) is None and objections.by_receipt(s, code) is not None
     if receipt:  # one lookup box: a case's tracking code or an objection's receipt code
@@ -151,8 +178,11 @@ def _qr_svg(url: str, scale: int, title: str) -> str:
 
     out = io.BytesIO()
     segno.make(url, error="m").save(out, kind="svg", scale=scale, border=2, xmldecl=False, svgns=True,
-                                     title=title, nl=False)
-    return out.getvalue().decode("utf-8")
+                                     title=title, nl=False, omitsize=True)
+    svg = out.getvalue().decode("utf-8")
+    # a viewBox and its own size: the code scales down whole on a narrow screen, never clipped
+    size = svg.split('viewBox="0 0 ', 1)[1].split(" ", 1)[0]
+    return svg.replace(" viewBox=", f' width="{size}" height="{size}" viewBox=', 1)
 
 
 @bp.app_template_global("public_case_qr")
@@ -165,6 +195,17 @@ def public_case_qr(code: str) -> Markup:
 def case(code: str):
     page = _case_page(code)
     return _cached(render_template("public/case.html", c=page, qr=qr_svg(case_url(page["raw_code"]))))
+
+
+@bp.get("/case/<code>/chart.svg")
+def case_chart(code: str):
+    """The case's flowchart alone, at full size: one tap from the step list on a phone."""
+    page = _case_page(code)
+    if not page["svg"]:
+        abort(404)
+    response = _cached(page["svg"])
+    response.headers["Content-Type"] = "image/svg+xml; charset=utf-8"
+    return response
 
 
 @bp.get("/case/<code>/data.json")

@@ -14,6 +14,7 @@ from engine.core import attachments as engine_attachments
 from engine.core import cases as engine_cases
 from engine.core import catalogue, forms, procedures
 from engine.render import narrative
+from engine.render import steplist
 from engine.render.diagram import DiagramError, render_svg
 from engine.core.errors import Conflict, EngineIncident, Forbidden, InvalidData, NotFound, XiaoweiError
 
@@ -108,6 +109,7 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
             "objection_panel": xw().read(objection_reads.panel, g.actor, case_id),
             "dossier": file, "dossier_groups": dossier_groups(file),
             "focus": sorted(current), "upload_limit": engine_attachments.size_text(engine_attachments.max_bytes()),
+            "path": steplist.step_path(d, nodes, current, overdue),
             "upload_max_files": engine_attachments.MAX_FILES,
             "timers": [{**t, "name": d.nodes[t["node"]].name if t["node"] in d.nodes else t["node"]}
                        for t in info["timers"]]}

@@ -24,11 +24,12 @@ from flask import Blueprint, abort, g, jsonify, make_response, render_template, 
 
 from engine.core import catalogue
 from engine.services import editing
-from engine.core.errors import Conflict, XiaoweiError
+from engine.core.errors import Conflict, Forbidden, XiaoweiError
 from engine.core.expressions import ExpressionError, compile_expression
 from engine.core.lint import lint_bytes
 
 from . import table_form as tf
+from .procedures import editing_refusal
 from webui.i18n import gettext as _
 from webui.i18n import lang_part
 from webui.security import csrf_token, login_required, xw
@@ -42,13 +43,14 @@ MAX_XML = 2 * 1024 * 1024
 
 def _check_edit(procedure_id: str) -> None:
     if g.actor is None or not editing.is_editor(g.actor):
-        abort(403)
+        raise Forbidden("流程图编辑器只对镇(街道)工作人员和区级管理员开放 / only township and district staff edit diagrams",
+                        action="edit_procedure")
     with xw().db.read() as s:
         exists, owner = editing.owner_of(s, procedure_id)
         if not exists:
             abort(404)
         if not editing.may_edit(s, g.actor, owner):
-            abort(403)
+            raise Forbidden(editing_refusal(s, procedure_id), action="edit_procedure")
 
 
 def vendor_ready() -> bool:
@@ -66,7 +68,9 @@ def page(procedure_id: str):
             name = editing.definition_of(draft.bpmn_xml).name or procedure_id
         else:
             name = editing.definition_of(editing.latest_version(s, procedure_id).bpmn_xml).name or procedure_id
-    response = render_template("procedures/modeler.html", procedure_id=procedure_id, name=name,
+    shown_id, _sep, variant = procedure_id.partition("@")  # a township variant: B-PUR-02@SFZ
+    response = render_template("procedures/modeler.html", procedure_id=procedure_id, name=name, shown_id=shown_id,
+                               variant=bool(variant),
                                ready=vendor_ready(), csrf=csrf_token(),
                                data_url=url_for("modeler.data", procedure_id=procedure_id),
                                save_url=url_for("modeler.save", procedure_id=procedure_id),
@@ -102,6 +106,25 @@ def data(procedure_id: str):
                              {"key": "terminated", "zh": "终止"}])
 
 
+def _table_lost(procedure_id: str, xml: bytes) -> str:
+    """Why saving ``xml`` would make the 任务单 impossible when the current draft (or version) still
+    has one; "" when nothing is lost."""
+    from engine.bpmn.reverse import table_from_bpmn
+
+    with xw().db.read() as s:
+        draft = editing.get_draft(s, procedure_id)
+        if draft is not None:
+            current, had_table = draft.bpmn_xml, bool(draft.step_table)
+        else:
+            version = editing.latest_version(s, procedure_id)
+            current = version.bpmn_xml
+            had_table = editing.saved_step_table(s, procedure_id, version.content_hash) is not None
+    if not had_table and table_from_bpmn(current.encode("utf-8"))[0] is None:
+        return ""
+    table, why = table_from_bpmn(xml)
+    return "" if table is not None else why
+
+
 def _problems(xml: bytes) -> list[dict]:
     return [p.to_dict() for p in lint_bytes(xml, "草稿").problems]
 
@@ -119,6 +142,11 @@ def save(procedure_id: str):
     xml = body["xml"].encode("utf-8")
     if len(xml) > MAX_XML:
         return jsonify(error="too_large", message=_("流程图超过 2 MB。")), 413
+    if body.get("confirm_table_loss") is not True:
+        lost = _table_lost(procedure_id, xml)
+        if lost:  # said before saving, not after: nothing is saved until the user confirms
+            return jsonify(needs_confirm=True, saved=False,
+                           message=_("保存后将无法还原为任务单:%(reason)s。仍要保存吗?", reason=lost))
     try:
         draft = xw().write(editing.save_draft, procedure_id, xml, username=g.user.username,
                            expected_revision=revision, source="流程图编辑器")
@@ -150,7 +178,7 @@ def check(procedure_id: str):
     try:
         expr = compile_expression(text)
     except ExpressionError as exc:
-        return jsonify(ok=False, message=_("条件不安全或有误:%(reason)s", reason=lang_part(exc)))
+        return jsonify(ok=False, message=_("条件不安全或有误:%(reason)s", reason=lang_part(exc.bilingual())))
     unknown = sorted(expr.names - fields)
     if unknown:
         return jsonify(ok=False, message=_("条件引用了不存在的表单字段:%(names)s", names=_("、").join(unknown)))

@@ -16,11 +16,12 @@ from flask import Blueprint, abort, g, render_template, request, url_for
 
 from engine.core import catalogue
 from engine.services import editing
-from engine.core.errors import Conflict, XiaoweiError
+from engine.core.errors import Conflict, Forbidden, XiaoweiError
 from engine.core.lint import lint_bytes
 from engine.bpmn.steptable import TABLES_DIR, StepTableError, build_bpmn, load_table
 
 from . import table_form as tf
+from .procedures import editing_refusal
 from webui.i18n import current as current_lang
 from webui.i18n import gettext as _
 from webui.i18n import lang_part
@@ -31,7 +32,8 @@ bp = Blueprint("procedure_editor", __name__)
 
 def _require_editor() -> None:
     if g.actor is None or not editing.is_editor(g.actor):
-        abort(403)
+        raise Forbidden("任务单只对镇(街道)工作人员和区级管理员开放 / only township and district staff edit step tables",
+                        action="edit_procedure")
 
 
 def _check_edit(procedure_id: str) -> None:
@@ -41,7 +43,7 @@ def _check_edit(procedure_id: str) -> None:
         if not exists:
             abort(404)
         if not editing.may_edit(s, g.actor, owner):
-            abort(403)
+            raise Forbidden(editing_refusal(s, procedure_id), action="edit_procedure")
 
 
 def _library_table(procedure_id: str, xml: str) -> dict | None:
@@ -56,6 +58,13 @@ def _library_table(procedure_id: str, xml: str) -> dict | None:
         return None
 
 
+def _rebuilt(xml: str) -> dict | None:
+    """The step table rebuilt from a diagram whose structure allows it (:mod:`engine.bpmn.reverse`)."""
+    from engine.bpmn.reverse import table_from_bpmn
+
+    return table_from_bpmn(xml.encode("utf-8"))[0]
+
+
 def _load(procedure_id: str) -> tuple[tf.Sheet | None, str | None, str]:
     """(sheet, draft XML, note) of a procedure's draft (or latest version when it has no draft)."""
     with xw().db.read() as s:
@@ -63,12 +72,13 @@ def _load(procedure_id: str) -> tuple[tf.Sheet | None, str | None, str]:
         if draft is not None:
             if draft.step_table:
                 return tf.sheet_from_table(json.loads(draft.step_table), draft.revision), draft.bpmn_xml, ""
-            table = _library_table(procedure_id, draft.bpmn_xml)
+            table = _library_table(procedure_id, draft.bpmn_xml) or _rebuilt(draft.bpmn_xml)
             if table is not None:
                 return tf.sheet_from_table(table, draft.revision), draft.bpmn_xml, ""
             return None, draft.bpmn_xml, "draft"
         version = editing.latest_version(s, procedure_id)
-        table = editing.saved_step_table(s, procedure_id, version.content_hash) or _library_table(procedure_id, version.bpmn_xml)
+        table = (editing.saved_step_table(s, procedure_id, version.content_hash)
+                 or _library_table(procedure_id, version.bpmn_xml) or _rebuilt(version.bpmn_xml))
         if table is not None:
             return tf.sheet_from_table(table, 0), None, _("以第%(n)s版为基础;保存后成为草稿。", n=version.version)
         return None, None, "version"
@@ -96,8 +106,9 @@ def _render(sheet: tf.Sheet, *, new: bool, status: int = 200, found: tf.Findings
         "procedures/table.html", sheet=sheet, new=new, found=found or tf.Findings(), done=done, error=error,
         note=note, checked=checked, roles=tf.roles_for(sheet.edition), kinds=tf.KIND_ZH,
         field_types=tf.FIELD_TYPE_ZH, time_units=tf.TIME_UNITS, editions=tf.EDITION_ZH, categories=catalogue.categories(),
+        edit_key=g.get("edit_key") or sheet.id, variant=bool(g.get("edit_key", "").partition("@")[2]),
         action_url=url_for("procedure_editor.new") if new else url_for("procedure_editor.table",
-                                                                        procedure_id=sheet.id)), status
+                                                                        procedure_id=g.get("edit_key") or sheet.id)), status
 
 
 def _handle(sheet: tf.Sheet, *, new: bool):
@@ -133,7 +144,7 @@ def _handle(sheet: tf.Sheet, *, new: bool):
         return _render(sheet, new=new, found=found, checked=True,
                        done="" if errors else _("校验通过:可以保存,保存后即可在流程管理页发布。"))
     try:
-        revision = xw().write(editing.save_step_table_draft, sheet.id, xml, table, username=g.user.username,
+        revision = xw().write(editing.save_step_table_draft, g.get("edit_key") or sheet.id, xml, table, username=g.user.username,
                               expected_revision=sheet.revision)
     except Conflict as exc:
         return _render(sheet, new=new, status=409, found=found, error=_("%(reason)s 下面仍是您提交的任务单,可以复制保留后重新打开草稿。",
@@ -160,9 +171,10 @@ def new():
 @login_required
 def table(procedure_id: str):
     _check_edit(procedure_id)
+    g.edit_key = procedure_id  # a township variant (B-PUR-02@SFZ) edits the table of B-PUR-02 under its key
     if request.method == "POST":
         sheet = tf.sheet_from_form(request.form)
-        sheet.id = procedure_id
+        sheet.id = procedure_id.partition("@")[0]
         return _handle(sheet, new=False)
     sheet, xml, note = _load(procedure_id)
     if sheet is None:

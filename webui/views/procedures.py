@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from flask import Blueprint, abort, g, render_template, request
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 
 from engine.core import audit, catalogue
-from engine.services import editing
+from engine.core.errors import Forbidden
+from engine.services import editing, variants
 from engine.render.diagram import DiagramError, render_svg_bytes
 from engine.core.errors import Conflict, XiaoweiError
 from engine.core.lint import lint_bytes
@@ -27,7 +28,8 @@ bp = Blueprint("procedures", __name__)
 
 def _require_editor() -> None:
     if g.actor is None or not editing.is_editor(g.actor):
-        abort(403)
+        raise Forbidden("流程管理只对镇(街道)工作人员和区级管理员开放 / procedures are managed by township and "
+                        "district staff", action="edit_procedure")
 
 
 def _may_edit(session, procedure_id: str) -> bool:
@@ -40,8 +42,10 @@ def _may_edit(session, procedure_id: str) -> bool:
 def index():
     _require_editor()
     rows, new_drafts = xw().read(editing.library_rows, g.actor)
+    marks = xw().read(variants.library_marks, g.actor)  # 镇(街道)变体 and 上级版本已更新
     for row in rows:
         row["owner"] = row["owner"] or _("区级事项库")
+        row["variants"] = marks.get(row["id"], [])
     return render_template("procedures/index.html", rows=rows, new_drafts=new_drafts,
                            categories=catalogue.categories())
 
@@ -83,19 +87,23 @@ def _page(procedure_id: str, *, status: int = 200, **extra):
         running = editing.running_cases(s, procedure_id) if editable else []
         local = editing.local_parameters(s, g.actor, proc)
         review = editing.review_notes(s, proc, draft if editable else None)
+        variant_list = variants.variants_of(s, procedure_id, g.actor)  # 镇(街道)变体: all for the district
         view = [{"version": v.version, "published_at": audit.iso(v.published_at)[:16].replace("T", " "),
                  "published_by": v.published_by, "note": v.note, "change_summary": v.change_summary,
                  "effective_from": audit.iso(v.effective_from)[:10] if v.effective_from else ""} for v in versions]
     return render_template("procedures/show.html", procedure_id=procedure_id, name=name, versions=view,
                            draft=draft, editable=editable, problems=problems, draft_changes=draft_changes,
                            draft_svg=draft_svg, comparison=comparison, svgs=svgs, v1=v1, v2=v2, running=running,
-                           local=local, review=review, **extra), status
+                           local=local, review=review, variant_list=variant_list, **extra), status
 
 
 @bp.get("/procedures/<procedure_id>")
 @login_required
 def show(procedure_id: str):
     _require_editor()
+    base_id, sep, org_code = procedure_id.partition("@")
+    if sep:  # a township variant's key (the modeler's way back): its page
+        return redirect(url_for("variants.show", procedure_id=base_id, org_code=org_code))
     return _page(procedure_id)
 
 
@@ -103,7 +111,16 @@ def _check_edit(procedure_id: str) -> None:
     _require_editor()
     with xw().db.read() as s:
         if not _may_edit(s, procedure_id):
-            abort(403)
+            raise Forbidden(editing_refusal(s, procedure_id), action="edit_procedure")
+
+
+def editing_refusal(s, procedure_id: str) -> str:
+    """Why the user may not edit this procedure, in words that fit the editors' pages."""
+    _exists, owner = editing.owner_of(s, procedure_id)
+    if owner is None and editing.editable_org_ids(g.actor):
+        return _("“%(id)s”属于区级事项库,由区级管理员维护。镇(街道)工作人员可以在事项页创建本镇变体,修改后发布给本镇各村使用。",
+                 id=procedure_id)
+    return _("只有该事项所属镇(街道)的工作人员或区级管理员可以编辑“%(id)s”。", id=procedure_id)
 
 
 @bp.post("/procedures/<procedure_id>/draft")
@@ -111,6 +128,9 @@ def _check_edit(procedure_id: str) -> None:
 def start_draft(procedure_id: str):
     _check_edit(procedure_id)
     xw().write(editing.new_draft_from_version, procedure_id, username=g.user.username)
+    base_id, sep, org_code = procedure_id.partition("@")
+    if sep:  # a township variant: its own page
+        return redirect(url_for("variants.show", procedure_id=base_id, org_code=org_code))
     return _page(procedure_id, done=_("已从最新版本创建草稿。"))
 
 
@@ -129,6 +149,11 @@ def _effective(text: str) -> datetime | None:
 @login_required
 def publish(procedure_id: str):
     _check_edit(procedure_id)
+    base_id, sep, org_code = procedure_id.partition("@")
+    if sep:  # a township variant is published (and checked against the district's version) on its page
+        from webui.views import variants as variant_views
+
+        return variant_views.publish(base_id, org_code)
     note = (request.form.get("note") or "").strip()[:2000]
     try:
         result = xw().write(editing.publish_draft, procedure_id, username=g.user.username, note=note,
@@ -169,7 +194,25 @@ def import_file():
         return render_template("procedures/import.html", report=None, error=_("请选择 BPMN 文件。")), 422
     data = upload.stream.read(editing.IMPORT_MAX_BYTES + 1)
     try:
-        report = xw().write(editing.import_bpmn, data, upload.filename[:100], username=g.user.username)
+        report = xw().write(editing.import_bpmn, data, upload.filename[:100], username=g.user.username,
+                            replace=request.form.get("replace") == "1")
+    except XiaoweiError as exc:
+        return render_template("procedures/import.html", report=None, error=exc.message), exc.status
+    return render_template("procedures/import.html", report=report, error=None), (200 if report.status == "imported" else 422)
+
+
+@bp.post("/procedures/import/choose")
+@login_required
+def import_choose():
+    """Another pool of the file just imported (the report lists them)."""
+    from engine.services.bpmn_import import choose_other_process
+
+    _require_editor()
+    source, process = request.form.get("from", ""), request.form.get("process", "")
+    if not source or not process:
+        return render_template("procedures/import.html", report=None, error=_("请选择要导入的流程。")), 422
+    try:
+        report = xw().write(choose_other_process, source, process, username=g.user.username)
     except XiaoweiError as exc:
         return render_template("procedures/import.html", report=None, error=exc.message), exc.status
     return render_template("procedures/import.html", report=report, error=None), (200 if report.status == "imported" else 422)

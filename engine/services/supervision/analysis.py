@@ -602,7 +602,11 @@ def grades(session: Session, month: str, org_ids: set[int] | None = None, *, now
         score = round(max(0.0, 100.0 - float(sum(deductions.values()))), 1)
         grade = "A" if score >= p["grade_a_min"] else "B" if score >= p["grade_b_min"] else \
             "C" if score >= p["grade_c_min"] else "D"
+        capped = ""
+        if grade == "A" and counts["red"]:  # never A with an open red warning, whatever the weights
+            grade, capped = "B", f"有{counts['red']}条未办结的红色预警,不评A级"
         out.append({"org": v.code, "org_name": v.name, "org_id": v.id, "month": month, "score": score, "grade": grade,
+                    "capped": capped,
                     "open_warnings": dict(counts), "overdue_rate": round(rate, 4), "steps_with_due": with_due[v.id],
                     "steps_late": late[v.id], "disclosure_overdue": disclosure[v.id],
                     "deductions": {k: float(x) for k, x in deductions.items()},

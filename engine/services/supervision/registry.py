@@ -203,6 +203,7 @@ class ScanContext:
         self._settings: dict[tuple[int, str], str] | None = None
         self._param_cache: dict[tuple[int, str], Any] = {}
         self._scope_orgs: set[int] | None = None
+        self._scope_procedures: set[str] = set()
 
     # organizations
     def orgs(self) -> dict[int, tuple[int | None, str, str, str]]:
@@ -232,8 +233,17 @@ class ScanContext:
         if self.case_ids is None:
             return None
         if self._scope_orgs is None:
-            self._scope_orgs = set(self.session.scalars(select(Case.org_id).where(Case.id.in_(self.case_ids))))
+            found = self.session.execute(select(Case.org_id, Case.procedure_id).where(Case.id.in_(self.case_ids))).all()
+            self._scope_orgs = {org_id for org_id, _ in found}
+            self._scope_procedures = {proc for _, proc in found}
         return self._scope_orgs
+
+    def scope_procedures(self) -> set[str] | None:
+        """The procedures of the changed cases, None for a full scan."""
+        if self.case_ids is None:
+            return None
+        self.scope_orgs()
+        return self._scope_procedures
 
     # parameters
     def param(self, org_id: int, key: str) -> Any:
@@ -272,6 +282,8 @@ class ScanContext:
         """Cases of ``procedures`` with the latest values of ``names``: the changed cases, their
         villages' cases (``by_org``), or every case (full scan). ``require``: only cases that have it."""
         procedures, names = list(procedures), list(names)
+        if self.case_ids is not None and not by_org and not set(procedures) & (self.scope_procedures() or set()):
+            return {}  # the changed cases are of other procedures: nothing to read
         query = (
             select(
                 CaseField.case_id,

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from engine.core import audit, catalogue, directory
 from engine.core.errors import Conflict, Forbidden, InvalidData, NotFound
 from storage.models import (
-    AuditEvent, Case, Kinship, Organization, SupervisionWarning, WarningSubject,
+    AuditEvent, Case, Kinship, Organization, PersonRelation, SupervisionWarning, WarningSubject,
 )
 
 from .registry import (  # noqa: F401  (the warnings API: re-exported)
@@ -294,7 +294,12 @@ def supervise(session: Session, warning_id: int, username: str, opinion: str) ->
 def add_kin(session: Session, org_code: str, cadre: str, person_name: str, relation: str, *, actor: str,
             note: str = "", degree: int | None = None) -> dict:
     """Declare a relationship: the cadre themself (``self``) or a relative; audited in the system chain.
-    A cadre declares their own; supervisors (and administrators) of the village maintain any."""
+    A cadre declares their own; supervisors (and administrators) of the village maintain any.
+
+    Kinship by person: the cadre's account gets its person (``people.person_for_user``), the relative is
+    found in (or added to) the village's register by name (``people.find_or_add``) and the relation is
+    declared with its degree (``people.declare_relative``); the rules compare those persons. The
+    name-based row is kept as the declaration people list (``xiaowei kin list``)."""
     org = directory.get_org(session, org_code)
     if relation not in KIN_RELATIONS:
         raise InvalidData(f"未知亲属关系 {relation} / unknown relation", {"relation": ", ".join(KIN_RELATIONS)})
@@ -318,7 +323,23 @@ def add_kin(session: Session, org_code: str, cadre: str, person_name: str, relat
     audit.append_system_event(session, "kin_declared", actor=actor, data={
         "id": row.id, "org": org.code, "cadre": cadre, "person_name": person_name, "relation": relation,
         "degree": row.degree})
+    _declare_by_person(session, org, cadre, person_name, relation, row.degree, actor=actor, note=note)
     return kin_dict(row, org.code)
+
+
+def _declare_by_person(session: Session, org: Organization, cadre: str, person_name: str, relation: str,
+                       degree: int, *, actor: str, note: str) -> None:
+    from engine.core import people
+
+    me = people.person_for_user(session, cadre, actor=actor)
+    if relation == "self":
+        return  # the account's person is the cadre themself
+    relative = people.find_or_add(session, person_name, org=org, actor=actor).person
+    if relative.id == me.id or session.scalar(select(PersonRelation.id).where(
+            PersonRelation.person_id == me.id, PersonRelation.relative_id == relative.id,
+            PersonRelation.relation == relation)):
+        return
+    people.declare_relative(session, me, relative, relation, actor=actor, degree=degree, note=note)
 
 
 def kin_dict(k: Kinship, org_code: str = "") -> dict:

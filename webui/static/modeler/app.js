@@ -46,6 +46,72 @@ async function json(url, options) {
   return { res, body };
 }
 
+const MIN_ZOOM = 0.8;  // below this, the chart's Chinese labels are too small to read
+
+// Open a chart at a readable zoom: fit its width (not the whole chart, which shrinks wide procedures
+// to illegible), never below MIN_ZOOM nor above 1; start at the left, lane labels clear of the palette.
+function readableZoom(canvas) {
+  canvas.zoom('fit-viewport');
+  const box = canvas.viewbox();
+  const inner = box.inner;
+  const width = box.outer.width;
+  let zoom = inner.width > 0 ? (width - 160) / inner.width : 1;
+  zoom = Math.max(MIN_ZOOM, Math.min(1, zoom));
+  canvas.zoom(zoom);
+  canvas.viewbox({ x: inner.x - 110 / zoom, y: inner.y - 20 / zoom, width: box.outer.width / zoom,
+    height: box.outer.height / zoom });
+}
+
+// Palette entries in Chinese (a tooltip on every icon) and the parts Xiaowei cannot run hidden.
+const PALETTE_ZH = {
+  'hand-tool': '移动画布(抓手)', 'lasso-tool': '框选多个元素', 'space-tool': '插入或移除空白',
+  'global-connect-tool': '连线:从一个元素拖到另一个元素', 'create.start-event': '开始事件(流程从这里开始)',
+  'create.intermediate-event': '中间事件(定时:等待一段时间)', 'create.end-event': '结束事件(办结或终止)',
+  'create.exclusive-gateway': '排他网关(按条件走一条出口)', 'create.task': '步骤(由泳道中的角色办理)',
+  'create.subprocess-expanded': '子流程(小微不能执行)', 'create.data-object': '数据对象(仅作说明,不执行)',
+  'create.data-store': '数据存储(仅作说明,不执行)', 'create.participant-expanded': '泳池/参与者(小微一个事项只用一个泳池)',
+  'create.group': '分组(仅作说明,不执行)',
+};
+const NOT_RUNNABLE = ['create.subprocess-expanded', 'create.data-object', 'create.data-store', 'create.group',
+  'create.participant-expanded'];
+
+function paletteInChinese(container) {
+  for (const entry of container.querySelectorAll('.djs-palette .entry')) {
+    const action = entry.getAttribute('data-action');
+    const current = entry.getAttribute('title') || '';
+    if (!current && PALETTE_ZH[action]) {  // the translated tooltip stays where bpmn-js wrote one
+      entry.setAttribute('title', PALETTE_ZH[action]);
+    }
+    if (NOT_RUNNABLE.includes(action)) {
+      entry.style.display = 'none';  // Xiaowei cannot run these: not offered
+      entry.classList.add('xw-not-runnable');
+    }
+  }
+}
+
+// Element types Xiaowei does not run: marked on the chart (an imported diagram may hold them).
+const NOT_RUN_TYPES = {
+  'bpmn:DataStoreReference': '数据存储', 'bpmn:DataObjectReference': '数据对象', 'bpmn:Group': '分组',
+  'bpmn:SubProcess': '子流程', 'bpmn:CallActivity': '调用活动', 'bpmn:ServiceTask': '服务任务',
+  'bpmn:ScriptTask': '脚本任务', 'bpmn:SendTask': '发送任务', 'bpmn:ReceiveTask': '接收任务',
+  'bpmn:BusinessRuleTask': '业务规则任务', 'bpmn:ManualTask': '手工任务', 'bpmn:Task': '无类型任务',
+  'bpmn:InclusiveGateway': '包容网关', 'bpmn:EventBasedGateway': '事件网关', 'bpmn:ComplexGateway': '复杂网关',
+};
+
+function markNotRunnable(modeler) {
+  const overlays = modeler.get('overlays');
+  overlays.remove({ type: 'xw-not-run' });
+  for (const element of modeler.get('elementRegistry').getAll()) {
+    const kind = NOT_RUN_TYPES[element.type];
+    if (!kind || element.type === 'bpmn:Process') continue;
+    const badge = document.createElement('span');
+    badge.className = 'xw-not-run';
+    badge.textContent = '不执行';
+    badge.title = `${kind}:小微不能执行,发布前请改为步骤或删除(导入助手可自动转换任务)`;
+    overlays.add(element.id, 'xw-not-run', { position: { top: -10, right: 10 }, html: badge });
+  }
+}
+
 async function main() {
   const descriptor = await (await fetch(new URL('./xw-moddle.json', import.meta.url))).json();
   const { res, body: data } = await json(root.dataset.dataUrl);
@@ -65,15 +131,16 @@ async function main() {
     return;
   }
   const canvas = modeler.get('canvas');
-  canvas.zoom('fit-viewport');
-  canvas.zoom(canvas.zoom() * 0.88, { x: 0, y: 0 });
-  canvas.scroll({ dx: 100, dy: 10 });  // keep the lane labels clear of the palette
+  readableZoom(canvas);
+  paletteInChinese(document.getElementById('modeler-canvas'));
   let revision = data.revision;
   let dirty = false;
   sourceEl.textContent = `编辑:${data.source}`;
   new XwPanel(modeler, document.getElementById('xw-panel'), data,
     { checkUrl: root.dataset.checkUrl, csrf: root.dataset.csrf });
+  markNotRunnable(modeler);
   modeler.get('eventBus').on('commandStack.changed', () => {
+    markNotRunnable(modeler);
     dirty = true;
     status('有未保存的修改。', 'pending');
   });
@@ -89,11 +156,20 @@ async function main() {
     status('正在保存…', 'pending');
     try {
       const { xml } = await modeler.saveXML({ format: true });
-      const { res: saved, body } = await json(root.dataset.saveUrl, {
+      const post = (extra) => json(root.dataset.saveUrl, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': root.dataset.csrf, Accept: 'application/json' },
-        body: JSON.stringify({ xml, revision }),
+        body: JSON.stringify({ xml, revision, ...extra }),
       });
+      let { res: saved, body } = await post({});
+      if (saved.ok && body.needs_confirm) {
+        // warned before saving: the step table (任务单) could no longer be rebuilt from this diagram
+        if (!window.confirm(body.message)) {
+          status('未保存:' + body.message.replace(/仍要保存吗?$/, '可继续修改后再保存。'), 'pending');
+          return;
+        }
+        ({ res: saved, body } = await post({ confirm_table_loss: true }));
+      }
       if (saved.ok) {
         revision = body.revision;
         dirty = false;

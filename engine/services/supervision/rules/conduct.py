@@ -52,7 +52,7 @@ SOD_ROLES = sorted({r for pair in SOD_PAIRS for r in pair})
     "Separation of duties",
     severity="red",
     inspects="同一事项中各环节的办理人和所用角色;采购与验收的办理人(B-PUR-01/B-PUR-03 按采购单号)",
-    condition="同一人在同一事项中以流程分开的两个角色办理(申请与审核、经办与审批、用印与保管、采购与验收、执行与监督)",
+    condition="同一人(同一账号,或人员库中同一人持有的不同账号)在同一事项中以流程分开的两个角色办理(申请与审核、经办与审批、用印与保管、采购与验收、执行与监督)",
 )
 def separation_of_duties(ctx: ScanContext) -> Iterator[Finding]:
     query = (
@@ -64,24 +64,34 @@ def separation_of_duties(ctx: ScanContext) -> Iterator[Finding]:
     if ctx.case_ids is not None:
         query = query.where(AuditEvent.case_id.in_(ctx.case_ids))
     roles: dict[tuple[int, str], set[str]] = defaultdict(set)
+    accounts: dict[tuple[int, str], set[str]] = defaultdict(set)
     orgs: dict[int, int] = {}
+    holders = _holders(ctx.session)
     for case_id, actor, role, org_id in ctx.session.execute(query):
-        roles[(case_id, actor)].add(role)
+        who = holders.get(actor, actor)  # people, not accounts: two accounts of one person are one
+        roles[(case_id, who)].add(role)
+        accounts[(case_id, who)].add(actor)
         orgs[case_id] = org_id
-    for (case_id, actor), held in roles.items():
+    for (case_id, who), held in roles.items():
         for pair, label in SOD_PAIRS.items():
             if pair <= held:
                 names = sorted(pair)
+                used = sorted(accounts[(case_id, who)])
+                actor = used[0] if len(used) == 1 else who
+                shown = used[0] if len(used) == 1 else f"同一人({'、'.join(used)})"
                 yield Finding(
                     "XW-02",
                     orgs[case_id],
                     f"{case_id}|{actor}|{'+'.join(names)}",
-                    f"{actor} 在同一事项中既是{label.split('与')[0]}又是{label.split('与')[1]}",
-                    {"actor": actor, "roles": names, "pair": label},
+                    f"{shown} 在同一事项中既是{label.split('与')[0]}又是{label.split('与')[1]}",
+                    {"actor": "、".join(used), "accounts": used, "roles": names, "pair": label},
                     case_id=case_id,
-                    subjects=(actor,),
+                    subjects=tuple(used),
                 )
-    # buyer and acceptor across cases: the same purchase number
+    # buyer and acceptor across cases: the same purchase number (only a purchase or an acceptance can change it)
+    changed = ctx.scope_procedures()
+    if changed is not None and not changed & {"B-PUR-01", "B-PUR-03"}:
+        return
     buys = ctx.fields(["B-PUR-01"], ["purchase_no"], by_org=True, require="purchase_no")
     accepts = ctx.fields(["B-PUR-03"], ["purchase_no"], by_org=True, require="purchase_no")
     if not buys or not accepts:
@@ -94,28 +104,46 @@ def separation_of_duties(ctx: ScanContext) -> Iterator[Finding]:
         return
     wanted = {c for a, b in pairs for c in (a.case_id, b)}
     actors: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    names: dict[str, set[str]] = defaultdict(set)
     for case_id, actor, data in ctx.session.execute(
         select(AuditEvent.case_id, AuditEvent.actor, AuditEvent.data).where(
             AuditEvent.case_id.in_(wanted), AuditEvent.type == "step_completed"
         )
     ):
-        actors[case_id][json.loads(data).get("step")].add(actor)
+        who = holders.get(actor, actor)
+        actors[case_id][json.loads(data).get("step")].add(who)
+        names[who].add(actor)
     for accept, buy in pairs:
         for actor in actors[accept.case_id].get("acceptance", set()) & actors[buy].get("request", set()):
+            used = sorted(names[actor])
+            shown = used[0] if len(used) == 1 else f"同一人({'、'.join(used)})"
             yield Finding(
                 "XW-02",
                 accept.org_id,
                 f"{accept.case_id}|{actor}|buyer+acceptor",
-                f"{actor} 既提出采购(事项{buy})又参加验收",
+                f"{shown} 既提出采购(事项{buy})又参加验收",
                 {
-                    "actor": actor,
+                    "actor": "、".join(used),
+                    "accounts": used,
                     "pair": "采购人与验收人",
                     "purchase_case": buy,
                     "purchase_no": accept.text["purchase_no"],
                 },
                 case_id=accept.case_id,
-                subjects=(actor,),
+                subjects=tuple(used),
             )
+
+
+def _holders(session: Session) -> dict[str, str]:
+    """username → ``person:<id>`` for the accounts held by a person who holds more than one account (the
+    others compare by account, so their warnings keep the fingerprints they had)."""
+    from storage.models import User
+
+    linked = session.execute(select(User.username, User.person_id).where(User.person_id.is_not(None))).all()
+    count: dict[int, int] = defaultdict(int)
+    for _, pid in linked:
+        count[pid] += 1
+    return {u: f"person:{pid}" for u, pid in linked if count[pid] > 1}
 
 
 # --- XW-04 evidence missing on payment steps ---------------------------------------------------

@@ -59,11 +59,67 @@ def _order_findings(ctx: ScanContext, rule_id: str, pairs) -> Iterator[Finding]:
     "Execution before decision",
     severity="red",
     procedures=[p[0] for p in BEFORE_DECISION],
-    inspects="决议(确定)日期与实施完成、付款、平台登记日期",
-    condition="实施、付款或登记日期早于决议或确定供应商的日期",
+    inspects="决议(确定)日期、决议公示期与实施完成、付款、平台登记日期",
+    condition="实施、付款或登记日期早于决议或确定供应商的日期;或在决议公示期内(公示期满前)就已实施、登记",
 )
 def execution_before_decision(ctx: ScanContext) -> Iterator[Finding]:
-    return _order_findings(ctx, "WR-04", BEFORE_DECISION)
+    before = list(_order_findings(ctx, "WR-04", BEFORE_DECISION))
+    yield from before
+    flagged = {(f.case_id, f.facts["later_field"]) for f in before}
+    for f in _inside_notice(ctx):
+        if (f.case_id, f.facts["later_field"]) not in flagged:  # one set of facts, one warning
+            yield f
+
+
+# (procedure, the resolution's disclosure step, the field dated by the implementation, what it says)
+INSIDE_NOTICE = [
+    ("V-DEC-01", "disclose_resolution", "completion_date", "实施完成日期在决议公示期内"),
+    ("C-DEC-01", "disclose_resolution", "completion_date", "实施完成日期在决议公示期内"),
+    ("V-PRJ-01", "disclose_decision", "register_date", "平台登记日期在决议公示期内"),
+]
+
+
+def _inside_notice(ctx: ScanContext) -> Iterator[Finding]:
+    """Implementation dated inside the resolution's notice: on or after its first day and before the
+    day the notice period ended (the period's timer, as the step recorded it)."""
+    wanted = {(proc, disclosure): (later, message) for proc, disclosure, later, message in INSIDE_NOTICE}
+    notices: dict[int, tuple] = {}  # case → (start, end, step name, later field, message)
+    for case_id, _seq, _t, _at, _actor, _role, data, _org, proc, _v in ctx.events(
+        ["step_completed"], like='%"notice_start"%', procedures=sorted({p for p, *_ in INSIDE_NOTICE})
+    ):
+        found = wanted.get((proc, data.get("step")))
+        start = as_date((data.get("data") or {}).get("notice_start"))
+        if found is None or start is None:
+            continue
+        for timer in data.get("timers") or []:
+            if timer.get("node") == f"{data.get('step')}_period" and timer.get("due_at"):
+                end = (datetime.strptime(timer["due_at"], "%Y-%m-%dT%H:%M:%S.%fZ") + LOCAL).date()
+                notices[case_id] = (start, end, data.get("name"), *found)  # the latest round wins
+    if not notices:
+        return
+    fields = sorted({later for *_, later, _m in notices.values()})
+    rows = ctx.fields(sorted({p for p, *_ in INSIDE_NOTICE}), fields)
+    for case_id, (start, end, name, later, message) in notices.items():
+        r = rows.get(case_id)
+        day = r.date(later) if r else None
+        if day is None or not start <= day < end:
+            continue
+        yield Finding(
+            "WR-04",
+            r.org_id,
+            f"{case_id}|{later}|notice",
+            f"{message}:{day.isoformat()},而“{name}”公示期自{start.isoformat()}起,{end.isoformat()}期满",
+            {
+                "procedure": r.procedure_id,
+                "notice_step": name,
+                "notice_start": start.isoformat(),
+                "notice_end": end.isoformat(),
+                "later_field": later,
+                "later": day.isoformat(),
+                "days_before_end": (end - day).days,
+            },
+            case_id=case_id,
+        )
 
 
 @rule(

@@ -144,18 +144,21 @@ _ORG_NAME = re.compile(r"(公司|有限|合作社|厂|店|中心|站|院|局|所
     severity="red",
     procedures=["B-FIN-01"],
     inspects="财务支出报销的收款方、金额、类别;干部名单",
-    condition="向个人单笔≥配置金额(补贴、福利类除外);或收款人为本村干部本人",
+    condition="向个人单笔≥配置金额(补贴、福利类除外);或收款人为本村干部本人(按姓名,仅限尚未关联人员库的账号;已关联的按人员比对,见WR-08)",
     params=(P("large_transfer_amount", "向个人大额支付起点", "money", "50000", "元"),),
 )
 def large_to_individual(ctx: ScanContext) -> Iterator[Finding]:
     rows = ctx.fields(["B-FIN-01"], ["payee", "amount", "expense_category"], require="payee")
     if not rows:
         return
-    cadres: dict[int, dict[str, str]] = defaultdict(dict)  # org → display name → username
+    # org → display name → username, of the accounts not linked to a person: a cadre who is a person of
+    # the register is compared by person (WR-08: the payee is the cadre themself), not by name
+    cadres: dict[int, dict[str, str]] = defaultdict(dict)
     for oid, username, display in ctx.session.execute(
         select(RoleAssignment.org_id, User.username, User.display_name)
         .join(User, User.id == RoleAssignment.user_id)
-        .where(RoleAssignment.org_id.in_({o for r in rows.values() for o in ctx.chain(r.org_id)}))
+        .where(RoleAssignment.org_id.in_({o for r in rows.values() for o in ctx.chain(r.org_id)}),
+               User.person_id.is_(None))
     ):
         if display:
             cadres[oid][normalized(display)] = username

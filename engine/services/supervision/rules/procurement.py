@@ -28,7 +28,7 @@ from engine.services.supervision.registry import (
     severity="red",
     procedures=["B-PUR-02"],
     inspects="限额以下小额采购(B-PUR-02)的供应商、品目、成交金额、确定日期",
-    condition="同一供应商或同一品目在N天内≥M笔,每笔低于进站起点,合计达到进站起点",
+    condition="同一供应商或同一品目在N天内≥M笔,每笔低于进站起点,合计达到进站起点(两种情形涉及同一批采购的,合为一条预警)",
     params=(
         P("split_purchase_days", "拆分采购统计天数", "days", "30", "天"),
         P("split_purchase_count", "拆分采购最少笔数", "integer", "3", "笔"),
@@ -47,32 +47,63 @@ def split_purchases(ctx: ScanContext) -> Iterator[Finding]:
         groups[(r.org_id, "supplier", normalized(r.text.get("supplier")))].append((when, amount, r.case_id))
         if r.text.get("item_name"):
             groups[(r.org_id, "item", normalized(r.text.get("item_name")))].append((when, amount, r.case_id))
+    # The supplier view and the item view find windows of purchases; windows that share a purchase are
+    # one set of facts and give one warning (the same three purchases are not two warnings).
+    found: dict[int, list[tuple[str, str, str, list]]] = defaultdict(list)
     for (org_id, kind, value), items in groups.items():
         days, count = ctx.param(org_id, "split_purchase_days"), ctx.param(org_id, "split_purchase_count")
         threshold = ctx.param(org_id, "platform_entry_threshold")
         for window in windows(items, days, count, threshold):
-            cases = [i[2] for i in window]
-            total = sum(i[1] for i in window)
-            label = rows[cases[0]].text.get("supplier" if kind == "supplier" else "item_name")
+            label = rows[window[0][2]].text.get("supplier" if kind == "supplier" else "item_name")
+            found[org_id].append((kind, value, label, window))
+    for org_id, views in found.items():
+        days, count = ctx.param(org_id, "split_purchase_days"), ctx.param(org_id, "split_purchase_count")
+        threshold = ctx.param(org_id, "platform_entry_threshold")
+        for group in _overlapping(views):
+            purchases = sorted({i for _, _, _, window in group for i in window}, key=lambda i: (i[0], i[2]))
+            cases = [i[2] for i in purchases]
+            total = sum(i[1] for i in purchases)
+            seen: list[tuple[str, str]] = []
+            group = sorted(group, key=lambda v: (v[0] != "supplier", v[1]))
+            first_kind, first_value = group[0][0], group[0][1]  # (the key a supplier or item view alone had)
+            for kind, _value, label, _window in group:
+                if (kind, label) not in seen:
+                    seen.append((kind, label))
+            said = "、".join(f"{'同一供应商' if kind == 'supplier' else '同一品目'}“{label}”" for kind, label in seen)
             yield Finding(
                 "WR-01",
                 org_id,
-                f"{org_id}|{kind}|{value}|{cases[0]}",
-                f"{'同一供应商' if kind == 'supplier' else '同一品目'}“{label}”{days}天内{len(cases)}笔采购,"
-                f"每笔低于进站起点{money_text(threshold)}元,合计{money_text(total)}元",
+                f"{org_id}|{first_kind}|{first_value}|{cases[0]}",
+                f"{said}{days}天内{len(cases)}笔采购,每笔低于进站起点{money_text(threshold)}元,合计{money_text(total)}元",
                 {
-                    "by": kind,
-                    "value": label,
+                    "by": seen[0][0],
+                    "value": seen[0][1],
+                    "views": [{"by": kind, "value": label} for kind, label in seen],
                     "cases": cases,
-                    "amounts": [str(i[1]) for i in window],
-                    "dates": [i[0].isoformat() for i in window],
+                    "amounts": [str(i[1]) for i in purchases],
+                    "dates": [i[0].isoformat() for i in purchases],
                     "total": str(total),
                     "threshold": str(threshold),
                     "days": days,
                     "min_count": count,
                 },
-                case_id=cases[-1],
+                case_id=max(cases),
             )
+
+
+def _overlapping(views: list[tuple]) -> list[list[tuple]]:
+    """The windows grouped so that windows sharing a purchase are in one group (connected components)."""
+    groups: list[tuple[set[int], list[tuple]]] = []
+    for view in views:
+        ids = {i[2] for i in view[3]}
+        joined = [g for g in groups if g[0] & ids]
+        merged = (set(ids), [view])
+        for g in joined:
+            merged[0].update(g[0])
+            merged[1].extend(g[1])
+            groups.remove(g)
+        groups.append(merged)
+    return [members for _, members in groups]
 
 
 # --- WR-02 split projects ------------------------------------------------------------------
