@@ -217,7 +217,7 @@ def test_lint_refuses_an_ambiguous_plain_name():
     from engine.core.lint import lint_bytes
 
     xml = (ROOT / "processes" / "V-DEC-01.bpmn").read_bytes()
-    step = '<xw:step kind="task" evidence="合同、验收单、付款凭证"/>'.encode()
+    step = '<xw:step kind="task" evidence="合同、验收单、付款凭证" nameEn="Carry it out"/>'.encode()
     assert xml.count(step) == 1
     # 组织实施 is reached after either disclosure (the result's objection upheld sends it back): a plain
     # notice_start there may be either notice's.

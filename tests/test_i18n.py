@@ -88,7 +88,9 @@ def test_step_page_in_english_keeps_the_data_and_translates_the_ui(app, people, 
     for text in ("Time limit", "10 days", "Role", "Village/community Party organization", "Upload materials",
                  "Submit", "Flowchart", "Back to my tasks"):
         assert text in page, text
-    assert "征求意见(村民说事)" in page and "事项名称" in page  # procedure data stays as written
+    # the procedure's content in its English (issue #16); what people entered stays as written
+    assert "Consult villagers (villagers speak)" in page and "Matter" in page
+    assert "征求意见(村民说事)</h2>" not in page
     assert "提交办理" not in page and "办理时限" not in page
     broken = {k: v for k, v in COLLECT.items() if k != "matter_title"}
     failed = client.post(f"/cases/{case_id}/steps/collect", data={**broken, "csrf_token": client.csrf})

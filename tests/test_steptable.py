@@ -469,7 +469,7 @@ def test_generic_gateway_and_task_details(sample_xml: bytes) -> None:
     apply = root.find("bpmn:process/bpmn:userTask[@id='apply']", NS)
     assert apply.find("bpmn:documentation", NS).text == "填写申请。"
     step = apply.find("bpmn:extensionElements/xw:step", NS)
-    assert step.attrib == {"kind": "task", "timeLimit": "3d", "proxy": "true"}
+    assert step.attrib == {"kind": "task", "timeLimit": "3d", "proxy": "true", "nameEn": "Apply"}  # glossary
     choice = apply.find("bpmn:extensionElements/xw:field[@name='kind_of']", NS)
     assert [o.attrib for o in choice] == [{"value": "a", "label": "甲"}, {"value": "b", "label": "乙"}]
     children = [etree.QName(child).localname for child in apply]

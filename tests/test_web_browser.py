@@ -44,7 +44,8 @@ def sign_in(browser, base: str, username: str, viewport=PHONE):
     page.fill("#username", username)
     page.fill("#password", PASSWORD)
     page.click("button:has-text('登录')")
-    page.wait_for_url(base + "/tasks")
+    # everyone lands on their tasks, township supervisors and pure supervisors on the warnings inbox
+    page.wait_for_url(lambda url: url in (base + "/tasks", base + "/warnings"))
     return context, page
 
 

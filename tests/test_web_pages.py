@@ -48,7 +48,8 @@ def test_login_never_redirects_off_site(app, people):
     page = client.get("/login")
     response = client.post("/login", data={"username": people["party_branch"], "password": PASSWORD,
                                            "csrf_token": token_of(page.text), "next": "//evil.example/x"})
-    assert response.location == "/tasks"
+    assert response.location == "/"  # home, which sends each user to where they start (tasks here)
+    assert client.get("/").location == "/tasks"
 
 
 def test_session_cookie_is_secure_outside_tests(xw, setenv):

@@ -135,6 +135,10 @@ ROUTES = {
     # 监督分析 (charts, CSV, heat map): township and district staff, supervisors, a village's committee.
     ("GET", "/dashboard"): "dashboard",
     ("GET", "/dashboard/<chart>.csv"): "dashboard",
+    ("GET", "/dashboard/<chart>.xlsx"): "dashboard",
+    # Excel and CSV of the case search (every signed-in user, their own cases) and of the warnings inbox
+    ("GET", "/cases/export.<fmt>"): "page",
+    ("GET", "/warnings/export.<fmt>"): "warnings",
     ("GET", "/dashboard/heat/<procedure_id>"): "dashboard",
     # 廉情档案: supervisors only, of the cadre's village or above (the cadre: 东岙村's party_branch).
     ("GET", "/cadres"): "cadres",
@@ -341,7 +345,7 @@ def _cell(app, xw, people, case_id, method, rule, user, org, *, case, before, cl
         .replace("<username>", people["party_branch"])
     url = url.replace("<procedure_id>", "V-DEC-01") if rule.startswith(("/procedures/", "/dashboard/")) else url
     url = url.replace("<org_code>", "SFZ") if rule.startswith("/procedures/") else url  # the township of a variant
-    url = url.replace("<chart>", "trend")
+    url = url.replace("<chart>", "trend").replace("<fmt>", "xlsx")
     if "<int:warning_id>" in rule:
         url = url.replace("<int:warning_id>", str(warning))
     if rule.startswith("/public/"):

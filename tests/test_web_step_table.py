@@ -36,8 +36,11 @@ def form(rows: list[dict], *, action: str, revision: int = 0, pid: str = PID, na
             "requires_disclosure": "1", "requires_supervision": "1", "revision": str(revision), "base": "",
             "nsteps": str(len(rows)), "action": action}
     for i, row in enumerate(rows):
-        for key in ("id", "name", "role", "kind", "time_limit", "instructions", "basis", "on_fail", "notice_days"):
+        for key in ("id", "name", "role", "kind", "instructions", "basis", "on_fail", "notice_days"):
             data[f"s{i}.{key}"] = row.get(key, "")
+        # the time limit as the page asks for it: a number and a unit from a list
+        limit = re.fullmatch(r"(.*?)(wd|d|h)?", row.get("time_limit", ""))
+        data[f"s{i}.tl_n"], data[f"s{i}.tl_unit"] = limit.group(1), limit.group(2) or "d"
         fields = row.get("fields", [])
         data[f"s{i}.nfields"] = str(len(fields))
         for j, f in enumerate(fields):
@@ -78,7 +81,7 @@ def test_create_procedure_with_the_step_table_publish_and_run_a_case(app, xw, pe
     page = post(staff, "/procedures/new", form(bad, action="save"))
     assert page.status_code == 422 and "未保存" in page.text
     row0 = page.text[page.text.index('id="row-0"'):page.text.index('id="row-1"')]
-    assert "时限“5 days”格式错误" in row0
+    assert "时限应为1–999的整数" in row0
     row1 = page.text[page.text.index('id="row-1"'):page.text.index('id="row-2"')]
     assert "须选择“未通过时”的去向" in row1
     assert 'value="5 days"' in page.text  # the submitted table is shown again
@@ -149,3 +152,42 @@ def test_new_procedure_id_must_be_free_and_library_table_reopens(app, people):
     page = district.get("/procedures/V-DEC-01/table")  # a library procedure generated from its table
     assert page.status_code == 200 and 'value="propose"' in page.text
     assert staff.get("/procedures/V-DEC-01/table").status_code == 403  # township staff do not edit the library
+
+
+def test_time_limits_from_lists_and_keys_made_from_chinese_labels(app, xw, people):
+    """Township staff pick 3 + 工作日 from lists and type only Chinese: field keys, a step id and
+    choice values are made from the labels (pinyin); the keys sit behind an 高级 disclosure."""
+    from engine.bpmn.keys import key_from_label
+
+    staff = login(app, people["township_staff"])
+    page = staff.get("/procedures/new").text
+    assert 'name="s0.tl_n"' in page and 'name="s0.tl_unit"' in page and ">工作日</option>" in page
+    assert 'placeholder="5wd' not in page
+    head = page[page.index('id="row-0"'):]
+    assert head.index("<details class=\"advanced\"") < head.index('name="s0.f0.name"')  # keys: advanced only
+    rows = [{"id": "", "name": "登记申请", "role": "committee", "kind": "task", "time_limit": "3wd",
+             "fields": [{"name": "", "label": "申请人姓名", "type": "person", "required": True},
+                        {"name": "", "label": "申请事项", "type": "choice", "options": "宅基地;危房改造"},
+                        {"name": "", "label": "申请事项", "type": "text"}]},
+             ROWS[1], dict(ROWS[2], on_fail="end_rejected"), ROWS[3]]
+    page = post(staff, "/procedures/new", form(rows, action="save"))
+    assert page.status_code == 200, page.text
+    assert 'value="shen_qing_ren_xing_ming"' in page.text and 'value="shen_qing_shi_xiang_2"' in page.text
+    step = next(st for st in table_of(xw) if st["name"] == "登记申请")
+    assert step["id"] == "deng_ji_shen_qing" and step["time_limit"] == "3wd"
+    assert [f["name"] for f in step["fields"]] == ["shen_qing_ren_xing_ming", "shen_qing_shi_xiang",
+                                                   "shen_qing_shi_xiang_2"]
+    assert step["fields"][1]["options"] == [{"value": "zhai_ji_di", "label": "宅基地"},
+                                            {"value": "wei_fang_gai_zao", "label": "危房改造"}]
+    assert key_from_label("2026年计划") == "f_2026_nian_ji_hua" and key_from_label("!!") == "field"
+    # a day count is kept as chosen; no number: no time limit
+    assert table_of(xw)[1]["time_limit"] == "3wd"
+
+
+def table_of(xw) -> list[dict]:
+    import json
+
+    from engine.services import editing
+
+    with xw.db.read() as s:
+        return json.loads(editing.get_draft(s, PID).step_table)["steps"]

@@ -97,6 +97,9 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
 
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(cadres_bp)
+    from webui.views.exports import bp as exports_bp  # Excel and CSV of the case search and the warnings
+
+    app.register_blueprint(exports_bp)
 
     @app.before_request
     def _before() -> None:
@@ -195,9 +198,11 @@ def create_app(config: dict[str, Any] | None = None, *, db: Database | None = No
 
     @app.get("/")
     def home():
-        from flask import redirect, url_for
+        from flask import redirect
 
-        return redirect(url_for("tasks.index"))
+        from webui.security import landing_url
+
+        return redirect(landing_url())
 
     return app
 

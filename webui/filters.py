@@ -77,8 +77,54 @@ def calendar_warnings() -> list[str]:
     return [w.en if english else w.zh for w in check_calendar()]
 
 
+def en_label(item: Any) -> str:
+    """A field's or option's label: the procedure's English on an English page where it has one."""
+    if isinstance(item, dict):  # a form field the page itself adds (代办: on whose behalf)
+        return str(item.get("label_en") or item.get("label") or "") if english_page() else str(item.get("label") or "")
+    return (getattr(item, "label_en", "") or item.label) if english_page() else item.label
+
+
+def en_name(item: Any) -> str:
+    """A step's (or lane's) name: the procedure's English on an English page where it has one."""
+    if isinstance(item, dict):  # a row of the step list (engine/render/steplist.py)
+        return str(item.get("name_en") or item.get("name") or "") if english_page() else str(item.get("name") or "")
+    return (getattr(item, "name_en", "") or item.name) if english_page() else item.name
+
+
+def en_instructions(step: Any) -> str:
+    return (getattr(step, "instructions_en", "") or step.instructions) if english_page() else step.instructions
+
+
+def en_unit(unit: Any) -> str:
+    if not english_page() or not unit:
+        return str(unit or "")
+    from engine.bpmn.english import english
+
+    return english(unit, kind="units") or str(unit)
+
+
+def en_term(text: Any, kind: str) -> str:
+    """A name recorded in Chinese (a step of a task list) in the glossary's English on an English page."""
+    if not english_page() or not text:
+        return str(text or "")
+    from engine.bpmn.english import english
+
+    return english(text, kind=kind) or str(text)
+
+
+def en_procedure(name: Any, procedure_id: Any) -> str:
+    """A procedure's name: the library's English name on an English page where it has one."""
+    if not english_page():
+        return str(name or "")
+    from engine.bpmn.english import procedure_name
+
+    return procedure_name(str(procedure_id or "")) or str(name or "")
+
+
 def register(app: Flask) -> None:
-    app.jinja_env.filters.update(china_time=china_time, role_zh=role_zh, category_zh=category_zh, zh=zh, kind_zh=kind_zh)
+    app.jinja_env.filters.update(china_time=china_time, role_zh=role_zh, category_zh=category_zh, zh=zh, kind_zh=kind_zh,
+                                 en_label=en_label, en_name=en_name, en_instructions=en_instructions, en_unit=en_unit,
+                                 en_term=en_term, en_procedure=en_procedure)
     app.jinja_env.globals.update(categories=catalogue.categories, calendar_warnings=calendar_warnings)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -146,4 +146,20 @@ def is_local_path(target: str | None) -> bool:
 
 def safe_next(target: str | None) -> str:
     """Only plain local paths are followed after sign-in (no open redirects)."""
-    return target if is_local_path(target) else url_for("tasks.index")
+    if is_local_path(target):
+        return target
+    # just signed in: the roles are read on the next request, where "/" sends them on (landing_url)
+    return url_for("home") if g.get("actor") is None else landing_url()
+
+
+# Township supervisors (纪委, 监察办) work from their jurisdiction's warnings, not from a task list.
+INBOX_ROLES = frozenset({"township_discipline", "supervision_office"})
+
+
+def landing_url() -> str:
+    """Where a signed-in user starts: the warnings inbox of their jurisdiction for the township's
+    discipline and supervision offices; everyone else their tasks."""
+    actor = g.get("actor")
+    if actor is not None and {role for role, _ in actor.assignments} & INBOX_ROLES:
+        return url_for("warnings.index")
+    return url_for("tasks.index")

@@ -30,6 +30,7 @@ import yaml
 from lxml import etree
 
 from engine.core.definitions import BPMN as BPMN_NS, BPMNDI as BPMNDI_NS, DC as DC_NS, DI as DI_NS
+from engine.bpmn.english import english
 from engine.core.definitions import XSI as XSI_NS, XW as XW_NS
 from engine.core.expressions import ExpressionError, check
 from engine.core import voting
@@ -60,9 +61,9 @@ TABLE_KEYS = {"id", "name", "name_en", "category", "edition", "handling_subject"
               "parameters", "lanes", "steps", "ends", "review"}
 STEP_KEYS = {"id", "name", "role", "kind", "time_limit", "instructions", "basis", "evidence",
              "proxy", "supervision_note", "fields", "constraints", "gateway", "next", "vote",
-             "approval", "disclosure", "supervision", "review", "evidence_required"}
+             "approval", "disclosure", "supervision", "review", "evidence_required", "name_en", "instructions_en"}
 FIELD_KEYS = {"name", "label", "type", "required", "public", "unit", "min", "max", "maxLength",
-              "help", "options", "default", "date_rule"}
+              "help", "options", "default", "date_rule", "label_en"}
 # What a date field records (checked on every submission, engine/core/clerk.py): "act" (default) — the
 # date something was done in this case: not in the future, not before the case began, not before a
 # notice that had to end first; "planned" — may lie ahead (a lease end); "record" — a fact from before
@@ -258,7 +259,7 @@ class _Validator:
         for index, lane in enumerate(lanes):
             where = f"lanes[{index}]"
             self.mapping(lane, where)
-            self.keys(lane, where, {"role"}, {"role", "label"})
+            self.keys(lane, where, {"role"}, {"role", "label", "label_en"})
             if lane["role"] not in role_names():
                 self.fail(where, f"unknown role {lane['role']!r} (see processes/roles.yaml)")
             if lane["role"] in self.lanes:
@@ -339,7 +340,7 @@ class _Validator:
                 self.sequence(options, f"{here}.options")
                 for number, option in enumerate(options):
                     self.mapping(option, f"{here}.options[{number}]")
-                    self.keys(option, f"{here}.options[{number}]", {"value", "label"}, {"value", "label"})
+                    self.keys(option, f"{here}.options[{number}]", {"value", "label"}, {"value", "label", "label_en"})
             elif options is not None:
                 self.fail(here, "options are only allowed on choice fields")
             for flag in ("required", "public"):
@@ -790,6 +791,7 @@ def _step_task(step: Mapping) -> dict:
     places = disclosure["where"] if disclosure else None
     return {
         "documentation": step.get("instructions"),
+        "name_en": step.get("name_en"), "instructions_en": step.get("instructions_en"),
         "step": {"kind": step["kind"], "timeLimit": step.get("time_limit"),
                  "evidence": step.get("evidence"), "proxy": step.get("proxy"),
                  # A disclosure keeps its notice photo or scan unless the table says otherwise.
@@ -939,11 +941,20 @@ def _process_extensions(ext: etree._Element, table: Mapping) -> None:
         _xw(ext, "review", " ".join(str(table["review"]).split()))
 
 
+def _role_en(role: str) -> str | None:
+    from engine.core import catalogue
+
+    found = catalogue.roles().get(role)
+    return found.en if found is not None and found.en else None
+
+
 def _write_lane(lane_set: etree._Element, lane: Mapping, graph: Graph) -> None:
     role = lane["role"]
     element = _bpmn(lane_set, "lane", id=f"Lane_{role}",
                     name=lane.get("label") or role_names()[role])
-    _xw(_bpmn(element, "extensionElements"), "role", key=role)
+    _xw(_bpmn(element, "extensionElements"), "role", key=role,
+        labelEn=english(lane.get("label") or role_names()[role], lane.get("label_en"), "lanes")
+        or (None if lane.get("label") else _role_en(role)))
     for node in graph.nodes.values():
         if node.lane == role:
             _bpmn(element, "flowNodeRef").text = node.id
@@ -962,7 +973,7 @@ def _write_start(process: etree._Element, node: Node) -> None:
 
 def _write_end(process: etree._Element, node: Node) -> None:
     element = _bpmn(process, "endEvent", id=node.id, name=node.name)
-    _xw(_bpmn(element, "extensionElements"), "end", outcome=node.outcome)
+    _xw(_bpmn(element, "extensionElements"), "end", outcome=node.outcome, nameEn=english(node.name, kind="ends"))
     _refs(element, node)
 
 
@@ -990,7 +1001,9 @@ def _write_task(process: etree._Element, node: Node) -> None:
     step = task["step"]
     _xw(ext, "step", kind=step["kind"], timeLimit=step.get("timeLimit"),
         evidence=step.get("evidence"), proxy=True if step.get("proxy") else None,
-        evidenceRequired=True if step.get("evidenceRequired") else None)
+        evidenceRequired=True if step.get("evidenceRequired") else None,
+        nameEn=english(node.name, task.get("name_en"), "steps"),
+        instructionsEn=" ".join(str(task["instructions_en"]).split()) if task.get("instructions_en") else None)
     if task.get("basis"):
         _xw(ext, "basis", task["basis"])
     if task.get("review"):
@@ -1013,9 +1026,11 @@ def _write_field(ext: etree._Element, item: Mapping) -> None:
                   required=bool(item.get("required", False)), public=bool(item.get("public", False)),
                   unit=item.get("unit"), min=item.get("min"), max=item.get("max"),
                   maxLength=item.get("maxLength"), help=item.get("help"), default=item.get("default"),
-                  dateRule=item.get("date_rule") if item.get("date_rule") not in (None, "act") else None)
+                  dateRule=item.get("date_rule") if item.get("date_rule") not in (None, "act") else None,
+                  labelEn=english(item["label"], item.get("label_en"), "fields"))
     for option in item.get("options") or []:
-        _xw(element, "option", value=option["value"], label=option["label"])
+        _xw(element, "option", value=option["value"], label=option["label"],
+            labelEn=english(option["label"], option.get("label_en"), "options"))
 
 
 def _write_flow(process: etree._Element, flow: Flow) -> None:

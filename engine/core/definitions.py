@@ -98,6 +98,7 @@ class Lane:
     id: str
     name: str
     role: str | None
+    name_en: str = ""  # the English of the lane's label (xw:role labelEn)
 
 
 @dataclass
@@ -109,6 +110,7 @@ class Node:
     name: str
     lane: str | None = None
     outcome: str | None = None  # end events
+    name_en: str = ""  # end events: the English of the name (xw:end nameEn)
     timer: str | None = None  # timer expression
     notice_for: str | None = None  # timer that is the notice period of a disclosure step
     default_flow: str | None = None  # gateways
@@ -148,6 +150,8 @@ class Step:
     supervision: dict[str, str] | None = None
     supervision_notes: tuple[dict[str, str], ...] = ()
     review: str = ""  # authoring note for township staff (the editor), never on public pages
+    name_en: str = ""  # the English of the name and the instructions (xw:step nameEn, instructionsEn)
+    instructions_en: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -397,7 +401,8 @@ def _read_lanes(process: etree._Element, d: ProcedureDefinition) -> None:
     for lane in process.iter(f"{{{BPMN}}}lane"):
         role_el = _ext1(lane, "role")
         d.lanes[lane.get("id", "")] = Lane(lane.get("id", ""), lane.get("name", ""),
-                                            role_el.get("key") if role_el is not None else None)
+                                            role_el.get("key") if role_el is not None else None,
+                                            role_el.get("labelEn", "") if role_el is not None else "")
 
 
 def lane_of(process: etree._Element) -> dict[str, str]:
@@ -420,6 +425,7 @@ def _read_nodes(process: etree._Element, d: ProcedureDefinition) -> None:
             if tag == "endEvent":
                 end = _ext1(el, "end")
                 node.outcome = end.get("outcome", "completed") if end is not None else "completed"
+                node.name_en = end.get("nameEn", "") if end is not None else ""
             timer = el.find("bpmn:timerEventDefinition", NS)
             if timer is not None:
                 expr = None
@@ -462,6 +468,8 @@ def _read_step(el: etree._Element, node: Node, d: ProcedureDefinition) -> Step:
         proxy=_bool(meta.get("proxy")) if meta is not None else False,
         evidence_required=_bool(meta.get("evidenceRequired")) if meta is not None else False,
         time_limit=limit, time_limit_text=time_text,
+        name_en=meta.get("nameEn", "") if meta is not None else "",
+        instructions_en=meta.get("instructionsEn", "") if meta is not None else "",
     )
     step.fields = tuple(_read_field(f) for f in _ext(el, "field"))
     step.constraints = tuple(Constraint(c.get("test", ""), c.get("message", "") or "数据不一致")
@@ -482,7 +490,8 @@ def _read_field(el: etree._Element) -> Field:
         help=el.get("help", ""), min=_decimal(el.get("min")), max=_decimal(el.get("max")),
         max_length=int(max_length) if max_length and max_length.isdigit() else None,
         default=el.get("default"),
-        options=tuple(Option(o.get("value", ""), o.get("label", "") or o.get("value", ""))
+        options=tuple(Option(o.get("value", ""), o.get("label", "") or o.get("value", ""), o.get("labelEn", ""))
                       for o in el.findall("xw:option", NS)),
+        label_en=el.get("labelEn", ""),
         date_rule=el.get("dateRule") if el.get("dateRule") in ("planned", "record", "observed") else "act",
     )

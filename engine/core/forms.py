@@ -36,6 +36,7 @@ _FALSE = {"false", "0", "no", "off", "否", "不同意", "n"}
 class Option:
     value: str
     label: str
+    label_en: str = ""  # the English of the label (xw:option labelEn), "" without one
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Field:
     # The value taken when the field is left blank (e.g. 0 members excluded from 应到); shown prefilled.
     default: str | None = None
     date_rule: str = "act"  # date fields: act | planned | record (engine/clerk.py)
+    label_en: str = ""  # the English of the label (xw:field labelEn), "" without one
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -47,6 +47,36 @@ def english() -> bool:
     return _LANG.get() == "en"
 
 
+def label_of(f: Any) -> str:
+    """A field's (or an option's) label in the language in force: the English where the procedure has it."""
+    return (getattr(f, "label_en", "") or f.label) if english() else f.label
+
+
+def unit_text(unit: str) -> str:
+    """A unit (元, 天, 户 …) in the language in force (the library's glossary has the English)."""
+    if not english() or not unit:
+        return unit
+    from engine.bpmn.english import english as in_english
+
+    return in_english(unit, kind="units") or unit
+
+
+def step_name(step: Any, fallback: str = "") -> str:
+    """A step's (or an end's) name in the language in force; ``fallback`` without a step."""
+    if step is None:
+        return fallback
+    return (getattr(step, "name_en", "") or step.name) if english() else step.name
+
+
+def _node_name(ctx: "Context", node_id: Any, recorded: Any) -> str:
+    """The name of a step or end recorded in an event: in English from the procedure where it has one."""
+    if english() and ctx.definition is not None:
+        node = ctx.definition.steps.get(str(node_id or "")) or ctx.definition.nodes.get(str(node_id or ""))
+        if node is not None and getattr(node, "name_en", ""):
+            return node.name_en
+    return str(recorded or "")
+
+
 # What each kind of step is called in a sentence.
 KIND_ZH = {"task": "办理", "meeting": "会议", "vote": "表决", "approval": "审批", "disclosure": "公示",
            "supervision": "监督"}
@@ -150,11 +180,11 @@ def value_text(f: Field | None, value: Any) -> str:
     if f is None:
         return str(value)
     if f.type == "choice":
-        return next((o.label for o in f.options if o.value == str(value)), str(value))
+        return next((label_of(o) for o in f.options if o.value == str(value)), str(value))
     if f.type == "money":
         return money_text(value)
     if f.unit:
-        return f"{value} {f.unit}"
+        return f"{value} {unit_text(f.unit)}"
     return str(value)
 
 
@@ -199,9 +229,9 @@ class Words:
     def _name(self, name: str) -> str:
         f = self.fields.get(name)
         step_id = name.partition(".")[0] if "." in name else None
-        label = f.label if f is not None else name.rpartition(".")[2]
+        label = label_of(f) if f is not None else name.rpartition(".")[2]
         if step_id and self.d is not None and step_id in self.d.steps:
-            label = f"{self.d.steps[step_id].name}·{label}"
+            label = f"{step_name(self.d.steps[step_id])}·{label}"
         if name in self.values:
             return f"{label} {value_text(f, self.values[name])}"
         return label
@@ -398,7 +428,8 @@ def _opened(data: Mapping, ctx: Context) -> list[str]:
         for o in opened:
             role = _role_name(o.get("role"))
             due = t(f",期限 {china(o['due_at'])}", f", due {china(o['due_at'])}") if o.get("due_at") else ""
-            parts.append(f"“{o.get('name', '')}”({role}{due})" if role else f"“{o.get('name', '')}”{due}")
+            name = _node_name(ctx, o.get("step"), o.get("name", ""))
+            parts.append(f"“{name}”({role}{due})" if role else f"“{name}”{due}")
         lines.append(t("进入下一步:", "Next: ") + t("、", ", ").join(parts))
     timers = data.get("timers") or []
     if timers:
@@ -442,7 +473,7 @@ def _case_started(data: Mapping, ctx: Context, event: Mapping) -> Entry:
         f = ctx.field(None, name)
         if f is not None and f.type in ("person", "phone", "idnumber") and public and not ctx.show_identities:
             continue
-        entry.items.append((f.label if f else name, value_text(f, value)))
+        entry.items.append((label_of(f) if f else name, value_text(f, value)))
     return entry
 
 
@@ -450,7 +481,7 @@ def _step_completed(data: Mapping, ctx: Context, event: Mapping) -> Entry:
     step_id = str(data.get("step") or "")
     d = ctx.definition
     step = d.steps.get(step_id) if d is not None else None
-    name = data.get("name") or (step.name if step else step_id)
+    name = (step_name(step) if english() and step else "") or data.get("name") or step_name(step, step_id)
     values = data.get("data") or {}
     previous = ctx.rounds.get(step_id)
     ctx.counts[step_id] = ctx.counts.get(step_id, 0) + 1
@@ -469,16 +500,16 @@ def _step_completed(data: Mapping, ctx: Context, event: Mapping) -> Entry:
     shown = {f.name for f in fields}
     for f in fields:
         if f.name in values:
-            entry.items.append((f.label, value_text(f, values[f.name])))
+            entry.items.append((label_of(f), value_text(f, values[f.name])))
     for key, value in values.items():
         if key not in shown:
             f = ctx.field(step_id, key)
-            entry.items.append((f.label if f else key, value_text(f, value)))
+            entry.items.append((label_of(f) if f else key, value_text(f, value)))
     if previous is not None:  # only a round of the same step is compared with the one before
         for key in list(dict.fromkeys([*previous, *values])):
             if previous.get(key) != values.get(key):
                 f = ctx.field(step_id, key)
-                entry.changes.append((f.label if f else key, value_text(f, previous.get(key)),
+                entry.changes.append((label_of(f) if f else key, value_text(f, previous.get(key)),
                                       value_text(f, values.get(key))))
     entry.attachments = list(data.get("attachments") or [])
     return entry
@@ -538,7 +569,7 @@ def _steps_opened(data: Mapping, ctx: Context, event: Mapping) -> Entry:
 def _case_closed(data: Mapping, ctx: Context, event: Mapping) -> Entry:
     status = str(data.get("status"))
     return Entry(t(f"流程结束:{data.get('name', '')}({STATUS_ZH.get(status, '已结束')})",
-                   f"The case ended: {data.get('name', '')} ({STATUS_EN.get(status, 'ended')})"))
+                   f"The case ended: {_node_name(ctx, data.get('end'), data.get('name', ''))} ({STATUS_EN.get(status, 'ended')})"))
 
 
 def _case_cancelled(data: Mapping, ctx: Context, event: Mapping) -> Entry:
@@ -550,7 +581,7 @@ def _access_denied(data: Mapping, ctx: Context, event: Mapping) -> Entry:
     action = t(DENIED_ACTIONS.get(key, "操作"), DENIED_EN.get(key, "act"))
     step = data.get("step")
     if step and ctx.definition is not None and step in ctx.definition.steps:
-        action = t(f"办理步骤“{ctx.definition.steps[step].name}”", f"do the step “{ctx.definition.steps[step].name}”")
+        action = t(f"办理步骤“{ctx.definition.steps[step].name}”", f"do the step “{step_name(ctx.definition.steps[step])}”")
     parts = str(data.get("message") or "").split(" / ", 1)
     message = parts[1] if english() and len(parts) > 1 else parts[0]
     return Entry(t(f"拒绝越权操作:{action}", f"Refused an attempt to {action}"),

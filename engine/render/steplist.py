@@ -47,7 +47,7 @@ def step_path(d: ProcedureDefinition, visited: Collection[str], current: Collect
             state = "done"
         else:
             state = "todo"
-        rows.append({"id": sid, "name": step.name, "role": step.role, "state": state})
+        rows.append({"id": sid, "name": step.name, "name_en": step.name_en, "role": step.role, "state": state})
     # a step never reached although later ones were: a branch this case did not take
     reached = [index for index, row in enumerate(rows) if row["state"] != "todo"]
     for row in rows[:max(reached, default=-1)]:

@@ -22,8 +22,8 @@ from engine.core import audit, catalogue, voting
 from engine.core.definitions import ProcedureDefinition
 from engine.core.expressions import ExpressionError, compile_expression, qualified
 from engine.core.forms import Field
-from engine.render.narrative import (Context, case_params, china, describe, money_text, param_text,
-                                     t, value_text)
+from engine.render.narrative import (Context, case_params, china, describe, english, label_of, money_text,
+                                     param_text, step_name, t, value_text)
 from storage.models import Submission
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/heic", "image/heif")
@@ -62,14 +62,15 @@ def build(session: Session, case_id: int, d: ProcedureDefinition, events: list[M
         order = [f.name for f in step.fields] if step is not None else []
         for name in [*[n for n in order if n in values], *[n for n in values if n not in order]]:
             f = fields.get(name) or d.fields_by_name().get(name)
-            items.append({"field": name, "label": f.label if f else name, "text": value_text(f, values[name]),
+            items.append({"field": name, "label": label_of(f) if f else name, "text": value_text(f, values[name]),
                           "public": bool(f.public) if f else False})
         files = [{"name": a.get("name", ""), "sha256": a.get("sha256", ""),
                   "media_type": a.get("type") or a.get("media_type") or "",
                   "size": a.get("size"), "image": (a.get("type") or "") in IMAGE_TYPES}
                  for a in json.loads(row.attachments or "[]")]
         subs.append({
-            "step": row.step_id, "step_name": row.step_name, "kind": row.kind, "round": row.round,
+            "step": row.step_id, "step_name": step_name(step, row.step_name) if english() else row.step_name,
+            "kind": row.kind, "round": row.round,
             "by": row.actor, "by_name": ctx.who(row.actor), "role": row.role,
             "role_name": catalogue.role_zh(row.role, ""), "on_behalf_of": row.on_behalf_of,
             "proxy_reason": row.proxy_reason, "at": audit.iso(row.at), "values": values, "items": items,

@@ -117,6 +117,9 @@ def trend(points: Sequence[dict], columns: Iterable[tuple[str, str, str]], line:
                     f'<text x="{left - 4}" y="{_n(y + 4)}" font-size="10" text-anchor="end" fill="#667">'
                     f'{_n(round(top * frac, 1))}</text>')
     col_w = max(step * 0.7 / max(len(columns), 1), 2)
+    # month labels never touch: one every ``stride`` months so that each has its width and a gap
+    widest = max(_width(month_label(p["month"])) * 10 / 12 for p in points) + 6
+    stride = max(1, -(-int(widest) // max(int(step), 1)))
     line_pts = []
     for i, p in enumerate(points):
         x0 = left + i * step + step * 0.15
@@ -127,12 +130,26 @@ def trend(points: Sequence[dict], columns: Iterable[tuple[str, str, str]], line:
                         f'width="{_n(col_w - 1)}" height="{_n(h)}" fill="{colour}">'
                         f'<title>{escape(p["month"])} {escape(label)}:{_n(v)}</title></rect>')
         line_pts.append((left + i * step + step / 2, bottom - height * p.get(line[0], 0) / top + legend))
-        if len(points) <= 6 or i % 2 == len(points) % 2 or i == len(points) - 1:
+        if (len(points) - 1 - i) % stride == 0:  # every stride-th month, counted back from the latest
             body.append(f'<text x="{_n(left + i * step + step / 2)}" y="{bottom + legend + 14}" font-size="10" '
-                        f'text-anchor="middle" fill="#445">{escape(p["month"][2:].replace("-", "."))}</text>')
+                        f'text-anchor="middle" fill="#445">{escape(month_label(p["month"]))}</text>')
+        if i == 0 or p["month"].endswith("-01"):  # the year under its first month shown
+            body.append(f'<text x="{_n(left + i * step + 1)}" y="{bottom + legend + 27}" font-size="9" '
+                        f'fill="#667">{escape(_("%(year)s年", year=p["month"][:4]))}</text>')  # noqa: E501
     path = " ".join(f"{'M' if i == 0 else 'L'}{_n(x)},{_n(y)}" for i, (x, y) in enumerate(line_pts))
     body.append(f'<path class="trend-line" d="{path}" fill="none" stroke="{line[2]}" stroke-width="2.5"/>')
     for (x, y), p in zip(line_pts, points):
         body.append(f'<circle cx="{_n(x)}" cy="{_n(y)}" r="3" fill="{line[2]}">'
                     f'<title>{escape(p["month"])} {escape(line[1])}:{_n(p.get(line[0], 0))}</title></circle>')
-    return _svg(bottom + legend + 22, title, body, "chart-trend")
+    return _svg(bottom + legend + 34, title, body, "chart-trend")
+
+
+def month_label(month: str) -> str:
+    """'2026-11' on the axis: 11月 (Nov on an English page)."""
+    import calendar
+
+    from webui.i18n import current
+
+    if current() == "en":
+        return calendar.month_abbr[int(month[5:7])]
+    return f"{int(month[5:7])}月"

@@ -7,18 +7,15 @@ supervisors see their village. Figures: :mod:`engine.services.supervision.analys
 
 from __future__ import annotations
 
-import csv
-import io
-from urllib.parse import quote
-
-from flask import Blueprint, Response, abort, g, render_template, request
+from flask import Blueprint, abort, g, render_template, request
 from markupsafe import Markup
 
 from engine.core import directory
 from engine.services.supervision import analysis as supervision
 from engine.core.errors import XiaoweiError
 
-from . import charts
+from . import charts, sheets
+from .sheets import hours as hours_cell, pct as pct_cell
 from webui.i18n import current, gettext as _, ngettext
 from webui.security import login_required, xw
 
@@ -27,6 +24,14 @@ STATUS_COLOURS = {"running": charts.COLOURS["blue"], "completed": charts.COLOURS
                   "rejected": charts.COLOURS["orange"], "terminated": charts.COLOURS["purple"],
                   "cancelled": charts.COLOURS["grey"]}
 CHARTS = ("procedures", "villages", "ontime", "durations", "warnings", "rules", "trend", "grades")
+TREND_RANGES = (6, 12, 24, 36)  # months the trend chart may cover
+
+
+def _chart_titles() -> dict[str, str]:
+    """The worksheet names of the Excel downloads, in the page's language."""
+    return {"procedures": _("事项按流程和状态"), "villages": _("各村(社区)事项"), "ontime": _("按时办理率"),
+            "durations": _("环节用时"), "warnings": _("未办结预警(按颜色)"), "rules": _("未办结预警(按规则)"),
+            "trend": _("月度趋势"), "grades": _("村级监督评级")}
 
 
 def _severity_series() -> list[tuple[str, str, str]]:
@@ -83,13 +88,23 @@ def _month() -> str:
         abort(422)
 
 
+def _months() -> int:
+    """The months the trend covers (``?months=``: one of :data:`TREND_RANGES`, else 12)."""
+    try:
+        months = int(request.args.get("months") or 12)
+    except ValueError:
+        return 12
+    return months if months in TREND_RANGES else 12
+
+
 def _data() -> dict:
     with xw().db.read() as s:
         ids, org = _scope(s)
-        data = supervision.dashboard(s, ids)
+        data = supervision.dashboard(s, ids, months=_months())
         month = _month()
         data["grades"] = supervision.grades(s, month, {o.id for o in supervision.villages_in(s, ids)})
         data["month"] = month
+        data["months"] = _months()
         data["org"] = {"code": org.code, "name": org.name, "kind": org.kind} if org else None
         choices = supervision.orgs_in(s, supervision.dashboard_scope(s, g.actor))
         data["choices"] = [(o.code, o.name, o.kind) for o in choices if o.kind != "district"]
@@ -106,7 +121,6 @@ def _charts(data: dict) -> dict[str, Markup]:
     severity_series = _severity_series()
     villages = data["villages"]
     durations = data["durations"][:10]
-    slowest = sorted(data["durations"], key=lambda r: -r["max_hours"])[:10]
     return {
         "procedures": charts.stacked([(p["name"], p) for p in data["procedures"][:12]], status_series,
                                      title=_("事项按流程和状态")),
@@ -115,11 +129,9 @@ def _charts(data: dict) -> dict[str, Markup]:
         "ontime": charts.hbars([(v["name"], v["rate"] or 0.0) for v in villages if v["with_due"]],
                                title=_("按时办理率"), colour=charts.COLOURS["green"], max_value=1.0,
                                fmt=lambda x: f"{x:.0%}"),
-        "durations": charts.hbars([(f"{r['step_name']}({r['procedure_id']})", r["avg_hours"]) for r in durations],
+        "durations": charts.hbars([(f"{r['step_name']}·{r['procedure_name']}", r["avg_hours"]) for r in durations],
                                   title=_("平均用时最长的环节"), colour=charts.COLOURS["orange"],
                                   fmt=format_hours),
-        "slowest": charts.hbars([(f"{r['step_name']}({r['procedure_id']})", r["max_hours"]) for r in slowest],
-                                title=_("最慢一次办理"), colour=charts.COLOURS["red"], fmt=format_hours),
         "warnings": charts.stacked([(v["name"], v) for v in villages], severity_series,
                                    title=_("未办结预警(按颜色)")),
         "rules": charts.stacked([(f"{r['rule']} {_rule_name(r['rule'], r['name'])}", r) for r in data["rules"][:12]],
@@ -152,18 +164,19 @@ def _csv_rows(chart: str, d: dict) -> list[list]:
         return [[_("镇(街道)"), _("村(社区)代码"), _("村(社区)"), *statuses.values(), _("合计"), _("超期待办"),
                  _("红色预警"), _("黄色预警"), _("蓝色预警"), _("按时"), _("超时"), _("按时率")]] + [
             [v["township"], v["org"], v["name"], *[v.get(k, 0) for k in statuses], v["cases"], v["overdue_open"],
-             v["red"], v["yellow"], v["blue"], v["on_time"], v["late"], _pct(v["rate"])] for v in d["villages"]]
+             v["red"], v["yellow"], v["blue"], v["on_time"], v["late"], pct_cell(v["rate"])] for v in d["villages"]]
     if chart == "ontime":
         rows = [[_("范围"), _("名称"), _("有时限的已办环节"), _("按时"), _("超时"), _("按时率")]]
-        rows += [[_("镇(街道)"), t["name"], t["with_due"], t["on_time"], t["with_due"] - t["on_time"], _pct(t["rate"])]
-                 for t in d["townships"]]
-        rows += [[_("村(社区)"), v["name"], v["with_due"], v["on_time"], v["late"], _pct(v["rate"])] for v in d["villages"]]
+        rows += [[_("镇(街道)"), t["name"], t["with_due"], t["on_time"], t["with_due"] - t["on_time"],
+                  pct_cell(t["rate"])] for t in d["townships"]]
+        rows += [[_("村(社区)"), v["name"], v["with_due"], v["on_time"], v["late"], pct_cell(v["rate"])]
+                 for v in d["villages"]]
         return rows
     if chart == "durations":
         return [[_("事项编号"), _("事项名称"), _("环节"), _("环节名称"), _("办理次数"), _("平均用时(小时)"),
                  _("最慢(小时)"), _("超时次数")]] + [
-            [r["procedure_id"], r["procedure_name"], r["step"], r["step_name"], r["count"], f"{r['avg_hours']:.2f}",
-             f"{r['max_hours']:.2f}", r["late"]] for r in d["durations"]]
+            [r["procedure_id"], r["procedure_name"], r["step"], r["step_name"], r["count"], hours_cell(r["avg_hours"]),
+             hours_cell(r["max_hours"]), r["late"]] for r in d["durations"]]
     if chart == "warnings":
         return [[_("村(社区)代码"), _("村(社区)"), _("红色"), _("黄色"), _("蓝色")]] + [
             [v["org"], v["name"], v["red"], v["yellow"], v["blue"]] for v in d["villages"]]
@@ -177,32 +190,31 @@ def _csv_rows(chart: str, d: dict) -> list[list]:
         return [[_("月份"), _("村(社区)代码"), _("村(社区)"), _("得分"), _("等级"), _("红色预警"), _("黄色预警"),
                  _("蓝色预警"), _("环节超时率"), _("季度财务公开逾期")]] + [
             [g_["month"], g_["org"], g_["org_name"], g_["score"], g_["grade"], g_["open_warnings"]["red"],
-             g_["open_warnings"]["yellow"], g_["open_warnings"]["blue"], f"{g_['overdue_rate']:.0%}",
+             g_["open_warnings"]["yellow"], g_["open_warnings"]["blue"], pct_cell(g_["overdue_rate"]),
              g_["disclosure_overdue"]] for g_ in d["grades"]]
     abort(404)
 
 
-def csv_response(rows: list[list], filename: str) -> Response:
-    """CSV in UTF-8 with a byte-order mark (Excel then reads the Chinese correctly)."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
-    body = "\ufeff" + buffer.getvalue()
-    response = Response(body.encode("utf-8"), mimetype="text/csv")
-    response.headers["Content-Type"] = "text/csv; charset=utf-8"
-    ascii_name = filename.encode("ascii", "ignore").decode() or "data.csv"
-    response.headers["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-    return response
-
-
-@bp.get("/dashboard/<chart>.csv")
-@login_required
-def chart_csv(chart: str):
+def _chart_file(chart: str, fmt: str):
     _require()
     if chart not in CHARTS:
         abort(404)
     data = _data()
     suffix = f"-{data['org']['code']}" if data["org"] else ""
-    return csv_response(_csv_rows(chart, data), f"dashboard-{chart}{suffix}.csv")
+    return sheets.download(_csv_rows(chart, data), f"dashboard-{chart}{suffix}", fmt, title=_chart_titles()[chart])
+
+
+@bp.get("/dashboard/<chart>.csv")
+@login_required
+def chart_csv(chart: str):
+    return _chart_file(chart, "csv")
+
+
+@bp.get("/dashboard/<chart>.xlsx")
+@login_required
+def chart_xlsx(chart: str):
+    """The chart's table as an Excel workbook (the same rows as the CSV)."""
+    return _chart_file(chart, "xlsx")
 
 
 @bp.get("/dashboard/heat/<procedure_id>")
@@ -212,12 +224,12 @@ def heat(procedure_id: str):
     with xw().db.read() as s:
         ids, org = _scope(s)
         data = supervision.heat(s, procedure_id, ids)
-    if request.args.get("format") == "csv":
+    if request.args.get("format") in ("csv", "xlsx"):
         rows = [[_("环节"), _("环节名称"), _("办理次数(含在办)"), _("在办"), _("平均等待(小时)"), _("最长(小时)"),
                  _("预警"), _("未办结预警")]] + [
-            [r["step"], r["name"], r["count"], r["open"], f"{r['avg_hours']:.2f}", f"{r['max_hours']:.2f}",
+            [r["step"], r["name"], r["count"], r["open"], hours_cell(r["avg_hours"]), hours_cell(r["max_hours"]),
              r["warnings"]["total"], r["warnings"]["open"]] for r in data["steps"]]
-        return csv_response(rows, f"heat-{procedure_id}.csv")
+        return sheets.download(rows, f"heat-{procedure_id}", request.args["format"], title=_("热力图"))
     svg = Markup(supervision.heat_svg(
         data, title=_("%(name)s · 热力图", name=data["name"]),
         wait=lambda h: _("平均%(time)s", time=format_hours(h)),

@@ -105,7 +105,7 @@ def _render(sheet: tf.Sheet, *, new: bool, status: int = 200, found: tf.Findings
     return render_template(
         "procedures/table.html", sheet=sheet, new=new, found=found or tf.Findings(), done=done, error=error,
         note=note, checked=checked, roles=tf.roles_for(sheet.edition), kinds=tf.KIND_ZH,
-        field_types=tf.FIELD_TYPE_ZH, editions=tf.EDITION_ZH, categories=catalogue.categories(),
+        field_types=tf.FIELD_TYPE_ZH, time_units=tf.TIME_UNITS, editions=tf.EDITION_ZH, categories=catalogue.categories(),
         edit_key=g.get("edit_key") or sheet.id, variant=bool(g.get("edit_key", "").partition("@")[2]),
         action_url=url_for("procedure_editor.new") if new else url_for("procedure_editor.table",
                                                                         procedure_id=g.get("edit_key") or sheet.id)), status

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 from flask import has_request_context
 
 from engine.core import catalogue, voting
+from engine.bpmn import keys
 from engine.bpmn.steptable import FIELD_TYPES, ID_RE, KINDS, NAME_RE, TIME_LIMIT_RE
 
 
@@ -80,6 +81,18 @@ class Row:
     @property
     def extra_json(self) -> str:
         return json.dumps(self.extra, ensure_ascii=False, sort_keys=True) if self.extra else ""
+
+    @property
+    def limit_number(self) -> str:
+        """The time limit's number as the form shows it (``5wd`` → ``5``; typed text kept to be corrected)."""
+        return re.fullmatch(r"(.*?)(wd|d|h)?", self.time_limit or "", re.S).group(1)
+
+    @property
+    def limit_unit(self) -> str:
+        return keys.split_time_limit(self.time_limit)[1]
+
+
+TIME_UNITS = {"wd": N_("工作日"), "d": N_("天"), "h": N_("小时")}
 
 
 @dataclass
@@ -198,8 +211,11 @@ def sheet_from_form(form: Mapping[str, str], getlist=None) -> Sheet:
     count = _int(form.get("nsteps"), MAX_STEPS)
     for i in range(count):
         p = f"s{i}."
+        # the time limit: a number and a unit chosen from a list (or, from older forms, typed as 5wd)
+        limit = (keys.time_limit(get(p + "tl_n"), get(p + "tl_unit", "wd")) if (p + "tl_n") in form
+                 else get(p + "time_limit"))
         row = Row(id=get(p + "id"), name=get(p + "name"), role=get(p + "role"), kind=get(p + "kind", "task"),
-                  time_limit=get(p + "time_limit"), instructions=get(p + "instructions"), basis=get(p + "basis"),
+                  time_limit=limit, instructions=get(p + "instructions"), basis=get(p + "basis"),
                   on_fail=get(p + "on_fail"), notice_days=get(p + "notice_days"), extra=_json(form.get(p + "extra")))
         for j in range(_int(form.get(p + "nfields"), MAX_FIELDS)):
             q = f"{p}f{j}."
@@ -210,7 +226,13 @@ def sheet_from_form(form: Mapping[str, str], getlist=None) -> Sheet:
             if extra:
                 item["extra"] = extra
             row.fields.append(item)
+        for item in row.fields:  # a field without a key gets one from its Chinese label (pinyin)
+            if not item["name"] and item["label"]:
+                item["name"] = keys.key_from_label(item["label"], [f["name"] for f in row.fields], fallback="field")
         sheet.rows.append(row)
+    for row in sheet.rows:  # the same for a step without an id, from its name
+        if not row.id and row.name:
+            row.id = keys.key_from_label(row.name, [r.id for r in sheet.rows] + ["start"], fallback="step")
     return sheet
 
 
@@ -302,7 +324,7 @@ def check_rows(sheet: Sheet, *, new: bool) -> Findings:
         if r.kind not in KINDS:
             found.row(i, _("请选择步骤类型。"))
         if r.time_limit and not TIME_LIMIT_RE.match(r.time_limit):
-            found.row(i, _("时限“%(limit)s”格式错误:应为 5wd(工作日)、10d(自然日)或 48h(小时)。", limit=r.time_limit))
+            found.row(i, _("时限应为1–999的整数,再选择单位(工作日、天或小时);不设时限的留空。"))
         if r.kind == "vote" and not ((r.extra.get("vote") or {}).get("body") or voting.body_for_role(r.role)):
             found.row(i, _("表决步骤须由会议机构办理:请把办理角色选为党员大会、村(居)民代表会议、成员(代表)大会等会议机构。"))
         if r.kind in ("approval", "vote") and not r.on_fail:
@@ -335,8 +357,11 @@ def _options(text: str) -> list[dict]:
     out = []
     for part in re.split(r"[;;\n]", text or ""):
         value, sep, label = part.strip().partition("=")
-        if value.strip():
-            out.append({"value": value.strip(), "label": (label if sep else value).strip()})
+        if value.strip() and not sep:  # only the Chinese label: the value is made from it (pinyin)
+            out.append({"value": keys.key_from_label(value, [o["value"] for o in out], fallback="option"),
+                        "label": value.strip()})
+        elif value.strip():
+            out.append({"value": value.strip(), "label": label.strip()})
     return out
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 
 from engine.core import directory
-from engine.services.supervision import warnings
+from engine.services.supervision import explain, rule_words, warnings
 from engine.core.errors import XiaoweiError
+from engine.render.narrative import language
 
 from webui.i18n import current, gettext as _, pgettext
 from webui.security import login_required, xw
@@ -46,6 +47,18 @@ def event_name(event_type: str) -> str:
     return names.get(event_type, event_type)
 
 
+@bp.app_template_filter("rule_inspects")
+def rule_inspects(rule_id: str) -> str:
+    with language(current()):
+        return rule_words.inspects(rule_id)
+
+
+@bp.app_template_filter("rule_condition")
+def rule_condition(rule_id: str) -> str:
+    with language(current()):
+        return rule_words.condition(rule_id)
+
+
 @bp.app_template_filter("rule_name")
 def rule_name(rule_id: str, fallback: str | None = None) -> str:
     """A rule's name: Chinese, or the rule's English name on an English page."""
@@ -72,7 +85,8 @@ def require_reader() -> None:
         abort(403)
 
 
-def warning_list(args) -> tuple[dict, dict]:
+def warning_list(args, *, words: bool = False, limit: int = PER_PAGE) -> tuple[dict, dict]:
+    """A page of the inbox (``words``: each warning told in words, for the pages)."""
     f = _filters(args)
     page = f.pop("page")
     with xw().db.read() as s:
@@ -83,7 +97,10 @@ def warning_list(args) -> tuple[dict, dict]:
                 abort(404)
             if org.id not in warnings.visible_orgs(s, g.actor):
                 abort(403)
-        data = warnings.list_warnings(s, actor=g.actor, limit=PER_PAGE, offset=(page - 1) * PER_PAGE, **f)
+        data = warnings.list_warnings(s, actor=g.actor, limit=limit, offset=(page - 1) * limit, **f)
+        if words:
+            with language(current()):
+                explain.explain_many(s, data["warnings"])
     return data, {**f, "page": page}
 
 
@@ -95,7 +112,7 @@ def _villages() -> list[tuple[str, str]]:
 @login_required
 def index():
     require_reader()
-    data, f = warning_list(request.args)
+    data, f = warning_list(request.args, words=True)
     pages = max(1, -(-data["total"] // PER_PAGE))
     # 村民异议 beside the warnings: the same inbox a supervisor checks, its own section (an objection is
     # answered by verifying it in its case, not by 签收/办结 like a warning). Page 1 only.
@@ -110,11 +127,18 @@ def _may_handle(org_code: str) -> bool:
         return bool(g.actor.roles_at(directory.chain_ids(s, org.id)) & warnings.HANDLER_ROLES)
 
 
+def _shown(warning_id: int) -> dict:
+    """The warning with its words (who, which case, the facts, the submissions it rests on)."""
+    w = xw().show_warning(warning_id, g.user.username)
+    with language(current()):
+        return xw().read(explain.explain, w)
+
+
 @bp.get("/warnings/<int:warning_id>")
 @login_required
 def show(warning_id: int):
     require_reader()
-    w = xw().show_warning(warning_id, g.user.username)
+    w = _shown(warning_id)
     return render_template("warnings/show.html", w=w, rule=warnings.RULES.get(w["rule"]), actions=ACTIONS,
                            may_handle=_may_handle(w["org"]), error=None, opinion="")
 
@@ -123,7 +147,7 @@ def show(warning_id: int):
 @login_required
 def handle(warning_id: int):
     require_reader()
-    w = xw().show_warning(warning_id, g.user.username)
+    w = _shown(warning_id)
     if not _may_handle(w["org"]):
         abort(403)
     action = request.form.get("action", "")

@@ -272,8 +272,11 @@ def supervise(session: Session, warning_id: int, username: str, opinion: str) ->
         handle(session, warning_id, "acknowledge", username, opinion)
     elif not (opinion or "").strip():
         raise InvalidData("须填写处理意见 / an opinion is required", {"opinion": "required"})
+    from .explain import supervision_initial  # the first step filled in from the warning, in words
+
+    initial = supervision_initial(session, get_warning(session, warning_id))
     case = cases.start_case(session, "T-SUP-01", township.code, username,
-                            {"title": f"督办:预警{w.id} {RULES[w.rule_id].zh}({org.name})"[:200]})
+                            {"title": f"督办:预警{w.id} {RULES[w.rule_id].zh}({org.name})"[:200], **initial})
     w.supervision_case_id = case.id
     data = {"warning_id": w.id, "rule": w.rule_id, "supervision_case_id": case.id, "opinion": opinion.strip()}
     if w.case_id is not None:
