@@ -143,7 +143,7 @@ def test_next_is_followed_only_as_a_plain_local_path(app, people, target):
     response = client.post("/login", data={"username": people["party_branch"], "password": PASSWORD,
                                            "csrf_token": token, "next": target})
     assert response.status_code == 302
-    assert response.headers["Location"] in ("/tasks", "/%0d%0a")
+    assert response.headers["Location"] in ("/", "/tasks", "/%0d%0a")  # "/" forwards to the landing page of the role
     lang = app.test_client().get("/lang/en?next=" + urllib.parse.quote(target, safe=""))
     assert lang.status_code == 302 and lang.headers["Location"] in ("/", "/%0d%0a")
 
