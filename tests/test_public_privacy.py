@@ -23,7 +23,7 @@ from engine.services import public as rules
 from engine.core.lint import lint_file
 from engine.services.scenarios import plan_step_data, sample_evidence
 from web_helpers import make_app
-from webui.views.cases import _first_steps
+from engine.services.public import first_steps as _first_steps
 
 PROCESSES = Path(__file__).resolve().parent.parent / "processes"
 DEFINITIONS = {p.stem: lint_file(p).definition for p in sorted(PROCESSES.glob("*.bpmn"))}

@@ -114,11 +114,11 @@ _PHONE_IN_TEXT = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
 def concerns_a_person(d: ProcedureDefinition) -> bool:
     """A procedure about one person or household (低保, 调解, 信访, 证明…): its first step, the
     application, asks for a private person."""
-    first = _first_steps(d)
+    first = first_steps(d)
     return any(f.type == "person" and not f.public for sid in first for f in d.steps[sid].fields)
 
 
-def _first_steps(d: ProcedureDefinition) -> list[str]:
+def first_steps(d: ProcedureDefinition) -> list[str]:
     """The user tasks reachable from the start without passing another user task."""
     seen, found, stack = set(), [], list(d.start_ids)
     while stack:

@@ -137,7 +137,7 @@ def public_intake(session, entry: dict, case_id: int, d, step, history: list[dic
         if prefill and entry["objections"] and not entry["vals"].get("objection_count"):
             entry["vals"]["objection_count"] = str(len(entry["objections"]))
     started = next((e for e in history if e["type"] == "case_started"), None)
-    if started and started["data"].get("public") and step.id in _first_steps(d):
+    if started and started["data"].get("public") and step.id in engine_public.first_steps(d):
         entry["report"] = dict(started["data"]["public"])
     # A reporter's name and phone: only to whom may know them (engine.privacy), never from the trail.
     if any(f.name in privacy.IDENTITY_FIELDS for f in step.fields):
@@ -384,7 +384,7 @@ def start():
             for p in listed:
                 proc = lookups.procedure(s, p["id"])
                 d = reads.definition(s, proc.current_version_id)
-                first = [d.steps[n] for n in _first_steps(d)]
+                first = [d.steps[n] for n in engine_public.first_steps(d)]
                 details[p["id"]] = {"definition": d, "concerns_person": engine_public.concerns_a_person(d), "can_start": any(
                     st.role in held or (st.proxy and held & catalogue.PROXY_ROLES) for st in first)
                     or bool(held & catalogue.ADMIN_ROLES)}
@@ -396,18 +396,3 @@ def start():
     return render_template("cases/start.html", orgs=orgs, org=org, groups=groups, error=error), status
 
 
-def _first_steps(d) -> list[str]:
-    """The user tasks reachable from the start events without passing another user task."""
-    seen, found, stack = set(), [], list(d.start_ids)
-    while stack:
-        nid = stack.pop()
-        if nid in seen:
-            continue
-        seen.add(nid)
-        if nid in d.steps:
-            found.append(nid)
-            continue
-        node = d.nodes.get(nid)
-        if node is not None:
-            stack.extend(d.flows[f].target for f in node.outgoing if f in d.flows)
-    return found
