@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import bindparam, delete, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import attachments as evidence
 from . import audit, catalogue, clerk, clock, forms, people, privacy, spiff, variants
@@ -22,7 +25,7 @@ from .directory import Actor, chain_ids, get_org, load_actor
 from .errors import Conflict, EngineIncident, Forbidden, InvalidData, NotFound, XiaoweiError
 from .expressions import ExpressionError, compile_expression
 from .procedures import Runtime, effective_params, runtime
-from storage.models import AuditEvent, Case, CaseField, Organization, Submission, TimerDue, WorkItem
+from storage.models import AuditEvent, Case, CaseField, CaseState, Organization, Submission, TimerDue, WorkItem
 
 RUNNING = "running"
 CLOSED_STATUSES = ("completed", "rejected", "terminated", "cancelled")
@@ -154,13 +157,15 @@ class CaseContext:
         }
 
 
-_LOCK = select(Case).where(Case.id == bindparam("case_id")).execution_options(populate_existing=True)
-_LOCK_PG = {False: _LOCK.with_for_update(), True: _LOCK.with_for_update(skip_locked=True)}
+# The case row and its state row in one statement (the state is what a change deserializes).
+_LOCK = (select(Case).outerjoin(Case.state_row).options(contains_eager(Case.state_row))
+         .where(Case.id == bindparam("case_id")).execution_options(populate_existing=True))
+_LOCK_PG = {False: _LOCK.with_for_update(of=Case), True: _LOCK.with_for_update(of=Case, skip_locked=True)}
 
 
 def lock_case(session: Session, case_id: int, *, skip_locked: bool = False) -> Case | None:
-    """Load the case row for change. PostgreSQL: row lock (FOR UPDATE [SKIP LOCKED]); SQLite: the
-    write transaction already holds the database's write lock (BEGIN IMMEDIATE)."""
+    """Load the case row (with its state) for change. PostgreSQL: row lock (FOR UPDATE [SKIP
+    LOCKED]); SQLite: the write transaction already holds the database's write lock (BEGIN IMMEDIATE)."""
     query = _LOCK_PG[skip_locked] if session.get_bind().dialect.name == "postgresql" else _LOCK
     return session.scalars(query, {"case_id": case_id}).first()
 
@@ -370,8 +375,9 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
             task.data.pop(f"{step.id}.{f.name}", None)
     rounds[step.id] = round_
     ctx.field_values, ctx.field_step = clean, step.id
-    people.resolve_step(session, case.id, session.get(Organization, case.org_id), step, clean,
-                        actor=actor.username, on_behalf_of=proxy["name"] if proxy else None)
+    if proxy or people.person_fields(step.fields):  # the step names persons: resolve them to the register
+        people.resolve_step(session, case.id, session.get(Organization, case.org_id), step, clean,
+                            actor=actor.username, on_behalf_of=proxy["name"] if proxy else None)
     if case.title == d.name:
         case.title = next((str(clean[f.name])[:200] for f in step.fields if f.type == "text" and clean.get(f.name)),
                           case.title)
@@ -560,7 +566,52 @@ def save_case(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> Non
         ctx.submission = None
     case.state = spiff.dump_state(workflow)
     case.updated_at = now
-    session.flush()
+    if ctx.new_case:
+        session.flush()
+    else:
+        _write_case(session, case)
+
+
+_CASE_COLUMNS = frozenset(c.key for c in Case.__table__.columns) - {"id", "version"}
+_CASE_UPDATES: dict[frozenset, Any] = {}
+_UPDATE_STATE = update(CaseState).where(CaseState.case_id == bindparam("b_case_id")).values(
+    state=bindparam("b_state"))
+
+
+def _write_case(session: Session, case: Case) -> None:
+    """Write a loaded case's changed columns and its state with two plain UPDATEs (the ORM's flush
+    costs more than the statements): ``… WHERE id = ? AND version = ?`` as the mapper's version
+    counter does, so a lost update raises instead of overwriting. The ORM object is then clean."""
+    from sqlalchemy import inspect
+
+    insp = inspect(case)
+    changed = {key: getattr(case, key) for key in insp.committed_state if key in _CASE_COLUMNS}
+    version = case.version
+    names = frozenset(changed)
+    stmt = _CASE_UPDATES.get(names)
+    if stmt is None:
+        stmt = _CASE_UPDATES[names] = update(Case).where(
+            Case.id == bindparam("b_id"), Case.version == bindparam("b_version")).values(
+            version=bindparam("b_new_version"), **{k: bindparam(f"b_{k}") for k in sorted(names)})
+    conn = session.connection()
+    result = conn.execute(stmt, {"b_id": case.id, "b_version": version, "b_new_version": version + 1,
+                                 **{f"b_{k}": v for k, v in changed.items()}})
+    if result.rowcount != 1:
+        raise Conflict("事项刚被他人修改,请刷新后重试 / the case was changed meanwhile; reload and retry")
+    set_committed_value(case, "version", version + 1)
+    _mark_clean(insp)
+    row = case.state_row
+    if row is not None and inspect(row).pending:  # a case that had no state row yet
+        session.flush()
+    elif row is not None and inspect(row).modified:
+        conn.execute(_UPDATE_STATE, {"b_case_id": case.id, "b_state": row.state})
+        _mark_clean(inspect(row))
+
+
+def _mark_clean(insp) -> None:
+    """What the ORM does after it flushed an object: its loaded values are now the committed ones
+    (so the commit flushes nothing). SQLAlchemy has no public call for it."""
+    insp._commit_all(insp.dict, insp.session.identity_map)
 
 
 def _closed_without_event(ctx: CaseContext, event, ready: list, waiting: list) -> dict[str, list[str]]:
@@ -598,9 +649,16 @@ _DELETE_TIMERS = delete(TimerDue).where(TimerDue.case_id == bindparam("case_id")
                                         TimerDue.task_id.in_(bindparam("task_ids", expanding=True)))
 
 
-_DELETE_FIELDS = delete(CaseField).where(CaseField.case_id == bindparam("case_id"),
-                                         CaseField.name.in_(bindparam("names", expanding=True)))
 _INSERT_FIELD = insert(CaseField)
+
+
+def _upsert_field(dialect_insert):
+    stmt = dialect_insert(CaseField)
+    return stmt.on_conflict_do_update(index_elements=["case_id", "name"], set_={
+        k: stmt.excluded[k] for k in ("type", "step_id", "text_value", "number_value", "updated_at")})
+
+
+_UPSERT_FIELD = {"sqlite": _upsert_field(sqlite_insert), "postgresql": _upsert_field(pg_insert)}
 _INSERT_SUBMISSION = insert(Submission)
 _NUMERIC_TYPES = frozenset({"integer", "decimal", "money"})
 
@@ -626,9 +684,10 @@ def _record_fields(ctx: CaseContext, now: datetime) -> None:
     if not rows:
         return
     conn = ctx.session.connection()
-    if not ctx.new_case:
-        conn.execute(_DELETE_FIELDS, {"case_id": ctx.case.id, "names": [r["name"] for r in rows]})
-    conn.execute(_INSERT_FIELD, rows)
+    if ctx.new_case:
+        conn.execute(_INSERT_FIELD, rows)
+    else:  # one statement: the latest value replaces the row of that name
+        conn.execute(_UPSERT_FIELD[conn.dialect.name], rows)
 
 
 def _rebuild_work_items(ctx: CaseContext, now: datetime, ready: list) -> list[dict]:
