@@ -23,6 +23,8 @@ def race(db_url, case_id, step_id, users, payload, workers=6):
             result = "ok"
         except Conflict as exc:
             result = "conflict:" + exc.message
+        except Exception as exc:  # noqa: BLE001 - anything else (a duplicate row, say) fails the race
+            result = f"error:{type(exc).__name__}: {exc}"
         finally:
             app.db.dispose()
         with lock:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from . import clock, outbox
 from engine.trailcheck import FORMAT, event_hash, event_hash_text, genesis, render
+from storage.batch import WriteBatch
 from storage.models import AuditCheckpoint, AuditEvent, AuditHead, Case, Organization, ProcedureVersion
 
 SYSTEM_CHAIN = "system"
@@ -65,8 +66,9 @@ def append_case_event(session: Session, case: Case, type_: str, *, actor: str = 
 
 
 def append_case_events(session: Session, case: Case, events: list[tuple[str, str, str, dict[str, Any]]],
-                       *, at: datetime | None = None) -> list[dict[str, Any]]:
-    """Append several events (type, actor, role, data) to a case's chain in one statement."""
+                       *, at: datetime | None = None, batch: WriteBatch | None = None) -> list[dict[str, Any]]:
+    """Append several events (type, actor, role, data) to a case's chain in one statement (with
+    ``batch``: sent with the change's other writes)."""
     chain = case_chain(case.id)
     rows = []
     for type_, actor, role, data in events:
@@ -77,8 +79,11 @@ def append_case_events(session: Session, case: Case, events: list[tuple[str, str
         case.audit_head = event["hash"]
         rows.append(event)
     if rows:
-        session.connection().execute(_INSERT_EVENT, rows)
-        outbox.enqueue(session, case.id, at=at)  # the background work (warning rules) learns of it
+        if batch is not None:
+            batch.execute(_INSERT_EVENT, rows)
+        else:
+            session.connection().execute(_INSERT_EVENT, rows)
+        outbox.enqueue(session, case.id, at=at, batch=batch)  # the background work (warning rules) learns of it
     return rows
 
 

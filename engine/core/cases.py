@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import String, any_, bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, contains_eager
@@ -25,6 +26,7 @@ from .directory import Actor, chain_ids, get_org, load_actor
 from .errors import Conflict, EngineIncident, Forbidden, InvalidData, NotFound, XiaoweiError
 from .expressions import ExpressionError, compile_expression
 from .procedures import Runtime, effective_params, runtime
+from storage.batch import WriteBatch
 from storage.models import AuditEvent, Case, CaseField, CaseState, Organization, Submission, TimerDue, WorkItem
 
 RUNNING = "running"
@@ -160,14 +162,26 @@ class CaseContext:
 # The case row and its state row in one statement (the state is what a change deserializes).
 _LOCK = (select(Case).outerjoin(Case.state_row).options(contains_eager(Case.state_row))
          .where(Case.id == bindparam("case_id")).execution_options(populate_existing=True))
-_LOCK_PG = {False: _LOCK.with_for_update(of=Case), True: _LOCK.with_for_update(of=Case, skip_locked=True)}
+# PostgreSQL locks both rows: a transaction that waited for the lock then reads the versions the
+# previous holder committed of both (with only the case row locked, READ COMMITTED would re-read the
+# case row but hand back the state row of its own older snapshot, and the step would be done twice).
+# FOR UPDATE cannot lock the nullable side of an outer join: the join is inner, and a case without a
+# state row (none is made so; a damaged database) is locked alone.
+_JOINED = (select(Case).join(Case.state_row).options(contains_eager(Case.state_row))
+           .where(Case.id == bindparam("case_id")).execution_options(populate_existing=True))
+_ALONE = select(Case).where(Case.id == bindparam("case_id")).execution_options(populate_existing=True)
+_LOCK_PG = {skip: (_JOINED.with_for_update(skip_locked=skip), _ALONE.with_for_update(skip_locked=skip))
+            for skip in (False, True)}
 
 
 def lock_case(session: Session, case_id: int, *, skip_locked: bool = False) -> Case | None:
-    """Load the case row (with its state) for change. PostgreSQL: row lock (FOR UPDATE [SKIP
+    """Load the case row (with its state) for change. PostgreSQL: row locks (FOR UPDATE [SKIP
     LOCKED]); SQLite: the write transaction already holds the database's write lock (BEGIN IMMEDIATE)."""
-    query = _LOCK_PG[skip_locked] if session.get_bind().dialect.name == "postgresql" else _LOCK
-    return session.scalars(query, {"case_id": case_id}).first()
+    if session.get_bind().dialect.name != "postgresql":
+        return session.scalars(_LOCK, {"case_id": case_id}).first()
+    joined, alone = _LOCK_PG[skip_locked]
+    found = session.scalars(joined, {"case_id": case_id}).first()
+    return found if found is not None else session.scalars(alone, {"case_id": case_id}).first()
 
 
 def open_for_update(session: Session, case_id: int, *, skip_locked: bool = False, fire: bool = True,
@@ -533,12 +547,13 @@ def save_case(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> Non
     """Persist state, derived rows and audit events of one change."""
     session, case, workflow = ctx.session, ctx.case, ctx.workflow
     now = audit.db_time()
+    batch = WriteBatch(session.connection())  # PostgreSQL: this change's writes go in one round trip
     active = case.status == RUNNING and ctx.end is None
     ready, waiting = spiff.open_tasks(workflow) if active else ([], [])
-    opened = _rebuild_work_items(ctx, now, ready)
-    timers = _rebuild_timers(ctx, waiting)
+    opened = _rebuild_work_items(ctx, now, ready, batch)
+    timers = _rebuild_timers(ctx, waiting, batch)
     if ctx.field_values:
-        _record_fields(ctx, now)
+        _record_fields(ctx, now, batch)
     closed = _closed_without_event(ctx, event, ready, waiting) if active else {}
     events: list[tuple[str, str, str, dict]] = []
     if event is not None:
@@ -557,19 +572,21 @@ def save_case(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> Non
         case.closed_at = now
         if case.status != "cancelled":
             events.append(("case_closed", "system", "", {**ctx.end, "status": case.status}))
-    written = audit.append_case_events(session, case, events, at=now)
+    written = audit.append_case_events(session, case, events, at=now, batch=batch)
     if ctx.submission is not None:
         rounds = workflow.data.setdefault(ROUNDS_KEY, {"": 0})
         rounds[""] = rounds.get("", 0) + 1
-        session.connection().execute(_INSERT_SUBMISSION, [{
+        batch.execute(_INSERT_SUBMISSION, [{
             **ctx.submission, "case_id": case.id, "seq": rounds[""], "at": now, "event_seq": written[0]["seq"]}])
         ctx.submission = None
     case.state = spiff.dump_state(workflow)
     case.updated_at = now
     if ctx.new_case:
+        batch.send()
         session.flush()
     else:
-        _write_case(session, case)
+        _write_case(session, case, batch)
+        batch.send()
 
 
 _CASE_COLUMNS = frozenset(c.key for c in Case.__table__.columns) - {"id", "version"}
@@ -578,7 +595,7 @@ _UPDATE_STATE = update(CaseState).where(CaseState.case_id == bindparam("b_case_i
     state=bindparam("b_state"))
 
 
-def _write_case(session: Session, case: Case) -> None:
+def _write_case(session: Session, case: Case, batch: WriteBatch) -> None:
     """Write a loaded case's changed columns and its state with two plain UPDATEs (the ORM's flush
     costs more than the statements): ``… WHERE id = ? AND version = ?`` as the mapper's version
     counter does, so a lost update raises instead of overwriting. The ORM object is then clean."""
@@ -593,18 +610,17 @@ def _write_case(session: Session, case: Case) -> None:
         stmt = _CASE_UPDATES[names] = update(Case).where(
             Case.id == bindparam("b_id"), Case.version == bindparam("b_version")).values(
             version=bindparam("b_new_version"), **{k: bindparam(f"b_{k}") for k in sorted(names)})
-    conn = session.connection()
-    result = conn.execute(stmt, {"b_id": case.id, "b_version": version, "b_new_version": version + 1,
-                                 **{f"b_{k}": v for k, v in changed.items()}})
-    if result.rowcount != 1:
-        raise Conflict("事项刚被他人修改,请刷新后重试 / the case was changed meanwhile; reload and retry")
+    batch.execute(stmt, {"b_id": case.id, "b_version": version, "b_new_version": version + 1,
+                         **{f"b_{k}": v for k, v in changed.items()}}, expect_rows=1,
+                  otherwise=Conflict("事项刚被他人修改,请刷新后重试 / the case was changed meanwhile; reload and retry"))
     set_committed_value(case, "version", version + 1)
     _mark_clean(insp)
     row = case.state_row
     if row is not None and inspect(row).pending:  # a case that had no state row yet
+        batch.send()
         session.flush()
     elif row is not None and inspect(row).modified:
-        conn.execute(_UPDATE_STATE, {"b_case_id": case.id, "b_state": row.state})
+        batch.execute(_UPDATE_STATE, {"b_case_id": case.id, "b_state": row.state})
         _mark_clean(inspect(row))
 
 
@@ -643,10 +659,21 @@ def _closed_without_event(ctx: CaseContext, event, ready: list, waiting: list) -
 # Statements built once: building a statement costs more than running it on SQLite.
 _INSERT_ITEM = insert(WorkItem)
 _INSERT_TIMER = insert(TimerDue)
-_DELETE_ITEMS = delete(WorkItem).where(WorkItem.case_id == bindparam("case_id"),
-                                       WorkItem.task_id.in_(bindparam("task_ids", expanding=True)))
-_DELETE_TIMERS = delete(TimerDue).where(TimerDue.case_id == bindparam("case_id"),
-                                        TimerDue.task_id.in_(bindparam("task_ids", expanding=True)))
+
+
+def _delete_by_task(model) -> dict:
+    """DELETE of a case's rows for some task ids: IN (…) on SQLite; ``= ANY(array)`` on PostgreSQL,
+    one statement text for any number of ids (what a pipelined batch needs)."""
+    return {
+        "sqlite": delete(model).where(model.case_id == bindparam("case_id"),
+                                      model.task_id.in_(bindparam("task_ids", expanding=True))),
+        "postgresql": delete(model).where(model.case_id == bindparam("case_id"),
+                                          model.task_id == any_(bindparam("task_ids", type_=ARRAY(String)))),
+    }
+
+
+_DELETE_ITEMS = _delete_by_task(WorkItem)
+_DELETE_TIMERS = _delete_by_task(TimerDue)
 
 
 _INSERT_FIELD = insert(CaseField)
@@ -663,7 +690,7 @@ _INSERT_SUBMISSION = insert(Submission)
 _NUMERIC_TYPES = frozenset({"integer", "decimal", "money"})
 
 
-def _record_fields(ctx: CaseContext, now: datetime) -> None:
+def _record_fields(ctx: CaseContext, now: datetime, batch: WriteBatch) -> None:
     """Keep the latest value of each field given in this change in ``case_field`` (derived, for search)."""
     fields = ctx.definition.fields_by_name()
     rows = []
@@ -683,16 +710,15 @@ def _record_fields(ctx: CaseContext, now: datetime) -> None:
     ctx.field_values = {}
     if not rows:
         return
-    conn = ctx.session.connection()
     if ctx.new_case:
-        conn.execute(_INSERT_FIELD, rows)
+        batch.execute(_INSERT_FIELD, rows)
     else:  # one statement: the latest value replaces the row of that name
-        conn.execute(_UPSERT_FIELD[conn.dialect.name], rows)
+        batch.execute(_UPSERT_FIELD[batch.dialect_name], rows)
 
 
-def _rebuild_work_items(ctx: CaseContext, now: datetime, ready: list) -> list[dict]:
+def _rebuild_work_items(ctx: CaseContext, now: datetime, ready: list, batch: WriteBatch) -> list[dict]:
     """Insert rows for newly ready steps, delete rows of steps no longer ready (diffed in memory)."""
-    session, case = ctx.session, ctx.case
+    case = ctx.case
     now_ids = set()
     opened = []
     rows: list[dict] = []
@@ -712,15 +738,15 @@ def _rebuild_work_items(ctx: CaseContext, now: datetime, ready: list) -> list[di
                        "due_at": audit.iso(due) if due else None})
     stale = ctx.ready_before - now_ids
     if stale and not ctx.new_case:
-        session.connection().execute(_DELETE_ITEMS, {"case_id": case.id, "task_ids": sorted(stale)})
+        batch.execute(_DELETE_ITEMS[batch.dialect_name], {"case_id": case.id, "task_ids": sorted(stale)})
     if rows:
-        session.connection().execute(_INSERT_ITEM, rows)
+        batch.execute(_INSERT_ITEM, rows)
     return opened
 
 
-def _rebuild_timers(ctx: CaseContext, waiting: list) -> list[dict]:
+def _rebuild_timers(ctx: CaseContext, waiting: list, batch: WriteBatch) -> list[dict]:
     """Insert rows for timers that started waiting, delete rows of timers that fired or were cancelled."""
-    session, case = ctx.session, ctx.case
+    case = ctx.case
     now_ids = set()
     started = []
     rows: list[dict] = []
@@ -735,9 +761,9 @@ def _rebuild_timers(ctx: CaseContext, waiting: list) -> list[dict]:
         started.append({"node": task.task_spec.bpmn_id, "name": node.name if node else "", "due_at": audit.iso(due)})
     stale = ctx.timers_before - now_ids
     if stale and not ctx.new_case:
-        session.connection().execute(_DELETE_TIMERS, {"case_id": case.id, "task_ids": sorted(stale)})
+        batch.execute(_DELETE_TIMERS[batch.dialect_name], {"case_id": case.id, "task_ids": sorted(stale)})
     if rows:
-        session.connection().execute(_INSERT_TIMER, rows)
+        batch.execute(_INSERT_TIMER, rows)
     return started
 
 

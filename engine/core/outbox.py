@@ -24,6 +24,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import clock
+from storage.batch import WriteBatch
 from storage.models import OutboxEntry
 
 CASE_CHANGED = "case_changed"
@@ -37,8 +38,10 @@ def wall_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def enqueue(session: Session, case_id: int, *, kind: str = CASE_CHANGED, at: datetime | None = None) -> None:
-    """Record, in the session's current transaction, that ``case_id`` changed (once per transaction)."""
+def enqueue(session: Session, case_id: int, *, kind: str = CASE_CHANGED, at: datetime | None = None,
+            batch: WriteBatch | None = None) -> None:
+    """Record, in the session's current transaction, that ``case_id`` changed (once per transaction);
+    with ``batch``, the INSERT goes with the change's other writes."""
     txn = session.get_transaction()
     seen = session.info.get(_TXN_KEY)
     if seen is None or seen[0] is not txn:
@@ -49,9 +52,12 @@ def enqueue(session: Session, case_id: int, *, kind: str = CASE_CHANGED, at: dat
         return
     seen[1].add(key)
     when = clock.to_utc(at or clock.now()).replace(tzinfo=None)
-    session.connection().execute(_INSERT, [{"kind": kind, "case_id": case_id, "created_at": when,
-                                            "claimed_by": None, "claimed_until": None, "done_at": None,
-                                            "attempts": 0, "last_error": ""}])
+    row = {"kind": kind, "case_id": case_id, "created_at": when, "claimed_by": None, "claimed_until": None,
+           "done_at": None, "attempts": 0, "last_error": ""}
+    if batch is not None:
+        batch.execute(_INSERT, row)
+    else:
+        session.connection().execute(_INSERT, [row])
 
 
 def _due(now: datetime):

@@ -10,10 +10,14 @@ It gives SpiffWorkflow three things it lacks for Xiaowei:
 from __future__ import annotations
 
 import json
+from copy import copy
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Callable, Iterable
+from uuid import UUID
+
+import orjson
 
 import SpiffWorkflow.bpmn.workflow as _bpmn_workflow_module
 from lxml import etree
@@ -21,7 +25,8 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as _timer_module
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
@@ -113,23 +118,71 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):
         spec = dct.pop("spec")
         subprocess_specs = dct.pop("subprocess_specs", {})
         workflow = self.target_class(spec, subprocess_specs, script_engine=SAFE_ENGINE, deserializing=True)
-        workflow.tasks = self.mapping_from_dict(dct["tasks"], _uuid, workflow=workflow)
-        workflow.task_tree = workflow.tasks.get(_uuid(dct["root"]))
+        # Task id text -> UUID while loading: each id appears up to four times (key, id, parent, child).
+        uuids = workflow.xw_uuids = {}
+        restore = self.registry.restore
+        tasks = {}
+        for key, value in dct["tasks"].items():
+            uuids[key] = uid = UUID(key)
+            tasks[uid] = restore(value, workflow=workflow)
+        workflow.tasks = tasks
+        workflow.task_tree = tasks.get(uuids.get(dct["root"]) or UUID(dct["root"]))
+        del workflow.xw_uuids
         self.set_default_attributes(workflow, dct)
         self.subprocesses_from_dict(dct["subprocesses"], workflow)
         workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
         return workflow
 
 
-def _uuid(value: str):
-    from uuid import UUID
+_MUTABLE = (dict, list, set)
 
-    return UUID(value)
+
+class _TaskConverter(TaskConverter):
+    """SpiffWorkflow's task converter, writing and reading the same dictionary with less work per
+    task (loading a case restores every task of its history): ids parsed once per load, and the
+    parent's data copied as ``DeepMerge.merge({}, parent.data)`` does (a new dict, mutable values
+    copied one level) in one comprehension."""
+
+    def from_dict(self, dct, workflow):
+        uuids = getattr(workflow, "xw_uuids", None)
+        if uuids is None:
+            return super().from_dict(dct, workflow)
+
+        def uid(text):
+            value = uuids.get(text)
+            if value is None:
+                value = uuids[text] = UUID(text)
+            return value
+
+        task_spec = workflow.spec.task_specs.get(dct["task_spec"])
+        task = self.target_class(workflow, task_spec, state=dct["state"], id=uid(dct["id"]))
+        task._parent = uid(dct["parent"]) if dct["parent"] is not None else None
+        task._children = [uid(child) for child in dct["children"]]
+        task.last_state_change = dct["last_state_change"]
+        task.triggered = dct["triggered"]
+        internal = dct["internal_data"]
+        task.internal_data = self.registry.restore(internal) if internal else {}
+        if isinstance(task_spec, CatchingEvent) and task.has_state(TaskState.WAITING):
+            task.workflow.top_workflow.event_manager.add_task(task)
+        delta = dct.get("delta")
+        parent = task.parent if delta else None
+        if parent is not None:
+            data = {key: copy(value) if isinstance(value, _MUTABLE) else value for key, value in parent.data.items()}
+            updates = delta.get("updates")
+            if updates:
+                data.update(self.registry.restore(updates))
+            for key in delta.get("deletions", ()):
+                data.pop(key, None)
+        else:
+            data = self.registry.restore(dct["data"])
+        task.data = data
+        return task
 
 
 def _make_serializer() -> BpmnWorkflowSerializer:
     config = dict(SPIFF_CONFIG)
     config[BpmnWorkflow] = _SpeclessWorkflowConverter
+    config[Task] = _TaskConverter
     registry = BpmnWorkflowSerializer.configure(config)
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda d: Decimal(d["value"]), "Decimal")
     registry.register(Fraction, lambda v: {"value": str(v)}, lambda d: Fraction(d["value"]), "Fraction")
@@ -137,6 +190,11 @@ def _make_serializer() -> BpmnWorkflowSerializer:
 
 
 _SERIALIZER = _make_serializer()
+_ENCODER = _SERIALIZER._encoder_cls()
+# Dates, times and dataclasses go to SpiffWorkflow's encoder (its typed form, as with the standard
+# library); keys that are not text become text as json.dumps makes them.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
+_STDLIB_MARK = " "  # leading white space (valid JSON): a state written by the standard library
 
 
 def validate_xsd(root: etree._Element, filename: str | None = None) -> None:
@@ -181,18 +239,32 @@ def new_workflow(spec, subprocess_specs, params: dict[str, Any]) -> BpmnWorkflow
 
 
 def dump_state(workflow: BpmnWorkflow) -> str:
-    """The workflow's state as JSON, without the spec."""
+    """The workflow's state as JSON, without the spec (orjson: the same JSON as the standard
+    library's, several times faster; values it does not know go through SpiffWorkflow's encoder)."""
     _SERIALIZER.registry._encoder_mode = True
     try:
         dct = _SERIALIZER.to_dict(workflow)
-        return json.dumps(dct, cls=_SERIALIZER._encoder_cls, separators=(",", ":"), ensure_ascii=False)
+        try:
+            return orjson.dumps(dct, default=_ENCODER.default, option=_ORJSON_OPTIONS).decode()
+        except TypeError:  # what orjson refuses (an integer beyond 64 bits, say): the standard library,
+            # marked so that it is read back by the standard library too (orjson would read such an
+            # integer as a float). Forms bound numbers to 10**15, so states written before orjson have none.
+            return _STDLIB_MARK + json.dumps(dct, cls=_SERIALIZER._encoder_cls, separators=(",", ":"),
+                                             ensure_ascii=False)
     finally:
         _SERIALIZER.registry._encoder_mode = False
 
 
 def load_state(state: str, spec, subprocess_specs) -> BpmnWorkflow:
     """Restore a workflow from :func:`dump_state` output onto its (cached) spec."""
-    dct = json.loads(state, cls=_SERIALIZER.json_decoder_cls)
+    dct = None
+    if not state.startswith(_STDLIB_MARK):
+        try:
+            dct = orjson.loads(state)
+        except orjson.JSONDecodeError:  # JSON orjson does not read (NaN written by an older version)
+            dct = None
+    if dct is None:
+        dct = json.loads(state, cls=_SERIALIZER.json_decoder_cls)
     dct["spec"] = spec
     dct["subprocess_specs"] = subprocess_specs
     return _SERIALIZER.from_dict(dct)
