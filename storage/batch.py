@@ -5,7 +5,7 @@ row, the submission, the case and its state). On PostgreSQL each statement run o
 round trip and a wake-up of the server process; :class:`WriteBatch` queues them and sends them in one
 psycopg pipeline (https://www.psycopg.org/psycopg3/docs/advanced/pipeline.html): the same statements,
 in the same order and the same transaction, answered together. On SQLite (in-process, no round trip)
-each statement runs at once, as before.
+each statement runs at once, handed to the driver directly.
 
 Statements are SQLAlchemy Core statements compiled once per shape for the connection's dialect;
 their parameters go through the column types' bind processors as SQLAlchemy would. Errors come out as
@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
-_COMPILED: dict[tuple, tuple[str, dict[str, Callable]]] = {}
+_COMPILED: dict[tuple, tuple[str, dict[str, Callable], list[str]]] = {}
 
 
 class WriteBatch:
@@ -30,6 +30,9 @@ class WriteBatch:
         self.connection = connection
         dialect = connection.dialect
         self.pipelined = dialect.name == "postgresql" and dialect.driver == "psycopg" and _pipeline_supported()
+        # SQLite (pysqlite): the compiled statement straight to the driver, without SQLAlchemy's
+        # per-execution work (it costs more than SQLite's own on these one-row statements)
+        self.direct = dialect.name == "sqlite" and dialect.driver == "pysqlite"
         self._queued: list[tuple[str, Any, int | None, Exception | None]] = []
 
     @property
@@ -41,7 +44,7 @@ class WriteBatch:
         """Run ``statement`` with ``params`` (one dict, or a list of dicts for many rows). With
         ``expect_rows``, ``otherwise`` is raised unless exactly that many rows were affected (an
         optimistic version check): at once on SQLite, when the batch is sent on PostgreSQL."""
-        if not self.pipelined:
+        if not (self.pipelined or self.direct):
             result = self.connection.execute(statement, params)
             if expect_rows is not None and result.rowcount != expect_rows:
                 raise otherwise or RuntimeError("unexpected row count")
@@ -49,11 +52,31 @@ class WriteBatch:
         rows = list(params) if isinstance(params, (list, tuple)) else [params]
         if not rows:
             return
-        sql, processors = _compile(statement, self.connection.dialect, tuple(sorted(rows[0])))
+        sql, processors, order = _compile(statement, self.connection.dialect, tuple(sorted(rows[0])))
         if processors:
             rows = [{k: processors[k](v) if k in processors else v for k, v in row.items()} for row in rows]
+        if self.direct:
+            self._run_now(sql, [tuple(row[name] for name in order) for row in rows], expect_rows, otherwise)
+            return
         many = isinstance(params, (list, tuple)) and len(rows) > 1
         self._queued.append((sql, rows if many else rows[0], expect_rows, otherwise))
+
+    def _run_now(self, sql: str, rows: list[tuple], expect: int | None, otherwise: Exception | None) -> None:
+        import sqlite3
+
+        cursor = self.connection.connection.driver_connection.cursor()
+        try:
+            if len(rows) == 1:
+                cursor.execute(sql, rows[0])
+            else:
+                cursor.executemany(sql, rows)
+            count = cursor.rowcount
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(sql, rows, exc, sqlite3.Error) from exc
+        finally:
+            cursor.close()
+        if expect is not None and count != expect:
+            raise otherwise or RuntimeError("unexpected row count")
 
     def send(self) -> None:
         """Send what is queued (PostgreSQL) in one pipeline and check the expected row counts."""
@@ -90,8 +113,9 @@ def _pipeline_supported() -> bool:
     return psycopg.Pipeline.is_supported()
 
 
-def _compile(statement, dialect, keys: tuple[str, ...]) -> tuple[str, dict[str, Callable]]:
-    """(SQL text with ``%(name)s`` parameters, bind processors by name) for a statement's shape."""
+def _compile(statement, dialect, keys: tuple[str, ...]) -> tuple[str, dict[str, Callable], list[str]]:
+    """(SQL text in the driver's parameter style, bind processors by name, parameter names in order
+    for positional styles) for a statement's shape."""
     cache_key = (statement, dialect.name, keys)  # the statement itself: kept alive, never confused
     found = _COMPILED.get(cache_key)
     if found is None:
@@ -102,5 +126,5 @@ def _compile(statement, dialect, keys: tuple[str, ...]) -> tuple[str, dict[str, 
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 processors[name] = processor
-        found = _COMPILED[cache_key] = (str(compiled), processors)
+        found = _COMPILED[cache_key] = (str(compiled), processors, list(compiled.positiontup or []))
     return found

@@ -662,14 +662,20 @@ _INSERT_TIMER = insert(TimerDue)
 
 
 def _delete_by_task(model) -> dict:
-    """DELETE of a case's rows for some task ids: IN (…) on SQLite; ``= ANY(array)`` on PostgreSQL,
-    one statement text for any number of ids (what a pipelined batch needs)."""
+    """DELETE of a case's rows for some task ids, one statement text for any number of ids (what a
+    compiled batch needs): ``= ANY(array)`` on PostgreSQL; one row per id (executemany) on SQLite."""
     return {
-        "sqlite": delete(model).where(model.case_id == bindparam("case_id"),
-                                      model.task_id.in_(bindparam("task_ids", expanding=True))),
+        "sqlite": delete(model).where(model.case_id == bindparam("case_id"), model.task_id == bindparam("task_id")),
         "postgresql": delete(model).where(model.case_id == bindparam("case_id"),
                                           model.task_id == any_(bindparam("task_ids", type_=ARRAY(String)))),
     }
+
+
+def _delete_stale(batch: WriteBatch, statements: dict, case_id: int, task_ids: set[str]) -> None:
+    if batch.dialect_name == "postgresql":
+        batch.execute(statements["postgresql"], {"case_id": case_id, "task_ids": sorted(task_ids)})
+    else:
+        batch.execute(statements["sqlite"], [{"case_id": case_id, "task_id": t} for t in sorted(task_ids)])
 
 
 _DELETE_ITEMS = _delete_by_task(WorkItem)
@@ -738,7 +744,7 @@ def _rebuild_work_items(ctx: CaseContext, now: datetime, ready: list, batch: Wri
                        "due_at": audit.iso(due) if due else None})
     stale = ctx.ready_before - now_ids
     if stale and not ctx.new_case:
-        batch.execute(_DELETE_ITEMS[batch.dialect_name], {"case_id": case.id, "task_ids": sorted(stale)})
+        _delete_stale(batch, _DELETE_ITEMS, case.id, stale)
     if rows:
         batch.execute(_INSERT_ITEM, rows)
     return opened
@@ -761,7 +767,7 @@ def _rebuild_timers(ctx: CaseContext, waiting: list, batch: WriteBatch) -> list[
         started.append({"node": task.task_spec.bpmn_id, "name": node.name if node else "", "due_at": audit.iso(due)})
     stale = ctx.timers_before - now_ids
     if stale and not ctx.new_case:
-        batch.execute(_DELETE_TIMERS[batch.dialect_name], {"case_id": case.id, "task_ids": sorted(stale)})
+        _delete_stale(batch, _DELETE_TIMERS, case.id, stale)
     if rows:
         batch.execute(_INSERT_TIMER, rows)
     return started
