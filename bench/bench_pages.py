@@ -294,9 +294,9 @@ def trail_case(app: Xiaowei, want: int = 20) -> tuple[int, int]:
 
 
 def step_case(app: Xiaowei) -> tuple[int, str, int, str]:
-    """The step page: a running case with an open step, the first village's first and one of the
-    cadre's roles first, then the longest history (the biggest dossier); its id, tracking code, event
-    count and the user who does that step (the cadre, else the village's holder of the role)."""
+    """The step page: a running case with an open step, the first village's first, the longest history
+    (the biggest dossier) first; its id, tracking code, event count and the user who does that step
+    (the cadre, else the holder of the role)."""
     from storage.models import Organization
 
     with app.db.read() as s:
@@ -307,7 +307,7 @@ def step_case(app: Xiaowei) -> tuple[int, str, int, str]:
                          .join(Organization, Organization.id == Case.org_id)
                          .where(Case.status == "running")).all()
     first = villages()[0][0]
-    best = min(rows, key=lambda r: (r[4] != first, r[3] not in CADRE_ROLES, -r[2], r[0]))
+    best = min(rows, key=lambda r: (r[4] != first, -r[2], r[3] not in CADRE_ROLES, r[0]))
     user = "cadre" if best[4] == first and best[3] in CADRE_ROLES else people(best[4], dict(villages())[best[4]])[best[3]]
     return best[0], best[1], best[2], user
 
