@@ -50,9 +50,9 @@ bench: install
 bench-throughput: install
 	$(PY) bench/bench_throughput.py $(BENCH_ARGS)
 
-## make bench-pages: latency of /tasks, /cases and a case trail on 10,000 cases (SQLite, PostgreSQL)
+## make bench-pages [BENCH_ARGS="--cases N --processes N"]: the eight everyday pages on 10,000 engine-made cases (SQLite, PostgreSQL)
 bench-pages: install
-	$(PY) bench/bench_pages.py
+	$(PY) bench/bench_pages.py $(BENCH_ARGS)
 
 lint-bpmn: install
 	$(VENV)/bin/xiaowei lint processes/

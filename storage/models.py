@@ -672,3 +672,27 @@ class OutboxEntry(Base):
     done_at: Mapped[datetime | None] = mapped_column(DateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- dashboard figures cache (#12) ------------------------------------------------------------------
+
+class DashboardVersion(Base):
+    """A counter per township (or other organization holding cases directly) that moves on whenever
+    something the dashboard counts changes there: the outbox worker moves it in the transaction that
+    marks a changed case's outbox rows done; storing or handling a warning moves it too."""
+
+    __tablename__ = "dashboard_version"
+    org_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DashboardCache(Base):
+    """The computed figures of one dashboard scope (villages, months, month), with the versions of
+    its townships they were computed at: valid while those versions stand (and for a few minutes
+    at most, since the passing of time alone changes overdue counts)."""
+
+    __tablename__ = "dashboard_cache"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    versions: Mapped[str] = mapped_column(Text)
+    figures: Mapped[str] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(DateTime)

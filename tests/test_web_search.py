@@ -47,6 +47,12 @@ def test_search_filters(app, xw, people, frozen):
     assert found(procedure="V-DEC-01", org="DONGAO") == {road, small}
     assert found(amount_min="100000") == {road}
     assert found(amount_min="1000", amount_max="2000") == {small}
+    # The amount range with the other filters at once (a correlated EXISTS since #12: the same cases).
+    assert found(amount_min="1000", overdue="1") == {road}
+    assert found(amount_min="1000", amount_max="500000", org="DONGAO", procedure="V-DEC-01", category="DEC",
+                 status="running") == {road, small}
+    assert found(amount_min="1000", amount_max="500000", org="DONGAO", q="路灯") == {small}
+    assert found(amount_min="1000", org="NANXI") == set()
     assert found(person="王小梅") == {welfare}           # a person named in a form
     assert found(person=people["committee"]) == {welfare}  # a user who acted
     assert found(q="路灯") == {small}

@@ -182,12 +182,15 @@ def search_cases(session: Session, actor: Actor | None, q: CaseQuery) -> tuple[l
         conditions.append(Case.id.in_(select(WorkItem.case_id).where(WorkItem.due_at.is_not(None),
                                                                       WorkItem.due_at < now)))
     if q.amount_min is not None or q.amount_max is not None:
-        money = select(CaseField.case_id).where(CaseField.type == "money")
+        # A correlated EXISTS (probed through the (case_id, name) key), not ``id IN (list)``: an amount
+        # range matches most money fields, and SQLite drove the whole query from that list (thousands of
+        # rowid look-ups: 240 ms with every filter at 5,500 cases) instead of the narrow filters.
+        money = select(CaseField.case_id).where(CaseField.case_id == Case.id, CaseField.type == "money")
         if q.amount_min is not None:
             money = money.where(CaseField.number_value >= q.amount_min)
         if q.amount_max is not None:
             money = money.where(CaseField.number_value <= q.amount_max)
-        conditions.append(Case.id.in_(money))
+        conditions.append(money.exists())
     if q.person:
         who = q.person.strip()
         users = select(User.username).where(or_(User.username == who, User.display_name.like(_like(who), escape="\\")))

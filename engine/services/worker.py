@@ -1,7 +1,8 @@
 """Background work fed from the transactional outbox (:mod:`engine.core.outbox`), and the timers.
 
 What a change of a case leaves to do after its transaction committed — today the warning rules of
-that case (:func:`engine.services.supervision.warnings.evaluate_case`) — is done here:
+that case (:func:`engine.services.supervision.warnings.evaluate_case`) and making its township's
+cached dashboard figures stale (:func:`engine.services.supervision.figures.touch_case`) — is done here:
 
 * :func:`drain` claims due outbox rows in batches (one short transaction), then evaluates each
   changed case in its own transaction that also marks its rows done, so the warnings and the "done"
@@ -52,7 +53,17 @@ def _warn_case(session, case_id: int | None) -> list[dict]:
     return warnings.evaluate_case(session, case_id)
 
 
-HANDLERS: dict[str, Callable] = {outbox.CASE_CHANGED: _warn_case}
+def _case_changed(session, case_id: int | None) -> list[dict]:
+    """A case changed: its warning rules, and its township's cached dashboard figures made stale
+    (both in the transaction that marks the outbox rows done)."""
+    from .supervision import figures
+
+    raised = _warn_case(session, case_id)
+    figures.touch_case(session, case_id)
+    return raised
+
+
+HANDLERS: dict[str, Callable] = {outbox.CASE_CHANGED: _case_changed}
 
 
 def _handle(session, kind: str, case_id: int | None) -> list[dict]:

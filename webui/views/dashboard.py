@@ -11,7 +11,7 @@ from flask import Blueprint, abort, g, render_template, request
 from markupsafe import Markup
 
 from engine.core import directory
-from engine.services.supervision import analysis as supervision
+from engine.services.supervision import analysis as supervision, figures
 from engine.core.errors import XiaoweiError
 
 from . import charts, sheets
@@ -100,14 +100,13 @@ def _months() -> int:
 def _data() -> dict:
     with xw().db.read() as s:
         ids, org = _scope(s)
-        data = supervision.dashboard(s, ids, months=_months())
-        month = _month()
-        data["grades"] = supervision.grades(s, month, {o.id for o in supervision.villages_in(s, ids)})
-        data["month"] = month
-        data["months"] = _months()
-        data["org"] = {"code": org.code, "name": org.name, "kind": org.kind} if org else None
         choices = supervision.orgs_in(s, supervision.dashboard_scope(s, g.actor))
-        data["choices"] = [(o.code, o.name, o.kind) for o in choices if o.kind != "district"]
+    month, months = _month(), _months()
+    data = figures.dashboard_figures(xw().db, ids, months=months, month=month)  # cached, invalidated by the worker
+    data["month"] = month
+    data["months"] = months
+    data["org"] = {"code": org.code, "name": org.name, "kind": org.kind} if org else None
+    data["choices"] = [(o.code, o.name, o.kind) for o in choices if o.kind != "district"]
     return data
 
 

@@ -89,6 +89,9 @@ def store(session: Session, findings: Iterable[Finding], now: datetime | None = 
                                         .where(SupervisionWarning.fingerprint.in_(new[i:i + 900]))).all()))
     # who each warning involves beyond the people who acted in its case (those are read from the
     # trail when needed, through the (actor, case_id) index): the rule's subjects
+    from . import figures
+
+    figures.touch(session, {by_print[p].org_id for p in new if by_print[p].org_id is not None})  # dashboards count them
     subjects = [{"warning_id": wid, "subject": subject[:100]}
                 for p, wid in ids.items() for subject in sorted(set(by_print[p].subjects)) if subject]
     for i in range(0, len(subjects), 1000):
@@ -248,6 +251,9 @@ def handle(session: Session, warning_id: int, action: str, username: str, opinio
     else:
         audit.append_system_event(session, f"warning_{target}", actor=username, role=role, data=data)
     w.status, w.opinion, w.handled_by, w.updated_at = target, opinion, username, audit.db_time()
+    from . import figures
+
+    figures.touch(session, {w.org_id})  # the dashboards count open warnings
     session.flush()
     return {"id": w.id, "status": target, "status_zh": STATUSES[target]}
 
