@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from lxml import etree
 
@@ -25,7 +26,7 @@ from engine.bpmn.geometry import Box, is_wide as _is_wide, text_width as _text_w
 from engine.core import xmlsafe
 from engine.core.definitions import BPMN as BPMN_NS, BPMNDI as BPMNDI_NS, DC as DC_NS, DI as DI_NS, XW as XW_NS
 
-__all__ = ["DiagramError", "render_svg", "render_svg_bytes", "safe_parser"]
+__all__ = ["DiagramError", "path_svg", "render_svg", "render_svg_bytes", "safe_parser"]
 
 SVG_NS = "http://www.w3.org/2000/svg"
 
@@ -1069,6 +1070,39 @@ def render_svg(root: etree._Element, *, visited_nodes: Iterable[str] = (),
                          visited_flows=list(visited_flows), current=list(current),
                          overdue=list(overdue), heat=heat, title=title, lang=lang)
     return renderer.render()
+
+
+def path_svg(d, nodes: Iterable[str] = (), flows: Iterable[str] = (), current: Iterable[str] = (),
+             overdue: Iterable[str] = ()) -> str | None:
+    """A procedure definition's chart with a case's path (:func:`render_svg`, titled with its name),
+    or None when it has no drawable diagram. Cached by the definition's content hash and the path:
+    the trail, the step page and the public case page draw it on every request, and many cases
+    share a path (rendering is most of those pages' time)."""
+    return _path_svg(d.content_hash, tuple(sorted(nodes)), tuple(sorted(flows)), tuple(sorted(current)),
+                     tuple(sorted(overdue)), _Carrier(d))
+
+
+class _Carrier:
+    """Carries the definition into the cache without being part of its key."""
+
+    def __init__(self, d):
+        self.d = d
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Carrier)
+
+
+@lru_cache(maxsize=1024)
+def _path_svg(content_hash: str, nodes: tuple, flows: tuple, current: tuple, overdue: tuple,
+              carrier: _Carrier) -> str | None:
+    try:
+        return render_svg(carrier.d.root, visited_nodes=nodes, visited_flows=flows, current=current,
+                          overdue=overdue, title=carrier.d.name)
+    except DiagramError:
+        return None
 
 
 def render_svg_bytes(xml: bytes, **kw: object) -> str:

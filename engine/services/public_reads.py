@@ -10,7 +10,6 @@ import math
 from collections import OrderedDict, defaultdict
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
@@ -21,7 +20,7 @@ from engine.core import objections as engine_objections
 from engine.services import public as rules
 from engine.core.definitions import ProcedureDefinition
 from engine.render import steplist
-from engine.render.diagram import DiagramError, render_svg
+from engine.render.diagram import path_svg
 from storage.models import (AuditEvent, Case, CaseField, Organization, Procedure, ProcedureVersion, RoleAssignment,
                             TimerDue, User, WorkItem)
 
@@ -503,30 +502,7 @@ def case_json(page: dict) -> dict:
 def diagram(version_id: int, d: ProcedureDefinition, nodes: tuple, flows: tuple, current: tuple = (),
             overdue: tuple = ()) -> str | None:
     """The flowchart with the path travelled (cached: many cases share a path)."""
-    return _cached_svg(d.content_hash, nodes, flows, current, overdue, _Holder(d))
-
-
-class _Holder:
-    """Carries the definition into the cache without being part of its key."""
-
-    def __init__(self, d: ProcedureDefinition):
-        self.d = d
-
-    def __hash__(self) -> int:
-        return 0
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Holder)
-
-
-@lru_cache(maxsize=1024)
-def _cached_svg(content_hash: str, nodes: tuple, flows: tuple, current: tuple, overdue: tuple,
-                holder: _Holder) -> str | None:
-    try:
-        return render_svg(holder.d.root, visited_nodes=nodes, visited_flows=flows, current=current, overdue=overdue,
-                          title=holder.d.name)
-    except DiagramError:
-        return None
+    return path_svg(d, nodes, flows, current, overdue)
 
 
 # --- an objector's receipt -------------------------------------------------------------------------

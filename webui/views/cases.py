@@ -15,7 +15,7 @@ from engine.core import cases as engine_cases
 from engine.core import catalogue, forms, procedures
 from engine.render import narrative
 from engine.render import steplist
-from engine.render.diagram import DiagramError, render_svg
+from engine.render.diagram import path_svg
 from engine.core.errors import Conflict, EngineIncident, Forbidden, InvalidData, NotFound, XiaoweiError
 
 from webui import filters
@@ -94,11 +94,7 @@ def case_view(case_id: int, *, values: Mapping[str, Mapping[str, str]] | None = 
     nodes, flows = reads.path_of(d, history)
     current = {i["step_id"] for i in info["current_steps"]} | {t["node"] for t in info["timers"]}
     overdue = {i["step_id"] for i in info["current_steps"] if i["overdue"]}
-    try:
-        svg = render_svg(d.root, visited_nodes=nodes, visited_flows=flows, current=current, overdue=overdue,
-                         title=d.name)
-    except DiagramError:
-        svg = None
+    svg = path_svg(d, nodes, flows, current, overdue)
     incident = xw().open_incident(case_id) if info["status"] == "running" else None
     can_retry = False
     if incident is not None and g.get("actor") is not None:
@@ -232,11 +228,7 @@ def trail_context(case: Case, case_id: int) -> dict:
     reports = xw().verify(case_id)
     nodes, flows = reads.path_of(d, history)
     current = {i["step_id"] for i in info["current_steps"]} | {t["node"] for t in info["timers"]}
-    try:
-        svg = render_svg(d.root, visited_nodes=nodes, visited_flows=flows, current=current,
-                         overdue={i["step_id"] for i in info["current_steps"] if i["overdue"]}, title=d.name)
-    except DiagramError:
-        svg = None
+    svg = path_svg(d, nodes, flows, current, {i["step_id"] for i in info["current_steps"] if i["overdue"]})
     ctx = narrative.Context(definition=d, names=names, params=narrative.case_params(history, d),
                             lang=current_language())
     entries = narrative.describe_all(history, ctx)
