@@ -371,7 +371,7 @@ def page_targets(engine, copies_hint: int | None = None) -> dict:
             "district_user": district_user, "trail": trail, "step": step, "staff": staff, "code": code, "person": person}
 
 
-def bench_pages(db: Database, n: int, person: str | None = None) -> None:
+def bench_pages(db: Database, n: int, person: str | None = None, only: str | None = None) -> None:
     from webui import create_app, warm_up
     from webui.serving import serve_in_thread
 
@@ -404,6 +404,8 @@ def bench_pages(db: Database, n: int, person: str | None = None) -> None:
         (sup, f"township dashboard ({tg['township']})", "/dashboard"),
         (tg["staff"], "镇街总览 /overview", "/overview"),
     ]
+    if only:
+        pages = [p for p in pages if any(word in p[1] for word in only.split(","))]
     print(f"\npages over HTTP ({n} requests each after 10 warm-ups; users {cadre}, {sup}, {tg['district_user']}; "
           f"{load_avg()}):", flush=True)
     web = create_app({"SECRET_KEY": "bench", "SESSION_COOKIE_SECURE": False}, db=db)
@@ -441,8 +443,10 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="measure the existing schema (no load)")
     ap.add_argument("--keep", action="store_true", help="keep the schema afterwards")
     ap.add_argument("--no-scan", action="store_true")
+    ap.add_argument("--no-sizes", action="store_true", help="skip the row counts and sizes")
     ap.add_argument("--scan-runs", type=int, default=2, help="1: the first scan only (raises every warning)")
     ap.add_argument("--no-pages", action="store_true")
+    ap.add_argument("--only", default=None, help="measure only the pages whose names contain one of these words (comma-separated)")
     ap.add_argument("--person", default=None, help="the name the person filters search (default: the cadre's)")
     args = ap.parse_args()
 
@@ -467,14 +471,15 @@ def main() -> None:
                   f"ANALYZE {figures['analyze_s']:.0f} s; {load_avg()})", flush=True)
         else:
             db = Database(url)
-        report_sizes(db.engine)
+        if not args.no_sizes:
+            report_sizes(db.engine)
         if not args.no_scan:
             full_scan(db, runs=args.scan_runs)
             with db.engine.connect() as conn:
                 conn.execute(text("ANALYZE warning; ANALYZE warning_subject"))
                 conn.commit()
         if not args.no_pages:
-            bench_pages(Xiaowei(db, inline_background=False).db, args.requests, args.person)
+            bench_pages(Xiaowei(db, inline_background=False).db, args.requests, args.person, args.only)
         db.dispose()
     finally:
         if not args.keep:
