@@ -119,19 +119,17 @@ def chain_ids(session: Session, org_id: int) -> tuple[int, ...]:
 
 
 def descendants(session: Session, org_ids: Iterable[int]) -> set[int]:
-    """The given organizations and every organization below them."""
-    rows = session.execute(select(Organization.id, Organization.parent_id)).all()
-    children: dict[int, list[int]] = {}
-    for oid, parent in rows:
-        if parent is not None:
-            children.setdefault(parent, []).append(oid)
-    result: set[int] = set()
-    stack = list(org_ids)
-    while stack:
-        current = stack.pop()
-        if current not in result:
-            result.add(current)
-            stack.extend(children.get(current, []))
+    """The given organizations and every organization below them: one indexed query per level down
+    (parent_id), so a village's user reads one row, not the whole directory (a province: ~25,000)."""
+    result: set[int] = set(org_ids)
+    level = set(result)
+    while level:
+        found: set[int] = set()
+        ordered = sorted(level)
+        for i in range(0, len(ordered), 900):  # bounded IN lists
+            found.update(session.scalars(select(Organization.id).where(Organization.parent_id.in_(ordered[i:i + 900]))))
+        level = found - result
+        result |= level
     return result
 
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Iterator
 
-from sqlalchemy import Integer, func, select
+from sqlalchemy import Integer, and_, func, select
 from sqlalchemy.orm import Session
 
 from storage.models import (
@@ -55,19 +55,28 @@ SOD_ROLES = sorted({r for pair in SOD_PAIRS for r in pair})
     condition="同一人(同一账号,或人员库中同一人持有的不同账号)在同一事项中以流程分开的两个角色办理(申请与审核、经办与审批、用印与保管、采购与验收、执行与监督)",
 )
 def separation_of_duties(ctx: ScanContext) -> Iterator[Finding]:
-    query = (
-        select(AuditEvent.case_id, AuditEvent.actor, AuditEvent.role, Case.org_id)
-        .join(Case, Case.id == AuditEvent.case_id)
-        .where(AuditEvent.type.in_(("step_completed", "case_started")), AuditEvent.role.in_(SOD_ROLES))
-        .distinct()
-    )
+    acted = [AuditEvent.type.in_(("step_completed", "case_started")), AuditEvent.role.in_(SOD_ROLES)]
     if ctx.case_ids is not None:
-        query = query.where(AuditEvent.case_id.in_(ctx.case_ids))
+        acted.append(AuditEvent.case_id.in_(ctx.case_ids))
+    holders = _holders(ctx.session)
+    # set-based: only the accounts that acted in two or more of these roles in a case, and the accounts
+    # of a person holding several (their roles add up by person, not by account)
+    several = (
+        select(AuditEvent.case_id, AuditEvent.actor)
+        .where(*acted)
+        .group_by(AuditEvent.case_id, AuditEvent.actor)
+        .having(func.count(AuditEvent.role.distinct()) > 1)
+        .subquery()
+    )
+    base = select(AuditEvent.case_id, AuditEvent.actor, AuditEvent.role, Case.org_id).join(
+        Case, Case.id == AuditEvent.case_id).where(*acted).distinct()
+    queries = [base.join(several, and_(several.c.case_id == AuditEvent.case_id, several.c.actor == AuditEvent.actor))]
+    if holders:
+        queries.append(base.where(AuditEvent.actor.in_(sorted(holders))))
     roles: dict[tuple[int, str], set[str]] = defaultdict(set)
     accounts: dict[tuple[int, str], set[str]] = defaultdict(set)
     orgs: dict[int, int] = {}
-    holders = _holders(ctx.session)
-    for case_id, actor, role, org_id in ctx.session.execute(query):
+    for case_id, actor, role, org_id in (row for q in queries for row in ctx.session.execute(q)):
         who = holders.get(actor, actor)  # people, not accounts: two accounts of one person are one
         roles[(case_id, who)].add(role)
         accounts[(case_id, who)].add(actor)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from datetime import datetime
 from typing import Iterator
 
@@ -72,6 +74,14 @@ def execution_before_decision(ctx: ScanContext) -> Iterator[Finding]:
 
 
 # (procedure, the resolution's disclosure step, the field dated by the implementation, what it says)
+def _utc(text: str) -> datetime:
+    """An engine time as stored in events (``2026-03-02T01:00:00.000000Z``), naive UTC; ``strptime`` with
+    ``%Y-%m-%dT%H:%M:%S.%fZ`` without its cost (a full scan parses one per disclosure)."""
+    if not text.endswith("Z"):
+        raise ValueError(text)
+    return datetime.fromisoformat(text[:-1])
+
+
 INSIDE_NOTICE = [
     ("V-DEC-01", "disclose_resolution", "completion_date", "实施完成日期在决议公示期内"),
     ("C-DEC-01", "disclose_resolution", "completion_date", "实施完成日期在决议公示期内"),
@@ -93,7 +103,7 @@ def _inside_notice(ctx: ScanContext) -> Iterator[Finding]:
             continue
         for timer in data.get("timers") or []:
             if timer.get("node") == f"{data.get('step')}_period" and timer.get("due_at"):
-                end = (datetime.strptime(timer["due_at"], "%Y-%m-%dT%H:%M:%S.%fZ") + LOCAL).date()
+                end = (_utc(timer["due_at"]) + LOCAL).date()
                 notices[case_id] = (start, end, data.get("name"), *found)  # the latest round wins
     if not notices:
         return
@@ -156,7 +166,7 @@ def disclosure_short(ctx: ScanContext) -> Iterator[Finding]:
         for timer in data.get("timers") or []:
             if timer.get("node") != f"{step}_period" or not timer.get("due_at"):
                 continue
-            due = (datetime.strptime(timer["due_at"], "%Y-%m-%dT%H:%M:%S.%fZ") + LOCAL).date()
+            due = (_utc(timer["due_at"]) + LOCAL).date()
             required = (due - local_time(at).date()).days
             actual = (due - start).days
             if actual < required:
@@ -212,6 +222,27 @@ def quorum_not_met(ctx: ScanContext) -> Iterator[Finding]:
     from engine.core.expressions import ExpressionError, compile_expression
     from engine.core.procedures import runtime
 
+    compiled: dict[str, object] = {}
+    taken: dict[tuple[int, str, str], object] = {}  # (version, gateway, inputs) → the statutory flow or None
+
+    def statutory(d, node, inputs: dict):
+        """The first conditioned flow out of ``node`` that holds under the library defaults (a pure
+        function of the definition and the inputs: decided once per distinct set of counts)."""
+        defaults = {k: p.default for k, p in d.parameters.items()}
+        for fid in node.outgoing:
+            flow = d.flows[fid]
+            if not flow.condition:
+                continue
+            try:
+                expr = compiled.get(flow.condition) or compiled.setdefault(
+                    flow.condition, compile_expression(flow.condition))
+                held = bool(expr.evaluate(inputs, defaults))
+            except (ExpressionError, TypeError, ValueError):
+                continue
+            if held:
+                return flow, defaults
+        return None
+
     for case_id, seq, _t, _at, _actor, _role, data, org_id, proc, version_id in ctx.events(
         ["gateway_decided"], like='%"members_total"%'
     ):
@@ -221,30 +252,24 @@ def quorum_not_met(ctx: ScanContext) -> Iterator[Finding]:
         node = d.nodes.get(data.get("gateway") or "")
         if node is None:
             continue
-        defaults = {k: p.default for k, p in d.parameters.items()}
         inputs = data.get("inputs") or {}
-        for fid in node.outgoing:
-            flow = d.flows[fid]
-            if not flow.condition:
-                continue
-            try:
-                held = bool(compile_expression(flow.condition).evaluate(inputs, defaults))
-            except (ExpressionError, TypeError, ValueError):
-                continue
-            if held:
-                yield Finding(
-                    "WR-07",
-                    org_id,
-                    f"{case_id}|{seq}",
-                    f"{data.get('name') or '表决'}:按法定比例应为“{flow.name or flow.condition}”,却按通过继续办理",
-                    {
-                        "gateway": node.id,
-                        "should_take": flow.name,
-                        "condition": flow.condition,
-                        "inputs": inputs,
-                        "statutory_params": {k: str(v) for k, v in defaults.items() if k in flow.condition},
-                        "seq": seq,
-                    },
-                    case_id=case_id,
-                )
-                break
+        key = (version_id, node.id, json.dumps(inputs, sort_keys=True, default=str))
+        if key not in taken:
+            taken[key] = statutory(d, node, inputs)
+        if taken[key] is not None:
+            flow, defaults = taken[key]
+            yield Finding(
+                "WR-07",
+                org_id,
+                f"{case_id}|{seq}",
+                f"{data.get('name') or '表决'}:按法定比例应为“{flow.name or flow.condition}”,却按通过继续办理",
+                {
+                    "gateway": node.id,
+                    "should_take": flow.name,
+                    "condition": flow.condition,
+                    "inputs": inputs,
+                    "statutory_params": {k: str(v) for k, v in defaults.items() if k in flow.condition},
+                    "seq": seq,
+                },
+                case_id=case_id,
+            )

@@ -62,7 +62,7 @@ def step_overdue(ctx: ScanContext) -> Iterator[Finding]:
         )
     if ctx.case_ids is None:
         return  # completed late: judged when the step is completed (the incremental evaluation)
-    for c in late_steps(ctx.session, ctx.case_ids, latest_only=True):
+    for c in latest_step_lateness(ctx.session, ctx.case_ids):
         if c["late"]:
             yield Finding(
                 "WR-20",
@@ -80,6 +80,62 @@ def step_overdue(ctx: ScanContext) -> Iterator[Finding]:
                 case_id=c["case_id"],
                 subjects=(c["actor"],),
             )
+
+
+OPENERS = ("case_started", "step_completed", "steps_opened", "timer_fired", "gateway_decided")
+
+
+def latest_step_lateness(session: Session, case_ids: Iterable[int], *, depth: int = 8) -> list[dict]:
+    """The latest completed step of each case and whether it was completed late, from the end of its trail
+    only: the chain read backwards on its (chain, seq) index from the latest ``step_completed`` to the event
+    that opened that step (its ``opened`` entry holds the time limit) — usually a few events, ``depth`` at
+    a time, never the whole trail unless the step was opened at its start. The incremental WR-20 after a
+    change (one case; the events of no other case are read)."""
+    out: list[dict] = []
+    for case_id in sorted(set(case_ids)):
+        completion, parsed, limit, before = None, None, None, None
+        while True:
+            query = (
+                select(AuditEvent.seq, AuditEvent.type, AuditEvent.at, AuditEvent.actor, AuditEvent.data, Case.org_id)
+                .join(Case, Case.id == AuditEvent.case_id)
+                .where(AuditEvent.chain == f"case:{case_id}")
+                .order_by(AuditEvent.seq.desc())
+                .limit(depth)
+            )
+            if before is not None:
+                query = query.where(AuditEvent.seq < before)
+            rows = session.execute(query).all()
+            for row in rows:
+                if row.type not in OPENERS:
+                    continue
+                data = json.loads(row.data)
+                if completion is None:
+                    if row.type == "step_completed":
+                        completion, parsed = row, data
+                    continue
+                hit = [o for o in data.get("opened") or [] if o.get("step") == parsed.get("step")]
+                if hit:
+                    limit = hit[0].get("due_at")
+                    break
+            else:
+                if len(rows) == depth:  # not found yet: the next events back
+                    before = rows[-1].seq
+                    continue
+            break
+        if completion is None:
+            continue
+        out.append({
+            "case_id": case_id,
+            "task_id": parsed.get("task_id"),
+            "step": parsed.get("step"),
+            "name": parsed.get("name"),
+            "actor": completion.actor,
+            "org_id": completion.org_id,
+            "completed_at": audit.iso(completion.at),
+            "due_at": limit,
+            "late": bool(limit and audit.iso(completion.at) > limit),
+        })
+    return out
 
 
 def late_steps(
