@@ -150,11 +150,13 @@ def search_cases(session: Session, actor: Actor | None, q: CaseQuery) -> tuple[l
     Reads only ``case_instance`` and the derived ``work_item`` / ``case_field`` tables (and the audit
     events' actor index for "mine" and people); never deserializes a case."""
     conditions = []
+    scope = []  # the actor's organizations, also applied inside the person search's sub-queries
     if actor is not None:
         orgs = directory.visible_org_ids(session, actor)
         if not orgs:
             return [], 0
-        conditions.append(Case.org_id.in_(orgs))
+        scope = [Case.org_id.in_(orgs)]
+        conditions.extend(scope)
     matched: set[int] | None = None  # the cases a person search found
     if q.mine and actor is not None:
         acted = select(AuditEvent.case_id).where(AuditEvent.actor == actor.username,
@@ -194,12 +196,15 @@ def search_cases(session: Session, actor: Actor | None, q: CaseQuery) -> tuple[l
     if q.person:
         who = q.person.strip()
         users = select(User.username).where(or_(User.username == who, User.display_name.like(_like(who), escape="\\")))
-        acted = select(AuditEvent.case_id).where(AuditEvent.actor.in_(users), AuditEvent.case_id.is_not(None),
-                                                 AuditEvent.type != "access_denied")
+        # Each part only within the actor's organizations: a common name matches cases all over a
+        # province (948,393 of 1,000,000 in the province benchmark), one township's are what is shown.
+        acted = select(AuditEvent.case_id).join(Case, Case.id == AuditEvent.case_id).where(
+            AuditEvent.actor.in_(users), AuditEvent.type != "access_denied", *scope)
         # Names in person fields match from their start (张三 finds 张三明) with an index range scan.
-        named = select(CaseField.case_id).where(CaseField.type == "person", CaseField.text_value >= who,
-                                                CaseField.text_value < who + "\U0010ffff")
-        started = select(Case.id).where(Case.started_by.in_(users))
+        named = select(CaseField.case_id).join(Case, Case.id == CaseField.case_id).where(
+            CaseField.type == "person", CaseField.text_value >= who, CaseField.text_value < who + "\U0010ffff",
+            *scope)
+        started = select(Case.id).where(Case.started_by.in_(users), *scope)
         # Evaluated once, then intersected with the other filters in memory (one narrow query).
         matched = set(session.scalars(union(started, acted, named)))
         if not matched:
