@@ -299,36 +299,17 @@ def report_sizes(engine) -> None:
 
 # --- the full scan --------------------------------------------------------------------------------
 def full_scan(db: Database, *, runs: int = 2, empty_first: bool = True) -> None:
-    from sqlalchemy import delete
-
-    from engine.services.supervision import warnings
-    from storage.models import SupervisionWarning, WarningSubject
+    from bench_warnings import clear_warnings, slowest, timed_scan
 
     if empty_first:
-        with db.write() as s:
-            s.execute(delete(WarningSubject))
-            s.execute(delete(SupervisionWarning))
+        clear_warnings(db)
     for run in ("first", "second")[:runs]:
-        t = time.perf_counter()
-        with db.write() as s:
-            per_rule: dict[str, float] = {}
-            ctx = warnings.ScanContext(s)
-            findings = []
-            for r in warnings.RULES.values():
-                rt = time.perf_counter()
-                found = list(r.check(ctx))
-                findings.extend(found)
-                per_rule[r.id] = time.perf_counter() - rt
-                print(f"    {r.id}: {per_rule[r.id]:.1f} s, {len(found):,} findings", flush=True)
-            st = time.perf_counter()
-            raised = warnings.store(s, findings, ctx.now)
-            store_s = time.perf_counter() - st
-        elapsed = time.perf_counter() - t
-        slow = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(per_rule.items(), key=lambda kv: -kv[1])[:6])
-        verdict = "ok" if elapsed < TARGET_SCAN_S else "SLOW"
-        print(f"full warning scan ({run} run): {elapsed:.1f} s, {len(findings):,} findings, {len(raised):,} new "
-              f"warnings (store {store_s:.1f} s) [{verdict}, target < {TARGET_SCAN_S:.0f} s]; slowest rules: {slow} "
-              f"({load_avg()})", flush=True)
+        scan = timed_scan(db, lambda rule, seconds, found: print(f"    {rule}: {seconds:.1f} s, {found:,} findings",
+                                                                 flush=True))
+        verdict = "ok" if scan["elapsed"] < TARGET_SCAN_S else "SLOW"
+        print(f"full warning scan ({run} run): {scan['elapsed']:.1f} s, {scan['findings']:,} findings, "
+              f"{scan['raised']:,} new warnings (store {scan['store']:.1f} s) [{verdict}, target < {TARGET_SCAN_S:.0f} s]; "
+              f"slowest rules: {slowest(scan, 6)} ({load_avg()})", flush=True)
 
 
 # --- the pages ------------------------------------------------------------------------------------

@@ -209,6 +209,39 @@ def replicate(path: Path, target_cases: int) -> tuple[int, int]:
     return n, total
 
 
+def clear_warnings(db: Database) -> None:
+    with db.write() as s:
+        s.execute(delete(WarningSubject))
+        s.execute(delete(SupervisionWarning))
+
+
+def timed_scan(db: Database, on_rule=None) -> dict:
+    """One full warning scan (every rule over every case) and the storing of its findings, timed:
+    {"elapsed", "findings", "raised", "store", "per_rule"}; ``on_rule(rule_id, seconds, findings)``
+    after each rule."""
+    started = time.perf_counter()
+    with db.write() as s:
+        per_rule: dict[str, float] = {}
+        ctx = warnings.ScanContext(s)
+        findings = []
+        for r in warnings.RULES.values():
+            rt = time.perf_counter()
+            found = list(r.check(ctx))
+            findings.extend(found)
+            per_rule[r.id] = time.perf_counter() - rt
+            if on_rule is not None:
+                on_rule(r.id, per_rule[r.id], len(found))
+        st = time.perf_counter()
+        raised = warnings.store(s, findings, ctx.now)
+        store_s = time.perf_counter() - st
+    return {"elapsed": time.perf_counter() - started, "findings": len(findings), "raised": len(raised),
+            "store": store_s, "per_rule": per_rule}
+
+
+def slowest(scan: dict, n: int) -> str:
+    return ", ".join(f"{k} {v:.1f}s" for k, v in sorted(scan["per_rule"].items(), key=lambda kv: -kv[1])[:n])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=100_000)
@@ -240,26 +273,11 @@ def main() -> None:
     print(f"full scan database: {source.name} ({n:,} engine-built cases) replicated to {total:,} cases "
           f"(shifted ids, codes) in {time.perf_counter() - t:.0f} s")
     db = Database(f"sqlite:///{big}")
-    with db.write() as s:
-        s.execute(delete(WarningSubject))
-        s.execute(delete(SupervisionWarning))
+    clear_warnings(db)
     for run in ("first", "second"):
-        t = time.perf_counter()
-        with db.write() as s:
-            per_rule: dict[str, float] = {}
-            ctx = warnings.ScanContext(s)
-            findings = []
-            for r in warnings.RULES.values():
-                rt = time.perf_counter()
-                findings.extend(r.check(ctx))
-                per_rule[r.id] = time.perf_counter() - rt
-            st = time.perf_counter()
-            raised = warnings.store(s, findings, ctx.now)
-            store_s = time.perf_counter() - st
-        elapsed = time.perf_counter() - t
-        slow = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(per_rule.items(), key=lambda kv: -kv[1])[:5])
-        print(f"full scan ({run} run) over {total:,} cases: {elapsed:.1f} s, {len(findings):,} findings, "
-              f"{len(raised):,} new warnings (store {store_s:.1f} s); slowest rules: {slow}")
+        scan = timed_scan(db)
+        print(f"full scan ({run} run) over {total:,} cases: {scan['elapsed']:.1f} s, {scan['findings']:,} findings, "
+              f"{scan['raised']:,} new warnings (store {scan['store']:.1f} s); slowest rules: {slowest(scan, 5)}")
     with db.read() as s:
         ids = list(s.scalars(select(Case.id)))
     sample = random.Random(3).sample(ids, min(200, len(ids)))
