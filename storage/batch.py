@@ -14,6 +14,7 @@ SQLAlchemy's exceptions (an ``IntegrityError`` stays one), when the batch is sen
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any, Callable, Mapping, Sequence
 
 from sqlalchemy.engine import Connection
@@ -62,8 +63,6 @@ class WriteBatch:
         self._queued.append((sql, rows if many else rows[0], expect_rows, otherwise))
 
     def _run_now(self, sql: str, rows: list[tuple], expect: int | None, otherwise: Exception | None) -> None:
-        import sqlite3
-
         cursor = self.connection.connection.driver_connection.cursor()
         try:
             if len(rows) == 1:

@@ -27,6 +27,16 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def dialect_insert(dialect_name: str):
+    """The ``insert`` of the dialect (``"sqlite"`` or ``"postgresql"``): the one that has
+    ``on_conflict_do_update`` / ``on_conflict_do_nothing`` (upserts), which both databases understand."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

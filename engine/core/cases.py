@@ -13,9 +13,8 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from sqlalchemy import String, any_, bindparam, delete, insert, select, update
+from sqlalchemy import inspect as orm_state
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -27,6 +26,7 @@ from .errors import Conflict, EngineIncident, Forbidden, InvalidData, NotFound, 
 from .expressions import ExpressionError, compile_expression
 from .procedures import Runtime, effective_params, runtime
 from storage.batch import WriteBatch
+from storage.db import dialect_insert
 from storage.models import AuditEvent, Case, CaseField, CaseState, Organization, Submission, TimerDue, WorkItem
 
 RUNNING = "running"
@@ -599,9 +599,7 @@ def _write_case(session: Session, case: Case, batch: WriteBatch) -> None:
     """Write a loaded case's changed columns and its state with two plain UPDATEs (the ORM's flush
     costs more than the statements): ``… WHERE id = ? AND version = ?`` as the mapper's version
     counter does, so a lost update raises instead of overwriting. The ORM object is then clean."""
-    from sqlalchemy import inspect
-
-    insp = inspect(case)
+    insp = orm_state(case)
     changed = {key: getattr(case, key) for key in insp.committed_state if key in _CASE_COLUMNS}
     version = case.version
     names = frozenset(changed)
@@ -616,12 +614,12 @@ def _write_case(session: Session, case: Case, batch: WriteBatch) -> None:
     set_committed_value(case, "version", version + 1)
     _mark_clean(insp)
     row = case.state_row
-    if row is not None and inspect(row).pending:  # a case that had no state row yet
+    if row is not None and orm_state(row).pending:  # a case that had no state row yet
         batch.send()
         session.flush()
-    elif row is not None and inspect(row).modified:
+    elif row is not None and orm_state(row).modified:
         batch.execute(_UPDATE_STATE, {"b_case_id": case.id, "b_state": row.state})
-        _mark_clean(inspect(row))
+        _mark_clean(orm_state(row))
 
 
 def _mark_clean(insp) -> None:
@@ -685,13 +683,13 @@ _DELETE_TIMERS = _delete_by_task(TimerDue)
 _INSERT_FIELD = insert(CaseField)
 
 
-def _upsert_field(dialect_insert):
-    stmt = dialect_insert(CaseField)
+def _upsert_field(dialect: str):
+    stmt = dialect_insert(dialect)(CaseField)
     return stmt.on_conflict_do_update(index_elements=["case_id", "name"], set_={
         k: stmt.excluded[k] for k in ("type", "step_id", "text_value", "number_value", "updated_at")})
 
 
-_UPSERT_FIELD = {"sqlite": _upsert_field(sqlite_insert), "postgresql": _upsert_field(pg_insert)}
+_UPSERT_FIELD = {dialect: _upsert_field(dialect) for dialect in ("sqlite", "postgresql")}
 _INSERT_SUBMISSION = insert(Submission)
 _NUMERIC_TYPES = frozenset({"integer", "decimal", "money"})
 

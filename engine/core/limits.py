@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, security_settings
 from .errors import InvalidData
+from storage.db import dialect_insert
 from storage.models import FormStamp, RateCounter
 
 HOUR = timedelta(hours=1)
@@ -28,11 +29,7 @@ CHINA = timedelta(hours=8)
 
 
 def _insert(session: Session):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+    return dialect_insert(session.get_bind().dialect.name)
 
 
 def window_of(at: datetime, size: timedelta) -> datetime:

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.core import audit
+from storage.db import dialect_insert
 from storage.models import Case, DashboardCache, DashboardVersion, Organization
 
 from . import analysis
@@ -43,11 +44,7 @@ MAX_AGE = timedelta(minutes=5)
 
 
 def _upsert(session: Session, model):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(model)
+    return dialect_insert(session.get_bind().dialect.name)(model)
 
 
 def townships(session: Session, org_ids: Iterable[int]) -> set[int]:

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from engine.core import audit, catalogue, directory
 from engine.core.errors import Conflict, Forbidden, InvalidData, NotFound
+from storage.db import dialect_insert
 from storage.models import (
     AuditEvent, Case, Kinship, Organization, PersonRelation, SupervisionWarning, WarningSubject,
 )
@@ -51,13 +52,8 @@ def fingerprint(rule_id: str, key: str) -> str:
 
 
 def _insert(session: Session):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(SupervisionWarning).on_conflict_do_nothing(index_elements=["fingerprint"])
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(SupervisionWarning).on_conflict_do_nothing(index_elements=["fingerprint"])
+    insert = dialect_insert(session.get_bind().dialect.name)
+    return insert(SupervisionWarning).on_conflict_do_nothing(index_elements=["fingerprint"])
 
 
 def store(session: Session, findings: Iterable[Finding], now: datetime | None = None) -> list[dict]:
