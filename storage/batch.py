@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 _COMPILED: dict[tuple, tuple[str, dict[str, Callable], list[str]]] = {}
+_COMPILED_READS: dict[tuple, Any] = {}
 
 
 class WriteBatch:
@@ -35,6 +36,7 @@ class WriteBatch:
         # per-execution work (it costs more than SQLite's own on these one-row statements)
         self.direct = dialect.name == "sqlite" and dialect.driver == "pysqlite"
         self._queued: list[tuple[str, Any, int | None, Exception | None]] = []
+        self._reads: list[tuple[str, dict, list]] = []
 
     @property
     def dialect_name(self) -> str:
@@ -62,6 +64,25 @@ class WriteBatch:
         many = isinstance(params, (list, tuple)) and len(rows) > 1
         self._queued.append((sql, rows if many else rows[0], expect_rows, otherwise))
 
+    def query(self, statement, params: Mapping[str, Any]) -> list:
+        """Read rows after this batch's writes, in the same transaction: a list filled at once
+        (SQLite), or when the batch is sent (PostgreSQL: the read goes in the same pipeline as the
+        writes, no round trip of its own). Rows have the selected columns as attributes."""
+        if not self.pipelined:
+            return list(self.connection.execute(statement, params).all())
+        dialect = self.connection.dialect
+        compiled = _COMPILED_READS.get((statement, dialect.name))
+        if compiled is None:
+            compiled = _COMPILED_READS[(statement, dialect.name)] = statement.compile(dialect=dialect)
+        values = compiled.construct_params(params)  # with the statement's own literal values
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None and values.get(name) is not None:
+                values[name] = processor(values[name])
+        rows: list = []
+        self._reads.append((str(compiled), values, rows))
+        return rows
+
     def _run_now(self, sql: str, rows: list[tuple], expect: int | None, otherwise: Exception | None) -> None:
         cursor = self.connection.connection.driver_connection.cursor()
         try:
@@ -79,11 +100,15 @@ class WriteBatch:
 
     def send(self) -> None:
         """Send what is queued (PostgreSQL) in one pipeline and check the expected row counts."""
-        if not self._queued:
+        if not self._queued and not self._reads:
             return
         queued, self._queued = self._queued, []
+        reads, self._reads = self._reads, []
+        from psycopg.rows import namedtuple_row
+
         raw = self.connection.connection.driver_connection
         cursors = []
+        read_cursors = []
         try:
             with raw.pipeline():
                 for sql, params, expect, otherwise in queued:
@@ -93,6 +118,10 @@ class WriteBatch:
                     else:
                         cursor.execute(sql, params)
                     cursors.append((cursor, expect, otherwise))
+                for sql, params, rows in reads:
+                    cursor = raw.cursor(row_factory=namedtuple_row)
+                    cursor.execute(sql, params)
+                    read_cursors.append((cursor, rows))
         except Exception as exc:  # the pipeline reports the first failing statement when it is synced
             import psycopg
 
@@ -103,6 +132,9 @@ class WriteBatch:
         for cursor, expect, otherwise in cursors:
             if expect is not None and cursor.rowcount != expect:
                 raise otherwise or RuntimeError("unexpected row count")
+            cursor.close()
+        for cursor, rows in read_cursors:
+            rows.extend(cursor.fetchall())
             cursor.close()
 
 

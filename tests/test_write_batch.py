@@ -66,3 +66,28 @@ def test_a_duplicate_is_an_integrity_error_and_rolls_back(xw):
             batch.send()
     with xw.db.read() as s:
         assert s.scalar(select(Organization.id).where(Organization.code == "PROBE2")) is None
+
+
+def test_a_read_after_the_writes_sees_them_with_their_types(xw, people):
+    case_id = _case(xw, people)
+    with xw.db.write() as s:
+        batch = WriteBatch(s.connection())
+        batch.execute(insert(CaseField), [
+            {"case_id": case_id, "name": "probe_r", "type": "money", "step_id": "collect", "text_value": "7.25",
+             "number_value": Decimal("7.25"), "updated_at": AT}])
+        rows = batch.query(select(CaseField.name, CaseField.number_value, CaseField.updated_at).where(
+            CaseField.case_id == bindparam("case_id"), CaseField.name.like("probe_%")), {"case_id": case_id})
+        batch.send()
+        assert [(r.name, r.number_value, r.updated_at) for r in rows] == [("probe_r", Decimal("7.25"), AT)]
+
+
+def test_a_completion_answers_with_the_open_steps_as_stored(xw, people):
+    case_id = _case(xw, people)
+    answer = xw.complete(case_id, "collect", people["party_branch"], {
+        "matter_title": "村道硬化", "matter_type": "project", "source": "villagers", "amount": "80000",
+        "opinions_summary": "同意"})
+    with xw.db.read() as s:
+        from engine.services.facade import _tasks
+
+        stored = _tasks(s, case_id)
+    assert answer["tasks"] and answer["tasks"] == stored

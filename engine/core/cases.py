@@ -71,6 +71,8 @@ class CaseContext:
     field_step: str = ""
     # The submission this change makes (a step completed), stored with its event's sequence number.
     submission: dict | None = None
+    # Not None: save_case reads the case's open work items after its writes, into this list.
+    open_items: list | None = None
 
     ready_tasks: list = field(default_factory=list)
     timer_deadlines: list = field(default_factory=list)
@@ -328,10 +330,13 @@ def _starting_role(actor: Actor, d: ProcedureDefinition, ready: list, chain_ids:
 
 def complete_step(session: Session, case_id: int, step_id: str, username: str, data: Mapping[str, Any] | None,
                   *, on_behalf_of: str | None = None, proxy_reason: str | None = None,
-                  attachments: list[dict] | None = None, extra: Mapping[str, Any] | None = None) -> Case:
+                  attachments: list[dict] | None = None, extra: Mapping[str, Any] | None = None,
+                  open_items: list | None = None) -> Case:
     """Complete a ready step as ``username`` with form ``data``; route the gateways that follow.
     ``attachments`` are references to stored evidence files ({sha256, name, size, type}); ``extra``
-    is added to the event (a retry after an incident names it and the administrator)."""
+    is added to the event (a retry after an incident names it and the administrator). A list given
+    as ``open_items`` receives the case's open work items after the change (rows of
+    :data:`OPEN_ITEMS`), read with the change's writes (on PostgreSQL in the same round trip)."""
     ctx = open_for_update(session, case_id, action="complete")
     assert ctx is not None
     case, d, workflow = ctx.case, ctx.definition, ctx.workflow
@@ -411,7 +416,11 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
                       "on_behalf_of": proxy["name"] if proxy else None, "proxy_reason": proxy["reason"] if proxy else None,
                       "values": audit.to_json(clean), "attachments": audit.to_json(files or [])}
     seq = case.audit_seq + 1  # the step_completed event is the first this save appends
+    if open_items is not None:
+        ctx.open_items = []
     save_case(ctx, ("step_completed", actor.username, role, event))
+    if open_items is not None:
+        open_items.extend(ctx.open_items if ctx.open_items is not None else ())
     if sealed is not None:
         privacy.store(session, case.id, seq, "report", sealed)
     return case
@@ -586,6 +595,8 @@ def save_case(ctx: CaseContext, event: tuple[str, str, str, dict] | None) -> Non
         session.flush()
     else:
         _write_case(session, case, batch)
+        if ctx.open_items is not None:  # the caller answers with the open steps: read in the same trip
+            ctx.open_items = batch.query(OPEN_ITEMS, {"case_id": case.id})
         batch.send()
 
 
@@ -656,6 +667,9 @@ def _closed_without_event(ctx: CaseContext, event, ready: list, waiting: list) -
 
 # Statements built once: building a statement costs more than running it on SQLite.
 _INSERT_ITEM = insert(WorkItem)
+# A case's open steps, in the order they opened (plain rows, no ORM objects).
+OPEN_ITEMS = select(WorkItem.case_id, WorkItem.step_id, WorkItem.step_name, WorkItem.role_key, WorkItem.task_id,
+                    WorkItem.ready_at, WorkItem.due_at).where(WorkItem.case_id == bindparam("case_id")).order_by(WorkItem.id)
 _INSERT_TIMER = insert(TimerDue)
 
 

@@ -11,7 +11,7 @@ import json
 from datetime import timedelta
 from typing import Any, Callable, Mapping, TypeVar
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 
 from engine.core import attachments, audit, cases, catalogue, directory, privacy, procedures
 from engine.core.errors import EngineIncident, Forbidden, NotFound
@@ -83,12 +83,13 @@ class Xiaowei:
                  on_behalf_of: str | None = None, proxy_reason: str | None = None,
                  attachments: list[dict] | None = None) -> dict:
         try:
+            items: list = []
             with self.db.write() as s:
                 case = cases.complete_step(s, case_id, step_id, username, data,
                                            on_behalf_of=on_behalf_of, proxy_reason=proxy_reason,
-                                           attachments=attachments)
+                                           attachments=attachments, open_items=items)
                 status = case.status
-                tasks = _tasks(s, case_id)
+            tasks = [_work_item_dict(r) for r in items]
         except Forbidden as exc:
             self._record_denied(case_id, username, exc)
             raise
@@ -522,16 +523,11 @@ class Xiaowei:
             return s.scalar(select(func.count()).select_from(AuditEvent)) or 0
 
 
-_TASK_COLUMNS = (WorkItem.case_id, WorkItem.step_id, WorkItem.step_name, WorkItem.role_key, WorkItem.task_id,
-                 WorkItem.ready_at, WorkItem.due_at)
-
-
-_TASKS_QUERY = select(*_TASK_COLUMNS).where(WorkItem.case_id == bindparam("case_id")).order_by(WorkItem.id)
 
 
 def _tasks(session, case_id: int) -> list[dict]:
     """Open steps of a case from the derived table (plain rows, no ORM objects)."""
-    rows = session.connection().execute(_TASKS_QUERY, {"case_id": case_id}).all()
+    rows = session.connection().execute(cases.OPEN_ITEMS, {"case_id": case_id}).all()
     return [_work_item_dict(r) for r in rows]
 
 
