@@ -10,6 +10,7 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
+import pytest
 from lxml import etree
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import TaskConverter
@@ -84,3 +85,17 @@ def test_an_integer_beyond_64_bits_survives_exactly():
     loaded = spiff.load_state(state, spec, subs)
     values = [t.data["count"] for t in loaded.get_tasks() if "count" in t.data]
     assert values and all(v == big and isinstance(v, int) for v in values)
+
+
+def test_task_ids_parse_as_uuid_does():
+    from uuid import UUID, uuid4
+
+    from engine.core.spiff import parse_uuid
+
+    for value in [uuid4() for _ in range(50)] + [UUID(int=0), UUID(int=2**128 - 1)]:
+        parsed = parse_uuid(str(value))
+        assert parsed == value and hash(parsed) == hash(value) and str(parsed) == str(value)
+        assert isinstance(parsed, UUID) and parsed.version == value.version
+    assert parse_uuid("{12345678-1234-5678-1234-567812345678}") == UUID("12345678-1234-5678-1234-567812345678")
+    with pytest.raises(ValueError):
+        parse_uuid("12345678-1234-5678-1234-56781234567g")

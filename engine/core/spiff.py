@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Callable, Iterable
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 import orjson
 
@@ -123,7 +123,7 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):
         restore = self.registry.restore
         tasks = {}
         for key, value in dct["tasks"].items():
-            uuids[key] = uid = UUID(key)
+            uuids[key] = uid = parse_uuid(key)
             tasks[uid] = restore(value, workflow=workflow)
         workflow.tasks = tasks
         workflow.task_tree = tasks.get(uuids.get(dct["root"]) or UUID(dct["root"]))
@@ -135,6 +135,18 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):
 
 
 _MUTABLE = (dict, list, set)
+
+
+def parse_uuid(text: str, _new=object.__new__, _set=object.__setattr__, _unknown=SafeUUID.unknown) -> UUID:
+    """``UUID(text)`` for the canonical 36-character form that ``str(uuid)`` wrote (a stored state's
+    task ids), in about half the time: the same object (equal, same hash and text), built from its
+    integer without ``UUID.__init__``'s general parsing. Anything else goes to ``UUID`` itself."""
+    if len(text) != 36 or text[8] != "-" or text[13] != "-" or text[18] != "-" or text[23] != "-":
+        return UUID(text)
+    value = _new(UUID)
+    _set(value, "int", int(text.replace("-", ""), 16))
+    _set(value, "is_safe", _unknown)
+    return value
 
 
 class _TaskConverter(TaskConverter):
@@ -151,7 +163,7 @@ class _TaskConverter(TaskConverter):
         def uid(text):
             value = uuids.get(text)
             if value is None:
-                value = uuids[text] = UUID(text)
+                value = uuids[text] = parse_uuid(text)
             return value
 
         task_spec = workflow.spec.task_specs.get(dct["task_spec"])
