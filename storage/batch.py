@@ -70,17 +70,9 @@ class WriteBatch:
         writes, no round trip of its own). Rows have the selected columns as attributes."""
         if not self.pipelined:
             return list(self.connection.execute(statement, params).all())
-        dialect = self.connection.dialect
-        compiled = _COMPILED_READS.get((statement, dialect.name))
-        if compiled is None:
-            compiled = _COMPILED_READS[(statement, dialect.name)] = statement.compile(dialect=dialect)
-        values = compiled.construct_params(params)  # with the statement's own literal values
-        for name, bind in compiled.binds.items():
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None and values.get(name) is not None:
-                values[name] = processor(values[name])
+        sql, values = _read_statement(statement, self.connection.dialect, params)
         rows: list = []
-        self._reads.append((str(compiled), values, rows))
+        self._reads.append((sql, values, rows))
         return rows
 
     def _run_now(self, sql: str, rows: list[tuple], expect: int | None, otherwise: Exception | None) -> None:
@@ -136,6 +128,27 @@ class WriteBatch:
         for cursor, rows in read_cursors:
             rows.extend(cursor.fetchall())
             cursor.close()
+
+
+def _read_statement(statement, dialect, params: Mapping[str, Any]) -> tuple[str, dict]:
+    """(SQL text, parameter values by name) of a select for the dialect, compiled once per statement;
+    the statement's own literal values included, bind processors applied."""
+    key = (statement, dialect.name)
+    found = _COMPILED_READS.get(key)
+    if found is None:
+        compiled = statement.compile(dialect=dialect)
+        processors = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                processors[name] = processor
+        found = _COMPILED_READS[key] = (compiled, str(compiled), processors, list(compiled.positiontup or []))
+    compiled, sql, processors, _order = found
+    values = compiled.construct_params(params)
+    for name, processor in processors.items():
+        if values.get(name) is not None:
+            values[name] = processor(values[name])
+    return sql, values
 
 
 def _pipeline_supported() -> bool:
