@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import settings
@@ -48,6 +51,34 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None
 
 
+WRITE_LOCK_WAIT = 10.0  # seconds a write transaction waits for SQLite's write lock (as busy_timeout did)
+
+
+def _begin_immediate(raw) -> None:
+    """``BEGIN IMMEDIATE``, waiting for the write lock in short steps. SQLite's own busy handler
+    sleeps 1, 2, 5 … up to 100 ms between tries, so a writer queued behind a 5 ms transaction
+    often slept 25–100 ms: several processes writing one file (workers, a parallel build) ran
+    slower than one. Here the wait starts at 0.2 ms and doubles up to 5 ms; after
+    ``WRITE_LOCK_WAIT`` seconds it fails as before ("database is locked")."""
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + WRITE_LOCK_WAIT
+        pause = 0.0002
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:  # as SQLAlchemy reports it when busy_timeout runs out
+                    raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
+    finally:
+        raw.execute("PRAGMA busy_timeout=10000")
+
+
 class Database:
     """Engines and sessions for one database URL.
 
@@ -71,11 +102,13 @@ class Database:
             return create_engine(self.url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
         engine = create_engine(self.url, echo=echo, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
-        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
         @event.listens_for(engine, "begin")
         def _begin(conn) -> None:
-            conn.exec_driver_sql(begin)
+            if immediate:
+                _begin_immediate(conn.connection.driver_connection)
+            else:
+                conn.exec_driver_sql("BEGIN")
 
         return engine
 

@@ -2,6 +2,8 @@
 
 import threading
 
+import pytest
+
 from engine.core.errors import Conflict
 from engine.services.scenarios import plan_step_data
 from engine.services.facade import Xiaowei
@@ -80,3 +82,49 @@ def test_parallel_ticks_fire_each_timer_once(xw, people, frozen, db_url):
         assert types.count("timer_fired") == 1, types
         assert [t["step_id"] for t in xw.tasks(case_id)] == ["disclose_resolution_objections"]
     assert all(r.ok for r in xw.verify())
+
+
+def test_sqlite_writer_waits_for_the_write_lock_then_writes(tmp_path, monkeypatch):
+    """SQLite: a write transaction that finds the write lock taken waits (in short steps) and then
+    writes; past the wait it fails as SQLite does ("database is locked"), nothing half-written."""
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    import storage.db
+
+    db = Database(f"sqlite:///{tmp_path}/lock.db")
+    with db.write() as s:
+        s.execute(text("CREATE TABLE probe (v INTEGER)"))
+    held = threading.Event()
+
+    def hold(seconds: float) -> None:
+        with db.write() as s:
+            s.execute(text("INSERT INTO probe VALUES (1)"))
+            held.set()
+            time.sleep(seconds)
+
+    holder = threading.Thread(target=hold, args=(0.3,))
+    holder.start()
+    held.wait(5)
+    with db.write() as s:  # waits for the holder's commit
+        s.execute(text("INSERT INTO probe VALUES (2)"))
+    holder.join()
+    with db.read() as s:
+        assert s.execute(text("SELECT v FROM probe ORDER BY v")).scalars().all() == [1, 2]
+
+    monkeypatch.setattr(storage.db, "WRITE_LOCK_WAIT", 0.1)
+    held.clear()
+    holder = threading.Thread(target=hold, args=(1.0,))
+    holder.start()
+    held.wait(5)
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            with db.write() as s:
+                s.execute(text("INSERT INTO probe VALUES (3)"))
+    finally:
+        holder.join()
+    with db.read() as s:
+        assert s.execute(text("SELECT v FROM probe ORDER BY v")).scalars().all() == [1, 1, 2]
+    db.dispose()
