@@ -55,6 +55,7 @@ os.environ.setdefault("XIAOWEI_ARGON2", "1,64,1")  # cheap hashes for the bench 
 from sqlalchemy import Integer, create_engine, func, select, text  # noqa: E402
 
 from engine.core import catalogue, clock, directory, outbox  # noqa: E402
+from engine.core.errors import Conflict  # noqa: E402
 from engine.services.scenarios import case_context, plan_step_data, sample_evidence  # noqa: E402
 from engine.services.facade import Xiaowei  # noqa: E402
 from webui.serving import serve_in_thread  # noqa: E402
@@ -134,8 +135,8 @@ def _build_part(args: tuple) -> dict:
 
     def advance(case_id: int, users: dict, steps_left: int) -> None:
         nonlocal counter, completions
+        tasks = app.tasks(case_id)
         while steps_left > 0:
-            tasks = app.tasks(case_id)
             if not tasks:
                 with app.db.read() as s:
                     due = s.scalar(select(func.min(TimerDue.due_at)).where(TimerDue.case_id == case_id))
@@ -154,7 +155,11 @@ def _build_part(args: tuple) -> dict:
             fake.advance(minutes=rnd.randint(1, 6) * gap.total_seconds() / 60 / 10)
             if step.evidence_required:  # the clerk refuses a disclosure step without its photo
                 kwargs["attachments"] = sample_evidence(app, step, user)
-            app.complete(case_id, step_id, user, payload, **kwargs)
+            try:
+                tasks = app.complete(case_id, step_id, user, payload, **kwargs)["tasks"]  # the steps now open
+            except Conflict:  # a timer that fell due first changed the case: read its open steps again
+                tasks = app.tasks(case_id)
+                continue
             completions += 1
             steps_left -= 1
 
