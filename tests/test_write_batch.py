@@ -19,13 +19,17 @@ def _case(xw, people) -> int:
     return xw.start_case("V-DEC-01", "DONGAO", people["party_branch"])
 
 
+def _money_field(case_id: int, name: str, amount: str) -> dict:
+    return {"case_id": case_id, "name": name, "type": "money", "step_id": "collect", "text_value": amount,
+            "number_value": Decimal(amount), "updated_at": AT}
+
+
 def test_rows_read_back_as_written_with_types(xw, people):
     case_id = _case(xw, people)
     with xw.db.write() as s:
         batch = WriteBatch(s.connection())
         batch.execute(insert(CaseField), [
-            {"case_id": case_id, "name": "probe_a", "type": "money", "step_id": "collect", "text_value": "12.50",
-             "number_value": Decimal("12.50"), "updated_at": AT},
+            _money_field(case_id, "probe_a", "12.50"),
             {"case_id": case_id, "name": "probe_b", "type": "text", "step_id": "collect", "text_value": "张三",
              "number_value": None, "updated_at": AT}])
         batch.send()
@@ -72,9 +76,7 @@ def test_a_read_after_the_writes_sees_them_with_their_types(xw, people):
     case_id = _case(xw, people)
     with xw.db.write() as s:
         batch = WriteBatch(s.connection())
-        batch.execute(insert(CaseField), [
-            {"case_id": case_id, "name": "probe_r", "type": "money", "step_id": "collect", "text_value": "7.25",
-             "number_value": Decimal("7.25"), "updated_at": AT}])
+        batch.execute(insert(CaseField), [_money_field(case_id, "probe_r", "7.25")])
         rows = batch.query(select(CaseField.name, CaseField.number_value, CaseField.updated_at).where(
             CaseField.case_id == bindparam("case_id"), CaseField.name.like("probe_%")), {"case_id": case_id})
         batch.send()

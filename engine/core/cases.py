@@ -420,7 +420,7 @@ def complete_step(session: Session, case_id: int, step_id: str, username: str, d
         ctx.open_items = []
     save_case(ctx, ("step_completed", actor.username, role, event))
     if open_items is not None:
-        open_items.extend(ctx.open_items if ctx.open_items is not None else ())
+        open_items.extend(ctx.open_items)
     if sealed is not None:
         privacy.store(session, case.id, seq, "report", sealed)
     return case
