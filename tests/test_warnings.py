@@ -429,6 +429,34 @@ def test_bulk_actions_at_night(xw, people, frozen):
     assert len(found) == 1 and found[0]["facts"]["count"] == 3 and found[0]["facts"]["actor"] == people["handler"]
 
 
+def test_bulk_actions_at_night_found_by_a_worker_that_comes_days_later(xw, people, frozen):
+    """The worker judges a night by the night's own steps, not by its own clock: a worker that drains
+    the changes two days later (a backlog, a restart) raises the warning once, and a full scan
+    afterwards finds nothing new."""
+    from engine.services import worker
+    from engine.services.facade import Xiaowei
+
+    deferred = Xiaowei(xw.db, inline_background=False)
+    set_param(xw, "DONGAO", "odd_hours_count", "3")
+    frozen.set("2026-03-02T15:00:00+00:00")  # 23:00 China time
+    expense(deferred, people, amount=500, payee="甲")
+    expense(deferred, people, amount=500, payee="乙")
+    frozen.set("2026-03-02T17:30:00+00:00")  # 01:30 the same night
+    expense(deferred, people, amount=500, payee="丙")
+    frozen.set("2026-03-03T15:00:00+00:00")  # the next night: one step, not part of the first night's count
+    expense(deferred, people, amount=500, payee="丁")
+    assert not raised(xw, "XW-05")  # nothing evaluated on the request path
+    frozen.set("2026-03-05T03:00:00+00:00")  # the worker comes two days later
+    assert worker.drain(deferred)["failed"] == 0
+    found = raised(xw, "XW-05")
+    assert len(found) == 1
+    assert found[0]["facts"]["count"] == 3 and found[0]["facts"]["night"] == "2026-03-02"
+    assert found[0]["facts"]["actor"] == people["handler"]
+    with xw.db.write() as s:
+        assert warnings.scan(s, rules={"XW-05"}) == []
+    assert len(raised(xw, "XW-05")) == 1
+
+
 # --- lifecycle ----------------------------------------------------------------------------------------
 def test_lifecycle_with_opinions_in_the_case_trail(xw, people):
     cid = expense(xw, people, payee="宏达建筑有限公司", amount=60000, category="project")

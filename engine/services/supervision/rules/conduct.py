@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Iterator
 
-from sqlalchemy import Integer, and_, func, select
+from sqlalchemy import Integer, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from storage.models import (
@@ -16,6 +16,7 @@ from storage.models import (
 )
 
 from engine.services.supervision.registry import (
+    LOCAL,
     Finding,
     P,
     ScanContext,
@@ -216,6 +217,19 @@ def evidence_missing(ctx: ScanContext) -> Iterator[Finding]:
 
 
 # --- XW-05 odd hours in bulk ----------------------------------------------------------------------
+NIGHT = timedelta(hours=8)  # 22:00–06:00 China time
+
+
+def _night(at: datetime) -> date:
+    """The night a time (naive UTC) falls in, named by the day it started (01:30 belongs to the day before)."""
+    return (local_time(at) - timedelta(hours=6)).date()
+
+
+def _night_start(night: date) -> datetime:
+    """22:00 China time of ``night``, as naive UTC like the audit events' times."""
+    return datetime.combine(night, time(22)) - LOCAL
+
+
 @rule(
     "XW-05",
     "深夜批量操作",
@@ -235,27 +249,28 @@ def odd_hours(ctx: ScanContext) -> Iterator[Finding]:
         hour = func.extract("hour", AuditEvent.at)
     else:
         hour = func.cast(func.strftime("%H", AuditEvent.at), type_=Integer)
-    query = query.where(hour >= 14, hour < 22)  # 22:00–06:00 China time
-    if ctx.case_ids is not None:  # the people who just acted, over the last night (the at index)
-        since = ctx.now - timedelta(days=1)
-        actors = sorted(
-            set(
-                ctx.session.scalars(
-                    select(AuditEvent.actor).where(
-                        AuditEvent.case_id.in_(ctx.case_ids),
-                        AuditEvent.type == "step_completed",
-                        AuditEvent.at >= since,
-                    )
+    night_hours = and_(hour >= 14, hour < 22)  # 22:00–06:00 China time
+    query = query.where(night_hours)
+    if ctx.case_ids is not None:
+        # The nights in which the changed cases had steps done, and by whom: those nights are judged
+        # whole (every case of that person that night), whenever the worker comes to it.
+        nights = {
+            (actor, _night(at))
+            for actor, at in ctx.session.execute(
+                select(AuditEvent.actor, AuditEvent.at).where(
+                    AuditEvent.case_id.in_(ctx.case_ids), AuditEvent.type == "step_completed", night_hours
                 )
             )
-        )
-        if not actors:
+        }
+        if not nights:
             return
-        query = query.where(AuditEvent.at >= since, AuditEvent.actor.in_(actors))
+        query = query.where(
+            or_(*(and_(AuditEvent.actor == actor, AuditEvent.at >= start, AuditEvent.at < start + NIGHT)
+                  for actor, start in sorted((a, _night_start(n)) for a, n in nights)))
+        )
     groups: dict[tuple[str, date], list] = defaultdict(list)
     for actor, at, case_id, org_id in ctx.session.execute(query):
-        local = local_time(at) - timedelta(hours=6)  # the night belongs to the day it started
-        groups[(actor, local.date())].append((case_id, org_id))
+        groups[(actor, _night(at))].append((case_id, org_id))
     for (actor, night), items in groups.items():
         org_id = max(set(o for _, o in items), key=lambda o: sum(1 for _, x in items if x == o))
         if len(items) >= ctx.param(org_id, "odd_hours_count"):
