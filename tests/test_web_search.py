@@ -68,6 +68,29 @@ def test_search_filters(app, xw, people, frozen):
     assert {road, small, other} <= found(overdue="1")
 
 
+def test_person_found_the_same_among_few_cases_or_over_the_scope(app, xw, people, frozen, monkeypatch):
+    """A person is looked for among the cases the other filters left when they are few, else over the
+    actor's whole scope: both ways find the same cases, with the same count."""
+    from engine.services import reads
+
+    road, small, welfare, other = make_cases(xw, people, frozen)
+    client = login(app, people["township_discipline"])
+    searches = [{"person": "王小梅"}, {"person": people["committee"]}, {"person": people["party_branch"]},
+                {"person": people["party_branch"], "q": "路灯"}, {"person": "王小梅", "org": "NANXI"},
+                {"person": "王"}, {"person": "无此人"}]
+
+    def answers() -> list[tuple[set[int], int]]:
+        pages = [client.get("/cases", query_string={"scope": "all", **args}) for args in searches]
+        assert all(p.status_code == 200 for p in pages)
+        return [(set(listed(p.text)), count(p.text)) for p in pages]
+
+    among_few = answers()  # four cases: each search looks among them
+    assert among_few == [({welfare}, 1), ({welfare}, 1), ({road, small}, 2), ({small}, 1), (set(), 0),
+                         ({welfare}, 1), (set(), 0)]
+    monkeypatch.setattr(reads, "PERSON_AMONG", 1)  # more cases than that: over the whole scope
+    assert answers() == among_few
+
+
 def test_bad_filters_are_explained_not_fatal(app, xw, people, frozen):
     make_cases(xw, people, frozen)
     client = login(app, people["township_discipline"])
