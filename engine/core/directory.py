@@ -77,6 +77,7 @@ def add_org(session: Session, code: str, name: str, kind: str, parent_code: str 
                        created_at=audit.db_time())
     session.add(org)
     session.flush()
+    session.info.pop(_DESCENDANTS, None)  # a new organization: the walked subtrees have grown
     audit.append_system_event(session, "org_added", actor=actor,
                               data={"code": code, "name": org.name, "kind": kind, "parent": parent_code})
     return org
@@ -118,10 +119,19 @@ def chain_ids(session: Session, org_id: int) -> tuple[int, ...]:
     return found
 
 
+_DESCENDANTS = "directory.descendants"  # session.info key: (transaction, the subtrees it walked)
+
+
 def descendants(session: Session, org_ids: Iterable[int]) -> set[int]:
     """The given organizations and every organization below them: one indexed query per level down
-    (parent_id), so a village's user reads one row, not the whole directory (a province: ~25,000)."""
+    (parent_id), so a village's user reads one row, not the whole directory (a province: ~25,000).
+    Walked once per transaction for the same roots (a page asks for the actor's scope several times);
+    :func:`add_org` forgets the walks."""
     result: set[int] = set(org_ids)
+    key = frozenset(result)
+    held = session.info.get(_DESCENDANTS)  # walked in this transaction only: another may see a newer tree
+    if held is not None and held[0] is session.get_transaction() and key in held[1]:
+        return set(held[1][key])
     level = set(result)
     while level:
         found: set[int] = set()
@@ -130,6 +140,10 @@ def descendants(session: Session, org_ids: Iterable[int]) -> set[int]:
             found.update(session.scalars(select(Organization.id).where(Organization.parent_id.in_(ordered[i:i + 900]))))
         level = found - result
         result |= level
+    txn = session.get_transaction()  # begun by the walk's first query, if not before
+    if held is None or held[0] is not txn:
+        held = session.info[_DESCENDANTS] = (txn, {})
+    held[1][key] = frozenset(result)
     return result
 
 
