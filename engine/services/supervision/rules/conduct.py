@@ -9,6 +9,8 @@ from typing import Iterator
 
 from sqlalchemy import Integer, and_, func, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.expression import UnaryExpression
 
 from storage.models import (
     AuditEvent,
@@ -220,6 +222,11 @@ def evidence_missing(ctx: ScanContext) -> Iterator[Finding]:
 NIGHT = timedelta(hours=8)  # 22:00–06:00 China time
 
 
+def _unindexed(column):
+    """``+column`` (SQLite): the same value, but no index of the column is used to find the rows."""
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
 def _night(at: datetime) -> date:
     """The night a time (naive UTC) falls in, named by the day it started (01:30 belongs to the day before)."""
     return (local_time(at) - timedelta(hours=6)).date()
@@ -264,10 +271,18 @@ def odd_hours(ctx: ScanContext) -> Iterator[Finding]:
         }
         if not nights:
             return
-        query = query.where(
-            or_(*(and_(AuditEvent.actor == actor, AuditEvent.at >= start, AuditEvent.at < start + NIGHT)
-                  for actor, start in sorted((a, _night_start(n)) for a, n in nights)))
-        )
+        kind, who = AuditEvent.type, AuditEvent.actor
+        if ctx.session.get_bind().dialect.name == "sqlite":
+            # The nights are what narrow the query: SQLite's planner, with the sampled statistics of
+            # storage.db.analyze, took the type index (every step_completed event of the district,
+            # ~100 ms per changed case at 10,000 cases) or the actor index (a township user's whole
+            # history) over the time index (0.4 ms); the unary + keeps it off both.
+            kind, who = _unindexed(kind), _unindexed(who)
+        query = (select(AuditEvent.actor, AuditEvent.at, AuditEvent.case_id, Case.org_id)
+                 .join(Case, Case.id == AuditEvent.case_id)
+                 .where(kind == "step_completed", night_hours,
+                        or_(*(and_(who == actor, AuditEvent.at >= start, AuditEvent.at < start + NIGHT)
+                              for actor, start in sorted((a, _night_start(n)) for a, n in nights)))))
     groups: dict[tuple[str, date], list] = defaultdict(list)
     for actor, at, case_id, org_id in ctx.session.execute(query):
         groups[(actor, _night(at))].append((case_id, org_id))
