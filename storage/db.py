@@ -114,10 +114,18 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A session for reading; rolled back at the end."""
+        """A session for reading; its transaction ends when the block does (nothing it holds is written).
+
+        On PostgreSQL a read that succeeded ends with COMMIT, not ROLLBACK: for a transaction that
+        wrote nothing both end it alike, but psycopg forgets every prepared statement of the
+        connection at a ROLLBACK, so each read between two changes made the next change plan all
+        of its statements again (about 0.7 ms of server time per completion). A session still
+        holding unflushed ORM changes is rolled back, as before."""
         session = self._read()
         try:
             yield session
+            if self.is_postgres and session.in_transaction() and not (session.new or session.dirty or session.deleted):
+                session.commit()
         finally:
             session.close()
 
