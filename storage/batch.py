@@ -3,9 +3,12 @@
 A completion writes eight or so small statements (work items, case fields, audit events, the outbox
 row, the submission, the case and its state). On PostgreSQL each statement run on its own is a network
 round trip and a wake-up of the server process; :class:`WriteBatch` queues them and sends them in one
-psycopg pipeline (https://www.psycopg.org/psycopg3/docs/advanced/pipeline.html): the same statements,
-in the same order and the same transaction, answered together. On SQLite (in-process, no round trip)
-each statement runs at once, handed to the driver directly.
+pipeline (https://www.postgresql.org/docs/current/libpq-pipeline-mode.html): the same statements, in
+the same order and the same transaction, answered together. In a transaction that has run a statement
+(a change: the case was locked first) the pipeline is written through psycopg's libpq connection at
+once, each statement prepared once per connection; otherwise psycopg's own pipeline opens the
+transaction (it writes each statement to the socket as it is queued, waking the server for each).
+On SQLite (in-process, no round trip) each statement runs at once, handed to the driver directly.
 
 Statements are SQLAlchemy Core statements compiled once per shape for the connection's dialect;
 their parameters go through the column types' bind processors as SQLAlchemy would. Errors come out as
@@ -96,38 +99,217 @@ class WriteBatch:
             return
         queued, self._queued = self._queued, []
         reads, self._reads = self._reads, []
-        from psycopg.rows import namedtuple_row
+        fairy = self.connection.connection
+        raw = fairy.driver_connection
+        from psycopg import pq
 
-        raw = self.connection.connection.driver_connection
-        cursors = []
-        read_cursors = []
-        try:
-            with raw.pipeline():
-                for sql, params, expect, otherwise in queued:
-                    cursor = raw.cursor()
-                    if isinstance(params, list):
-                        cursor.executemany(sql, params)
-                    else:
-                        cursor.execute(sql, params)
-                    cursors.append((cursor, expect, otherwise))
-                for sql, params, rows in reads:
-                    cursor = raw.cursor(row_factory=namedtuple_row)
+        if raw.pgconn.transaction_status == pq.TransactionStatus.INTRANS and not raw.autocommit:
+            _send_libpq(fairy, queued, reads)
+        else:  # no statement of the transaction sent yet: psycopg's pipeline begins it
+            _send_psycopg(raw, queued, reads)
+
+
+def _send_psycopg(raw, queued: list, reads: list) -> None:
+    """The batch through psycopg's pipeline (which flushes every statement to the server on its own)."""
+    from psycopg.rows import namedtuple_row
+
+    cursors = []
+    read_cursors = []
+    try:
+        with raw.pipeline():
+            for sql, params, expect, otherwise in queued:
+                cursor = raw.cursor()
+                if isinstance(params, list):
+                    cursor.executemany(sql, params)
+                else:
                     cursor.execute(sql, params)
-                    read_cursors.append((cursor, rows))
-        except Exception as exc:  # the pipeline reports the first failing statement when it is synced
-            import psycopg
+                cursors.append((cursor, expect, otherwise))
+            for sql, params, rows in reads:
+                cursor = raw.cursor(row_factory=namedtuple_row)
+                cursor.execute(sql, params)
+                read_cursors.append((cursor, rows))
+    except Exception as exc:  # the pipeline reports the first failing statement when it is synced
+        import psycopg
 
-            if isinstance(exc, psycopg.Error):  # which statement failed is in the message, not known here
-                statements = ";\n".join(sql for sql, *_ in queued)
-                raise DBAPIError.instance(statements, None, exc, psycopg.Error) from exc
-            raise
-        for cursor, expect, otherwise in cursors:
-            if expect is not None and cursor.rowcount != expect:
-                raise otherwise or RuntimeError("unexpected row count")
-            cursor.close()
-        for cursor, rows in read_cursors:
-            rows.extend(cursor.fetchall())
-            cursor.close()
+        if isinstance(exc, psycopg.Error):  # which statement failed is in the message, not known here
+            statements = ";\n".join(sql for sql, *_ in queued)
+            raise DBAPIError.instance(statements, None, exc, psycopg.Error) from exc
+        raise
+    for cursor, expect, otherwise in cursors:
+        if expect is not None and cursor.rowcount != expect:
+            raise otherwise or RuntimeError("unexpected row count")
+        cursor.close()
+    for cursor, rows in read_cursors:
+        rows.extend(cursor.fetchall())
+        cursor.close()
+
+
+PREPARED_KEY = "xiaowei_batch_prepared"  # in the pooled connection's info: this module's prepared statements
+
+
+def forget_prepared(info: dict, dbapi_connection) -> None:
+    """Before a rollback: psycopg may deallocate every prepared statement of the connection (it does
+    at a ROLLBACK when it had prepared some itself), so the next batch asks the server which of this
+    module's statements are left. A connection outside any transaction rolls nothing back."""
+    cache = info.get(PREPARED_KEY)
+    if cache is None or cache["check"]:
+        return
+    from psycopg import pq
+
+    if dbapi_connection.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        cache["check"] = True
+
+
+def _send_libpq(fairy, queued: list, reads: list) -> None:
+    """The batch as one libpq pipeline written to the socket at once: psycopg's own pipeline flushes
+    each statement as it is queued, so the server woke up and answered once per statement (about
+    three times its work for these one-row statements). Each statement shape is prepared once per
+    connection (named ``xw_b<n>``, never reused), as psycopg would from its sixth run."""
+    import psycopg
+    from psycopg import pq
+    from psycopg.adapt import Transformer
+
+    raw = fairy.driver_connection
+    pg = raw.pgconn
+    cache = fairy.info.get(PREPARED_KEY)
+    if cache is None:
+        cache = fairy.info[PREPARED_KEY] = {"names": {}, "next": 0, "check": False}
+    names: dict = cache["names"]
+    if cache["check"]:  # a rollback happened on this connection: which of ours are still there
+        kept = {row[0] for row in raw.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'xw\\_b%'")}
+        for key in [k for k, name in names.items() if name.decode() not in kept]:
+            del names[key]
+        cache["check"] = False
+    tx = Transformer.from_context(raw)
+    commands: list[tuple[str, int]] = []  # what each awaited result answers: (kind, index in queued or reads)
+    new_names: list[tuple] = []
+    pg.enter_pipeline_mode()
+    try:
+        for index, (sql, params, _expect, _otherwise) in enumerate(queued):
+            for row in (params if isinstance(params, list) else [params]):
+                _queue(pg, tx, names, cache, new_names, commands, sql, row)
+                commands.append(("write", index))
+        for index, (sql, params, _rows_) in enumerate(reads):
+            _queue(pg, tx, names, cache, new_names, commands, sql, params)
+            commands.append(("read", index))
+        pg.pipeline_sync()
+        results = _results(pg)
+    except BaseException as exc:
+        for key in new_names:  # their Parse may not have run: never trusted again (names are not reused)
+            names.pop(key, None)
+        fairy.invalidate()  # the protocol state is unknown: the connection is not used again
+        if isinstance(exc, psycopg.Error):
+            raise DBAPIError.instance(";\n".join(sql for sql, *_ in queued), None, exc, psycopg.Error) from exc
+        raise
+    finally:
+        try:
+            if pg.pipeline_status != pq.PipelineStatus.OFF:
+                pg.exit_pipeline_mode()
+        except Exception:  # noqa: BLE001 - a connection invalidated above: it is not used again
+            pass
+    encoding = raw.info.encoding
+    failed = next((r for r in results if r.status == pq.ExecStatus.FATAL_ERROR), None)
+    if failed is not None:  # the transaction is aborted: the Parses after the failure did not run
+        cache["check"] = True
+        exc = psycopg.errors.error_from_result(failed, encoding=encoding)
+        statements = ";\n".join(sql for sql, *_ in queued)
+        raise DBAPIError.instance(statements, None, exc, psycopg.Error) from exc
+    counts = [0] * len(queued)  # rows affected by each queued statement (all its rows of parameters)
+    for (kind, index), result in zip(commands, results):
+        if kind == "write":
+            counts[index] += result.command_tuples or 0
+        elif kind == "read":
+            reads[index][2].extend(_rows(tx, result))
+    for (_sql, _params, expect, otherwise), count in zip(queued, counts):
+        if expect is not None and count != expect:
+            raise otherwise or RuntimeError("unexpected row count")
+
+
+def _queue(pg, tx, names: dict, cache: dict, new_names: list, commands: list, sql: str, params) -> None:
+    """Queue one statement in the libpq pipeline (its Parse first, the first time on this connection)."""
+    from psycopg.adapt import PyFormat
+
+    text, order = _positional(sql)
+    values = [params[name] for name in order]
+    dumped = tx.dump_sequence(values, [PyFormat.AUTO] * len(values))
+    types = tuple(tx.types)
+    formats = list(tx.formats)
+    key = (text, types)
+    name = names.get(key)
+    if name is None:
+        name = f"xw_b{cache['next']}".encode()
+        cache["next"] += 1
+        pg.send_prepare(name, text, param_types=types)
+        commands.append(("prepare", -1))
+        names[key] = name
+        new_names.append(key)
+    pg.send_query_prepared(name, dumped, param_formats=formats)
+
+
+def _results(pg) -> list:
+    """Every result of the pipeline up to its sync, one per queued command (flushed and read
+    without blocking the connection: psycopg keeps it in non-blocking mode)."""
+    import select
+
+    from psycopg import pq
+
+    while pg.flush():
+        select.select([pg.socket], [pg.socket], [])
+        pg.consume_input()
+    results = []
+    while True:
+        if pg.is_busy():
+            select.select([pg.socket], [], [])
+            pg.consume_input()
+            continue
+        result = pg.get_result()
+        if result is None:
+            continue
+        if result.status == pq.ExecStatus.PIPELINE_SYNC:
+            return results
+        results.append(result)
+
+
+def _rows(tx, result) -> list:
+    tx.set_pgresult(result)
+    fields = [result.fname(i).decode() for i in range(result.nfields)]
+    row_type = _row_type(tuple(fields))
+    return tx.load_rows(0, result.ntuples, row_type._make)
+
+
+_ROW_TYPES: dict[tuple[str, ...], Any] = {}
+
+
+def _row_type(fields: tuple[str, ...]):
+    found = _ROW_TYPES.get(fields)
+    if found is None:
+        import collections
+
+        found = _ROW_TYPES[fields] = collections.namedtuple("Row", fields)
+    return found
+
+
+_POSITIONAL: dict[str, tuple[bytes, list[str]]] = {}
+
+
+def _positional(sql: str) -> tuple[bytes, list[str]]:
+    """SQL in psycopg's ``%(name)s`` style as libpq's ``$n`` (``%%`` is ``%``), and the names in order."""
+    found = _POSITIONAL.get(sql)
+    if found is None:
+        import re
+
+        order: list[str] = []
+
+        def number(match) -> str:
+            if match.group(0) == "%%":
+                return "%"
+            name = match.group(1)
+            if name not in order:
+                order.append(name)
+            return f"${order.index(name) + 1}"
+
+        found = _POSITIONAL[sql] = (re.sub(r"%\(([^)]+)\)s|%%", number, sql).encode(), order)
+    return found
 
 
 def _read_statement(statement, dialect, params: Mapping[str, Any]) -> tuple[str, dict]:

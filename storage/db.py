@@ -79,6 +79,24 @@ def _begin_immediate(raw) -> None:
         raw.execute("PRAGMA busy_timeout=10000")
 
 
+def _track_rollbacks(engine: Engine) -> None:
+    """Tell :mod:`storage.batch` when a connection rolled back (to a savepoint too): psycopg may then
+    have deallocated the connection's prepared statements, the batch's among them."""
+    from storage.batch import forget_prepared
+
+    @event.listens_for(engine, "rollback")
+    def _rolled_back(conn) -> None:
+        forget_prepared(conn.connection.info, conn.connection.driver_connection)
+
+    @event.listens_for(engine, "rollback_savepoint")
+    def _rolled_back_to_savepoint(conn, _name, _context) -> None:
+        forget_prepared(conn.connection.info, conn.connection.driver_connection)
+
+    @event.listens_for(engine, "reset")
+    def _reset(dbapi_connection, record, _reset_state) -> None:  # the pool rolls back what was left open
+        forget_prepared(record.info, dbapi_connection)
+
+
 class Database:
     """Engines and sessions for one database URL.
 
@@ -99,7 +117,9 @@ class Database:
 
     def _make_engine(self, echo: bool, *, immediate: bool) -> Engine:
         if not self.is_sqlite:
-            return create_engine(self.url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            engine = create_engine(self.url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            _track_rollbacks(engine)
+            return engine
         engine = create_engine(self.url, echo=echo, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
 
@@ -114,10 +134,18 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A session for reading; rolled back at the end."""
+        """A session for reading; its transaction ends when the block does (nothing it holds is written).
+
+        On PostgreSQL a read that succeeded ends with COMMIT, not ROLLBACK: for a transaction that
+        wrote nothing both end it alike, but psycopg forgets every prepared statement of the
+        connection at a ROLLBACK, so each read between two changes made the next change plan all
+        of its statements again (about 0.7 ms of server time per completion). A session still
+        holding unflushed ORM changes is rolled back, as before."""
         session = self._read()
         try:
             yield session
+            if self.is_postgres and session.in_transaction() and not (session.new or session.dirty or session.deleted):
+                session.commit()
         finally:
             session.close()
 
@@ -145,6 +173,8 @@ class Database:
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+        if self.is_postgres:  # DDL makes psycopg deallocate prepared statements: start from new connections
+            self.engine.dispose()
         self.analyze()
 
     def analyze(self) -> None:

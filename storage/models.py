@@ -183,6 +183,8 @@ class CaseState(Base):
     """The serialized SpiffWorkflow state of a case (large; read only to change or inspect the case)."""
 
     __tablename__ = "case_state"
+    # PostgreSQL keeps the compressed state in the row, not in the TOAST table (migration 0018).
+    __table_args__ = {"postgresql_with": {"toast_tuple_target": 8160}}
     case_id: Mapped[int] = mapped_column(ForeignKey("case_instance.id"), primary_key=True)
     state: Mapped[str] = mapped_column(Text)
     serializer_version: Mapped[str] = mapped_column(String(40))
