@@ -9,6 +9,8 @@ from typing import Iterator
 
 from sqlalchemy import Integer, and_, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.expression import UnaryExpression
 
 from storage.models import (
     AuditEvent,
@@ -216,6 +218,11 @@ def evidence_missing(ctx: ScanContext) -> Iterator[Finding]:
 
 
 # --- XW-05 odd hours in bulk ----------------------------------------------------------------------
+def _unindexed(column):
+    """``+column`` (SQLite): the same value, but no index of the column is used to find the rows."""
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
 @rule(
     "XW-05",
     "深夜批量操作",
@@ -251,7 +258,16 @@ def odd_hours(ctx: ScanContext) -> Iterator[Finding]:
         )
         if not actors:
             return
-        query = query.where(AuditEvent.at >= since, AuditEvent.actor.in_(actors))
+        kind, actor = AuditEvent.type, AuditEvent.actor
+        if ctx.session.get_bind().dialect.name == "sqlite":
+            # The night is what narrows the query: SQLite's planner, with the sampled statistics of
+            # storage.db.analyze, took the type index (every step_completed event of the district,
+            # ~100 ms per changed case at 10,000 cases) or the actor index (a township user's whole
+            # history) over the time index (0.4 ms); the unary + keeps it off both.
+            kind, actor = _unindexed(kind), _unindexed(actor)
+        query = (select(AuditEvent.actor, AuditEvent.at, AuditEvent.case_id, Case.org_id)
+                 .join(Case, Case.id == AuditEvent.case_id)
+                 .where(kind == "step_completed", hour >= 14, hour < 22, AuditEvent.at >= since, actor.in_(actors)))
     groups: dict[tuple[str, date], list] = defaultdict(list)
     for actor, at, case_id, org_id in ctx.session.execute(query):
         local = local_time(at) - timedelta(hours=6)  # the night belongs to the day it started
