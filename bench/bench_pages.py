@@ -10,19 +10,31 @@ times and overdue flags are realistic.
 
 The build runs in ``--processes`` processes (default: the machine's cores): the 20 villages are split
 between them, each process has its own ``Xiaowei(db, inline_background=False)`` and its own engine
-``FixedClock`` over the same 100-day span, and all write one SQLite file in WAL mode (the write lock
-serializes the short commits; SpiffWorkflow's work runs in parallel). No warning rule runs during the
-build: the outbox rows the changes left are worked off at the end by ``--processes`` workers
-(``engine.services.worker.drain``, the production path, at the build clock's end), one big claim
-each (a case is evaluated about once). The build time, cases/s and completions/s are printed. The file is
-built once into bench/.data/ and reused (``--rebuild`` forces a new build). PostgreSQL gets the same
-rows copied from that file into the schema ``benchpages`` (created and dropped here); ``--pg-build``
-builds it through the engine instead.
+``FixedClock`` over the same 100-day span, and each writes its own SQLite file, so that no process
+waits for another's write lock (one shared file let 2 processes run only ~1.25x one: a completion holds
+the lock for about half its time). Process 0 writes the base file that the real ``init()`` made, with
+``setup_orgs`` and the person register the forms name (``register_persons``: a case finds its persons,
+so no process appends to the shared system chain); process k a copy of the base rows whose schema has
+AUTOINCREMENT and whose id sequences start at k * 10**8 (``make_part``). ``merge`` then adds each part's
+rows to the base file table by table with their ids unchanged (ids are inside the hashed audit data
+and the chain names ``case:<id>``, so nothing is remapped) and stops at a base row a part changed,
+a moved system chain or a unique key two parts used; every chain of the merged file is then verified
+(``audit.verify``: hashes, links, heads and each case's rows against its replayed events) and the
+build stops unless all hold. No warning rule runs during the build: the outbox rows the changes left
+are worked off over the merged file by ``--processes`` workers (``engine.services.worker.drain``, the
+production path, at the build clock's end), one big claim each (a case is evaluated about once); the
+rules read outside the write lock, so the workers run side by side. The build, merge, verification and
+drain times, cases/s and completions/s are printed. The file is built once into bench/.data/ and reused
+(``--rebuild`` forces a new build). PostgreSQL gets the same rows copied from that file into the schema
+``benchpages`` (created and dropped here); ``--pg-build`` builds it through the engine instead, every
+process writing that one database.
 
-Measured on a 2-core machine: 2 processes built 9,996 cases (89,239 completions) in 897 s, 11.1 cases/s,
-and drained the outbox in 237 s (load 1.3–2); for 400 cases 2 processes took 34 s, 1 process 44 s.
-The writers take turns at SQLite's write lock (``storage.db`` waits for it in short steps: SQLite's
-own busy handler slept up to 100 ms, and 2 processes were then slower than 1).
+Measured on a 2-core machine (load 2-3 from other work; ``--cases 10000 --rebuild --build-only
+--processes 2``): 2 processes built 9,996 cases (89,239 completions) in 407 s, 24.6 cases/s (set-up and
+part files included); the merge took 2 s, verifying the 9,997 chains (199,675 events) 7 s, and 2
+workers drained the 113,354 outbox rows (2,906 warnings raised) in 97 s: 513 s in all. The same counts
+took 897 + 237 = 1,134 s with one shared file and the rules evaluated under the write lock; with a
+benchmark of another process on both cores (load 4-5) the new build took 711 + 2 + 7 + 128 = 849 s.
 
 Pages, each with the user who uses it: 我的待办 /tasks (the village cadre), the case search with every
 filter and some single filters (the township discipline office), a trail of about 20 events, the step
