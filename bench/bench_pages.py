@@ -10,19 +10,31 @@ times and overdue flags are realistic.
 
 The build runs in ``--processes`` processes (default: the machine's cores): the 20 villages are split
 between them, each process has its own ``Xiaowei(db, inline_background=False)`` and its own engine
-``FixedClock`` over the same 100-day span, and all write one SQLite file in WAL mode (the write lock
-serializes the short commits; SpiffWorkflow's work runs in parallel). No warning rule runs during the
-build: the outbox rows the changes left are worked off at the end by ``--processes`` workers
-(``engine.services.worker.drain``, the production path, at the build clock's end), one big claim
-each (a case is evaluated about once). The build time, cases/s and completions/s are printed. The file is
-built once into bench/.data/ and reused (``--rebuild`` forces a new build). PostgreSQL gets the same
-rows copied from that file into the schema ``benchpages`` (created and dropped here); ``--pg-build``
-builds it through the engine instead.
+``FixedClock`` over the same 100-day span, and each writes its own SQLite file, so that no process
+waits for another's write lock (one shared file let 2 processes run only ~1.25x one: a completion holds
+the lock for about half its time). Process 0 writes the base file that the real ``init()`` made, with
+``setup_orgs`` and the person register the forms name (``register_persons``: a case finds its persons,
+so no process appends to the shared system chain); process k a copy of the base rows whose schema has
+AUTOINCREMENT and whose id sequences start at k * 10**8 (``make_part``). ``merge`` then adds each part's
+rows to the base file table by table with their ids unchanged (ids are inside the hashed audit data
+and the chain names ``case:<id>``, so nothing is remapped) and stops at a base row a part changed,
+a moved system chain or a unique key two parts used; every chain of the merged file is then verified
+(``audit.verify``: hashes, links, heads and each case's rows against its replayed events) and the
+build stops unless all hold. No warning rule runs during the build: the outbox rows the changes left
+are worked off over the merged file by ``--processes`` workers (``engine.services.worker.drain``, the
+production path, at the build clock's end), one big claim each (a case is evaluated about once); the
+rules read outside the write lock, so the workers run side by side. The build, merge, verification and
+drain times, cases/s and completions/s are printed. The file is built once into bench/.data/ and reused
+(``--rebuild`` forces a new build). PostgreSQL gets the same rows copied from that file into the schema
+``benchpages`` (created and dropped here); ``--pg-build`` builds it through the engine instead, every
+process writing that one database.
 
-Measured on a 2-core machine: 2 processes built 9,996 cases (89,239 completions) in 897 s, 11.1 cases/s,
-and drained the outbox in 237 s (load 1.3–2); for 400 cases 2 processes took 34 s, 1 process 44 s.
-The writers take turns at SQLite's write lock (``storage.db`` waits for it in short steps: SQLite's
-own busy handler slept up to 100 ms, and 2 processes were then slower than 1).
+Measured on a 2-core machine (load 2-3 from other work; ``--cases 10000 --rebuild --build-only
+--processes 2``): 2 processes built 9,996 cases (89,239 completions) in 407 s, 24.6 cases/s (set-up and
+part files included); the merge took 2 s, verifying the 9,997 chains (199,675 events) 7 s, and 2
+workers drained the 113,354 outbox rows (2,906 warnings raised) in 97 s: 513 s in all. The same counts
+took 897 + 237 = 1,134 s with one shared file and the rules evaluated under the write lock; with a
+benchmark of another process on both cores (load 4-5) the new build took 711 + 2 + 7 + 128 = 849 s.
 
 Pages, each with the user who uses it: 我的待办 /tasks (the village cadre), the case search with every
 filter and some single filters (the township discipline office), a trail of about 20 events, the step
@@ -116,6 +128,44 @@ def setup_orgs(app: Xiaowei) -> None:
             display_name="书记兼主任")
 
 
+def register_persons(app: Xiaowei) -> int:
+    """The person register the build's forms name, made before the cases (``people.find_or_add``, each
+    with its ``person_added`` event on the system chain): in every village, each name the planner gives
+    a person field of the mix (and the applicant a cadre acts for), and, in the first village, the one
+    person of the planned ID number and phone. A case then finds its persons instead of adding them, so
+    the build processes never append to the shared system chain (the merge checks that they did not).
+    The same persons a single-file build made on the way (one per name and village, one with the ID)."""
+    from engine.core import people, procedures
+    from engine.services.scenarios import default_value
+    from storage.models import Organization
+
+    with app.db.write() as s:
+        names: dict[str, None] = {"张三明": None}  # the 代办 beneficiary (on_behalf_of)
+        ids: dict[str, None] = {}
+        phones: dict[str, None] = {}
+        for proc, _ in MIX:
+            d = procedures.runtime(s, procedures.current_version(s, proc).id).definition
+            for step in d.steps.values():
+                by_name = {f.name: f for f in step.fields}
+                for name_field, id_field, phone_field in people.person_fields(step.fields):
+                    names.setdefault(str(default_value(by_name[name_field])), None)
+                    if id_field:
+                        ids.setdefault(str(default_value(by_name[id_field])), None)
+                    if phone_field:
+                        phones.setdefault(str(default_value(by_name[phone_field])), None)
+        first = True
+        for v, _ in villages():
+            org = s.scalar(select(Organization).where(Organization.code == v))
+            for name in names:
+                if first and name == "张三明":
+                    for number in ids or [None]:
+                        people.find_or_add(s, name, org=org, id_number=number, phone=next(iter(phones), None))
+                    first = False
+                else:
+                    people.find_or_add(s, name, org=org)
+        return len(names)
+
+
 def _build_part(args: tuple) -> dict:
     """One build process: the cases ``i`` whose village (``i % 20``) falls to process ``part`` of
     ``parts``, on its own engine clock, through its own ``Xiaowei`` on the shared database."""
@@ -194,8 +244,7 @@ def _build_part(args: tuple) -> dict:
             steps = 200 if rnd.random() < 0.96 else rnd.randint(0, 8)
             advance(case_id, users, steps)
             if made % 250 == 0:
-                if part == 0:
-                    app.db.analyze()  # as `xiaowei serve` does hourly: planner statistics follow the growth
+                app.db.analyze()  # as `xiaowei serve` does hourly: planner statistics follow the growth
                 print(f"  [process {part}] {made} cases, {completions} completions in "
                       f"{time.perf_counter() - started:.0f} s", flush=True)
         # Let time run on to the end of the span: resume parked cases whose timers are due.
@@ -237,27 +286,164 @@ def drain(url: str, at: str, processes: int, pool) -> list[dict]:
     return done
 
 
-def build(url: str, n_cases: int, processes: int, seed: int = 7) -> None:
+ID_SHIFT = 10**8  # build process k makes its rows from id k * ID_SHIFT on, in its own file
+
+
+def _int_id(table) -> bool:
+    return list(table.primary_key.columns.keys()) == ["id"] and isinstance(table.c.id.type, Integer)
+
+
+def make_part(base: Path, part: Path, k: int) -> None:
+    """A file for build process ``k``: the schema of ``storage.models`` with AUTOINCREMENT on every
+    integer ``id`` key (so that SQLite never hands out an id below the sequence), the base file's
+    rows (library, organizations, users, persons) and ``alembic_version``, and every sequence set so
+    that the process's rows get ids from ``k * ID_SHIFT`` on: the merge then keeps every id as it is
+    (ids are inside the hashed audit data and the chain names ``case:<id>``)."""
+    import sqlite3
+
+    from sqlalchemy import MetaData
+    from storage.models import Base
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(part) + suffix).unlink(missing_ok=True)
+    meta = MetaData()
+    for table in Base.metadata.sorted_tables:
+        copy = table.to_metadata(meta)
+        if _int_id(table):
+            copy.dialect_options["sqlite"]["autoincrement"] = True
+    engine = create_engine(f"sqlite:///{part}")
+    meta.create_all(engine)
+    engine.dispose()
+    con = sqlite3.connect(part, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("ATTACH DATABASE ? AS base", (str(base),))
+    con.execute("BEGIN")
+    con.execute(con.execute("SELECT sql FROM base.sqlite_master WHERE name = 'alembic_version'").fetchone()[0])
+    con.execute("INSERT INTO alembic_version SELECT * FROM base.alembic_version")
+    for table in Base.metadata.sorted_tables:
+        cols = ", ".join(f'"{c.name}"' for c in table.columns)
+        con.execute(f'INSERT INTO main."{table.name}" ({cols}) SELECT {cols} FROM base."{table.name}"')
+        if _int_id(table):
+            top = con.execute(f'SELECT MAX(id) FROM main."{table.name}"').fetchone()[0] or 0
+            assert top < k * ID_SHIFT, (table.name, top)
+            con.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table.name,))
+            con.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table.name, k * ID_SHIFT - 1))
+    assert not con.execute("SELECT COUNT(*) FROM rate_counter").fetchone()[0]  # the merge adds the parts' counts
+    con.execute("COMMIT")
+    con.execute("DETACH DATABASE base")
+    con.close()
+
+
+def merge(base: Path, parts: list[tuple[int, Path]]) -> dict[str, int]:
+    """The rows of each part file added to the base file (the database the real ``init()`` made),
+    table by table in foreign-key order, ids unchanged: of a table with an integer id the rows from
+    ``k * ID_SHIFT`` on, of ``case_state`` those of the part's cases, of the others (chain heads,
+    blobs by sha256, …) the rows the base does not hold. A base row the part changed, or a part
+    that appended to the shared system chain, stops the merge (their rows cannot be told apart);
+    so does any unique key two parts both used (a person's ID number, a tracking code)."""
+    import sqlite3
+
+    from storage.models import Base
+
+    added: dict[str, int] = {}
+    con = sqlite3.connect(base, isolation_level=None)
+    con.execute("PRAGMA foreign_keys=ON")
+    for k, part in parts:
+        con.execute("ATTACH DATABASE ? AS part", (str(part),))
+        con.execute("BEGIN IMMEDIATE")
+        shift = k * ID_SHIFT
+        for table in Base.metadata.sorted_tables:
+            name = table.name
+            cols = ", ".join(f'"{c.name}"' for c in table.columns)
+            if _int_id(table):
+                changed = con.execute(f'SELECT COUNT(*) FROM (SELECT {cols} FROM part."{name}" WHERE id < ? '
+                                      f'EXCEPT SELECT {cols} FROM main."{name}" WHERE id < ?)',
+                                      (shift, shift)).fetchone()[0]
+                if changed:
+                    raise RuntimeError(f"part {k} changed {changed} base rows of {name}: cannot merge")
+                cur = con.execute(f'INSERT INTO main."{name}" ({cols}) SELECT {cols} FROM part."{name}" '
+                                  f'WHERE id >= ?', (shift,))
+            elif name == "case_state":
+                cur = con.execute(f'INSERT INTO main."{name}" ({cols}) SELECT {cols} FROM part."{name}" '
+                                  f'WHERE case_id >= ?', (shift,))
+            elif name == "rate_counter":  # the upload bytes of a user and day: the parts' counts add up
+                cur = con.execute(f'INSERT INTO main."{name}" ({cols}) SELECT {cols} FROM part."{name}" WHERE true '
+                                  'ON CONFLICT (key, window_start) DO UPDATE SET count = count + excluded.count')
+            elif name == "blob":  # content-addressed: the same sha256 is the same file
+                cur = con.execute(f'INSERT OR IGNORE INTO main."{name}" ({cols}) SELECT {cols} FROM part."{name}"')
+            else:  # new rows (case chains' heads); a changed one (the system chain's head) fails on its key
+                cur = con.execute(f'INSERT INTO main."{name}" ({cols}) SELECT {cols} FROM '
+                                  f'(SELECT {cols} FROM part."{name}" EXCEPT SELECT {cols} FROM main."{name}")')
+            added[name] = added.get(name, 0) + cur.rowcount
+        problems = con.execute("PRAGMA foreign_key_check").fetchall()
+        if problems:
+            raise RuntimeError(f"part {k}: rows whose foreign keys do not hold: {problems[:5]}")
+        con.execute("COMMIT")
+        con.execute("DETACH DATABASE part")
+    con.close()
+    return {name: n for name, n in added.items() if n}
+
+
+def verify_chains(url: str) -> None:
+    """Every chain of the merged file recomputed (``audit.verify``: hashes, links, heads, and each case's
+    rows against its replayed events); the build fails unless all hold."""
+    from engine.core import audit
+
+    started = time.perf_counter()
+    db = Database(url)
+    with db.read() as s:
+        reports = audit.verify(s)
+    db.dispose()
+    bad = [r for r in reports if not r.ok]
+    events = sum(r.events for r in reports)
+    if bad:
+        raise RuntimeError(f"{len(bad)} of {len(reports)} chains do not verify, e.g. {bad[0].chain}: "
+                           f"{bad[0].problems[:3]}")
+    print(f"  every chain verifies: {len(reports)} chains, {events} events "
+          f"({time.perf_counter() - started:.0f} s)", flush=True)
+
+
+def build(path: Path | str, n_cases: int, processes: int, seed: int = 7) -> None:
     """``n_cases`` cases over the 20 villages, started on a moving clock by ``processes`` processes
-    (the villages split between them); ~96 % are driven to their end, the rest stop at a random step
-    (open work items, some overdue). A case waiting on a timer is parked and resumed once the
-    clock has passed its due time. Every case is made by ``Xiaowei.start_case``/``complete``; the
-    warning rules are left to the outbox, which ``processes`` workers drain at the end."""
+    (the villages split between them), each into its own SQLite file (process 0 into ``path``, the
+    base file that the real ``init()`` made; process k into a copy of its rows with ids from
+    ``k * ID_SHIFT`` on), merged into ``path`` at the end and every chain verified. ~96 % of the
+    cases are driven to their end, the rest stop at a random step (open work items, some overdue).
+    A case waiting on a timer is parked and resumed once the clock has passed its due time. Every
+    case is made by ``Xiaowei.start_case``/``complete``/``fire_due``; the warning rules are left to
+    the outbox, which ``processes`` workers drain over the merged file at the end."""
     import multiprocessing
 
+    shared = isinstance(path, str)  # a PostgreSQL URL (--pg-build): every process writes that database
+    url = path if shared else f"sqlite:///{path}"
+    started = time.perf_counter()
     app = Xiaowei(Database(url), inline_background=False)
     app.init()
     setup_orgs(app)
+    register_persons(app)
     app.db.dispose()
+    files = [path] if shared else [path] + [Path(f"{path}.part{k}") for k in range(1, processes)]
+    for k, part in enumerate(files[1:], start=1):
+        make_part(path, part, k)
+    urls = [url] * processes if shared else [f"sqlite:///{f}" for f in files]
     ctx = multiprocessing.get_context("fork")
-    started = time.perf_counter()
     with ctx.Pool(processes) as pool:
-        parts = pool.map(_build_part, [(url, n_cases, k, processes, seed) for k in range(processes)])
+        parts = pool.map(_build_part, [(urls[k], n_cases, k, processes, seed) for k in range(processes)])
         built = time.perf_counter() - started
         made = sum(p["cases"] for p in parts)
         completions = sum(p["completions"] for p in parts)
         print(f"  cases built in {built:.0f} s by {processes} processes: {made} cases, {completions} completions, "
               f"{made / built:.1f} cases/s, {completions / built:.1f} completions/s", flush=True)
+        t = time.perf_counter()
+        added = merge(path, list(enumerate(files))[1:]) if len(files) > 1 else {}
+        for part in files[1:]:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(part) + suffix).unlink(missing_ok=True)
+        if len(files) > 1:
+            print(f"  {processes - 1} part files merged in {time.perf_counter() - t:.0f} s: "
+                  + ", ".join(f"{n} {name}" for name, n in sorted(added.items(), key=lambda x: -x[1])[:6]), flush=True)
+        Database(url).analyze()
+        verify_chains(url)
         t = time.perf_counter()
         end = max(p["clock"] for p in parts)
         drained = drain(url, end, processes, pool)
@@ -480,7 +666,7 @@ def main() -> None:
                 Path(str(path) + suffix).unlink(missing_ok=True)
             tmp = Path(str(path) + ".tmp")
             print(f"building SQLite database {tmp.name} with {args.cases} cases …", flush=True)
-            build(f"sqlite:///{tmp}", args.cases, args.processes)
+            build(tmp, args.cases, args.processes)
             tmp.rename(path)
         if args.build_only:
             return

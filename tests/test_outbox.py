@@ -130,7 +130,7 @@ def test_a_failing_evaluation_is_recorded_and_retried_later(xw, people, monkeypa
     def broken(session, case_id):
         raise RuntimeError("rule crashed")
 
-    monkeypatch.setitem(worker.HANDLERS, outbox.CASE_CHANGED, broken)
+    monkeypatch.setitem(worker.HANDLERS, outbox.CASE_CHANGED, (broken, original[1]))
     done = worker.drain(deferred)
     assert done["failed"] == 1 and _red(xw, cid) == []
     assert {r[5] for r in _rows(xw, cid)} == {"RuntimeError: rule crashed"}
@@ -140,6 +140,31 @@ def test_a_failing_evaluation_is_recorded_and_retried_later(xw, people, monkeypa
     assert worker.drain(deferred)["rows"] == 0  # it waits before the retry
     done = worker.drain(deferred, now=outbox.wall_now() + timedelta(seconds=31))
     assert done["cases"] == 1 and len(_red(xw, cid)) == 1
+
+
+def test_a_change_commits_while_the_worker_rules_read_and_is_evaluated_in_the_next_round(xw, people, monkeypatch):
+    """The drain's rules read in a read transaction of their own: a case changed meanwhile (here from
+    inside the rules' read, in its own write transaction) commits at once instead of waiting for the
+    worker (on SQLite: the write lock is free while the rules run), and its outbox row is left for the
+    next round; the warning of the case evaluated is stored with its done mark."""
+    deferred = Xiaowei(xw.db, inline_background=False)
+    cid = red_expense(deferred, people)
+    read, write = worker.HANDLERS[outbox.CASE_CHANGED]
+    started: list[int] = []
+
+    def reading(session, case_id):
+        found = read(session, case_id)
+        if not started:
+            started.append(deferred.start_case("B-FIN-01", "DONGAO", people["handler"]))
+        return found
+
+    monkeypatch.setitem(worker.HANDLERS, outbox.CASE_CHANGED, (reading, write))
+    done = worker.drain(deferred)
+    assert done == {"rows": 2, "cases": 1, "raised": 1, "failed": 0, "lost": 0}
+    assert len(_red(xw, cid)) == 1 and all(r[3] for r in _rows(xw, cid))
+    assert [(r[0], r[3]) for r in _rows(xw, started[0])] == [(started[0], False)]  # left for the next round
+    assert worker.drain(deferred)["rows"] == 1
+    assert all(r[3] for r in _rows(xw)) and len(_red(xw, cid)) == 1
 
 
 def test_cli_worker_once_drains_the_outbox_and_ticks(xw, people, db_url):

@@ -43,7 +43,7 @@ PARAMS_KEY = "xw_params"
 __all__ = [
     "BpmnWorkflow", "TaskState", "SafeScriptEngine", "SAFE_ENGINE", "parse_process",
     "new_workflow", "dump_state", "load_state", "ready_user_tasks", "waiting_timers",
-    "run_engine", "SERIALIZER_VERSION", "PARAMS_KEY", "validate_xsd",
+    "run_engine", "SERIALIZER_VERSION", "PARAMS_KEY", "validate_xsd", "ready_data",
 ]
 
 
@@ -267,19 +267,69 @@ def dump_state(workflow: BpmnWorkflow) -> str:
         _SERIALIZER.registry._encoder_mode = False
 
 
-def load_state(state: str, spec, subprocess_specs) -> BpmnWorkflow:
-    """Restore a workflow from :func:`dump_state` output onto its (cached) spec."""
-    dct = None
+def _state_dict(state: str) -> dict:
     if not state.startswith(_STDLIB_MARK):
         try:
-            dct = orjson.loads(state)
+            return orjson.loads(state)
         except orjson.JSONDecodeError:  # JSON orjson does not read (NaN written by an older version)
-            dct = None
-    if dct is None:
-        dct = json.loads(state, cls=_SERIALIZER.json_decoder_cls)
+            pass
+    return json.loads(state, cls=_SERIALIZER.json_decoder_cls)
+
+
+def load_state(state: str, spec, subprocess_specs) -> BpmnWorkflow:
+    """Restore a workflow from :func:`dump_state` output onto its (cached) spec."""
+    dct = _state_dict(state)
     dct["spec"] = spec
     dct["subprocess_specs"] = subprocess_specs
     return _SERIALIZER.from_dict(dct)
+
+
+def ready_data(state: str, spec) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """What :func:`load_state` then :func:`ready_user_tasks` would give of a stored state — the
+    workflow's data, and (task spec name, data) of each READY user task in the same order — read
+    from the stored dictionary without restoring the workflow: only the ready tasks' data is rebuilt
+    (each task keeps its parent's data plus its delta), not every task of the case's history."""
+    dct = _state_dict(state)
+    restore = _SERIALIZER.registry.restore
+    tasks = dct["tasks"]
+    specs = spec.task_specs
+    data_of: dict[str, dict] = {}
+
+    def data(task_id: str) -> dict:
+        path = []
+        tid = task_id
+        while tid not in data_of:  # up to the nearest ancestor whose data is known or stored whole
+            path.append(tid)
+            entry = tasks[tid]
+            if not entry.get("delta") or entry["parent"] is None:
+                break
+            tid = entry["parent"]
+        for tid in reversed(path):
+            entry = tasks[tid]
+            delta = entry.get("delta")
+            if delta and entry["parent"] is not None:
+                found = {key: copy(value) if isinstance(value, _MUTABLE) else value
+                         for key, value in data_of[entry["parent"]].items()}
+                if delta.get("updates"):
+                    found.update(restore(delta["updates"]))
+                for key in delta.get("deletions", ()):
+                    found.pop(key, None)
+            else:
+                found = restore(entry["data"])
+            data_of[tid] = found
+        return data_of[task_id]
+
+    ready = []
+    stack = [dct["root"]]  # depth first, children in order: the order of Workflow.get_tasks
+    while stack:
+        task_id = stack.pop()
+        entry = tasks[task_id]
+        task_spec = specs.get(entry["task_spec"])
+        if entry["state"] == TaskState.READY and task_spec is not None and task_spec.manual:
+            ready.append((entry["task_spec"], data(task_id)))
+        if entry["children"] and entry["state"] >= TaskState.FUTURE:
+            stack.extend(reversed(entry["children"]))
+    return restore(dct.get("data", {})), ready
 
 
 def ready_user_tasks(workflow: BpmnWorkflow) -> list:

@@ -686,12 +686,18 @@ def sample_evidence(app, step: Step, username: str | None) -> list[dict]:
 
 
 def case_context(app, case_id: int):
+    """(definition, parameters, data of the first ready step) of a case, for planning its next step:
+    one read of its version and state, the ready step's data rebuilt from the stored state
+    (``spiff.ready_data``) without restoring the whole workflow."""
+    from sqlalchemy import select
+
     from engine.core import procedures, spiff
-    from storage.models import Case
+    from storage.models import Case, CaseState
 
     with app.db.read() as s:
-        case = s.get(Case, case_id)
-        rt = procedures.runtime(s, case.procedure_version_id)
-        wf = spiff.load_state(case.state, rt.spec, rt.subprocess_specs)
-        ready = spiff.ready_user_tasks(wf)
-        return rt.definition, dict(wf.data.get(spiff.PARAMS_KEY, {})), dict(ready[0].data) if ready else {}
+        version_id, state = s.execute(select(Case.procedure_version_id, CaseState.state)
+                                      .join(CaseState, CaseState.case_id == Case.id)
+                                      .where(Case.id == case_id)).one()
+        rt = procedures.runtime(s, version_id)
+    data, ready = spiff.ready_data(state, rt.spec)
+    return rt.definition, dict(data.get(spiff.PARAMS_KEY, {})), dict(ready[0][1]) if ready else {}

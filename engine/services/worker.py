@@ -5,8 +5,9 @@ that case (:func:`engine.services.supervision.warnings.evaluate_case`) and makin
 cached dashboard figures stale (:func:`engine.services.supervision.figures.touch_case`) — is done here:
 
 * :func:`drain` claims due outbox rows in batches (one short transaction), then evaluates each
-  changed case in its own transaction that also marks its rows done, so the warnings and the "done"
-  mark commit together or not at all. Warnings are stored under a unique fingerprint, so even a
+  changed case: the rules in a read transaction, then what they found stored in a write transaction
+  that also marks its rows done, so the warnings and the "done" mark commit together or not at all
+  (and on SQLite the write lock is held only for that short write, not while the rules read). Warnings are stored under a unique fingerprint, so even a
   repeated evaluation could never raise a warning twice.
 * :func:`process_case` is the same work done at once for one case, in one transaction, right after
   the change (``Xiaowei(inline_background=True)``: the command line, scripts, the tests).
@@ -45,32 +46,42 @@ class _LostClaim(Exception):
     """The lease ran out and another worker took the rows: this evaluation must not commit."""
 
 
-def _warn_case(session, case_id: int | None) -> list[dict]:
+def _case_findings(session, case_id: int | None):
+    """What a changed case's follow-up work reads: its warning rules' findings (only reads)."""
     from .supervision import warnings
 
     if case_id is None:
-        return []
-    return warnings.evaluate_case(session, case_id)
+        return [], None
+    return warnings.find_for_case(session, case_id)
 
 
-def _case_changed(session, case_id: int | None) -> list[dict]:
-    """A case changed: its warning rules, and its township's cached dashboard figures made stale
-    (both in the transaction that marks the outbox rows done)."""
-    from .supervision import figures
+def _case_store(session, case_id: int | None, found) -> list[dict]:
+    """What it writes: the new warnings, and its township's cached dashboard figures made stale (in
+    the transaction that marks the outbox rows done)."""
+    from .supervision import figures, warnings
 
-    raised = _warn_case(session, case_id)
+    findings, at = found
+    raised = warnings.store(session, findings, at)
     figures.touch_case(session, case_id)
     return raised
 
 
-HANDLERS: dict[str, Callable] = {outbox.CASE_CHANGED: _case_changed}
+# kind -> (read, write): ``read(session, case_id)`` only reads (it may run in a read transaction of
+# its own, before the write lock is taken); ``write(session, case_id, what_read_returned)`` stores.
+HANDLERS: dict[str, tuple[Callable, Callable]] = {outbox.CASE_CHANGED: (_case_findings, _case_store)}
 
 
-def _handle(session, kind: str, case_id: int | None) -> list[dict]:
+def _handler(kind: str) -> tuple[Callable, Callable]:
     handler = HANDLERS.get(kind)
     if handler is None:
         raise ValueError(f"unknown outbox kind {kind!r}")
-    return handler(session, case_id)
+    return handler
+
+
+def _handle(session, kind: str, case_id: int | None) -> list[dict]:
+    """Read and write of one kind's work in the one transaction ``session``."""
+    read, write = _handler(kind)
+    return write(session, case_id, read(session, case_id))
 
 
 def process_case(xw: "Xiaowei", case_id: int) -> list[dict]:
@@ -113,8 +124,15 @@ def drain(xw: "Xiaowei", *, worker: str | None = None, batch: int = 100, now: da
         for (kind, case_id), ids in by_case.items():
             done["rows"] += len(ids)
             try:
+                # The rules read in a read transaction of their own; only storing what they found and
+                # the done mark take the write transaction (on SQLite: the write lock), so that changes
+                # of cases and other workers need not wait behind the rules. A change committed after
+                # that read left an outbox row of its own, evaluated by a later round.
+                read, write = _handler(kind)
+                with xw.db.read() as s:
+                    found = read(s, case_id)
                 with xw.db.write() as s:
-                    raised = _handle(s, kind, case_id)
+                    raised = write(s, case_id, found)
                     if not outbox.finish(s, ids, worker, now=now):
                         raise _LostClaim()
                 done["cases"] += 1

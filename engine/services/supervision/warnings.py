@@ -100,9 +100,10 @@ def store(session: Session, findings: Iterable[Finding], now: datetime | None = 
     return raised
 
 
-def evaluate(session: Session, *, case_ids: set[int] | None = None, rules: Iterable[str] | None = None,
-             procedure_id: str | None = None, now: datetime | None = None) -> list[dict]:
-    """Run rules (all, or those named) over the changed cases (or all cases) and store new warnings."""
+def find(session: Session, *, case_ids: set[int] | None = None, rules: Iterable[str] | None = None,
+         procedure_id: str | None = None, now: datetime | None = None) -> tuple[list[Finding], datetime]:
+    """Run rules (all, or those named) over the changed cases (or all cases): the findings and the
+    time they were found at. Only reads: the rules may run in a read transaction."""
     ctx = ScanContext(session, case_ids=case_ids, now=now)
     findings: list[Finding] = []
     for r in RULES.values():
@@ -111,15 +112,29 @@ def evaluate(session: Session, *, case_ids: set[int] | None = None, rules: Itera
         if procedure_id is not None and r.procedures is not None and procedure_id not in r.procedures:
             continue
         findings.extend(r.check(ctx))
-    return store(session, findings, ctx.now)
+    return findings, ctx.now
+
+
+def evaluate(session: Session, *, case_ids: set[int] | None = None, rules: Iterable[str] | None = None,
+             procedure_id: str | None = None, now: datetime | None = None) -> list[dict]:
+    """Run rules (all, or those named) over the changed cases (or all cases) and store new warnings."""
+    findings, at = find(session, case_ids=case_ids, rules=rules, procedure_id=procedure_id, now=now)
+    return store(session, findings, at)
+
+
+def find_for_case(session: Session, case_id: int) -> tuple[list[Finding], datetime | None]:
+    """The findings of the incremental evaluation after a change of one case (its rules, cross-case
+    ones in its village), and when they were found; only reads."""
+    proc = session.scalar(select(Case.procedure_id).where(Case.id == case_id))
+    if proc is None:
+        return [], None
+    return find(session, case_ids={case_id}, procedure_id=proc)
 
 
 def evaluate_case(session: Session, case_id: int) -> list[dict]:
     """The incremental evaluation after a change of one case (its rules, cross-case ones in its village)."""
-    proc = session.scalar(select(Case.procedure_id).where(Case.id == case_id))
-    if proc is None:
-        return []
-    return evaluate(session, case_ids={case_id}, procedure_id=proc)
+    findings, at = find_for_case(session, case_id)
+    return store(session, findings, at)
 
 
 def scan(session: Session, *, rules: Iterable[str] | None = None) -> list[dict]:

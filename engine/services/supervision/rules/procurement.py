@@ -195,6 +195,19 @@ PLATFORM_PROCEDURES = {"B-PUR-01": "supplier", "B-PRJ-01": "winner", "B-PUR-04":
 )
 def above_threshold(ctx: ScanContext) -> Iterator[Finding]:
     rows = ctx.fields(["B-FIN-01"], ["amount", "payee", "expense_category"], require="payee")
+    if ctx.case_ids is not None and not rows:  # a platform case changed: look at the village's payments
+        rows = ctx.fields(["B-FIN-01"], ["amount", "payee", "expense_category"], by_org=True, require="payee")
+    above = []
+    for r in rows.values():
+        amount, threshold = r.amount("amount"), ctx.param(r.org_id, "platform_entry_threshold")
+        if (
+            amount is not None
+            and amount >= threshold
+            and r.text.get("expense_category") in ("project", "service", "office", "other")
+        ):
+            above.append((r, amount, threshold))
+    if not above:
+        return  # no payment reaches the threshold: the platform's records need not be read
     platform = ctx.fields(list(PLATFORM_PROCEDURES), list(set(PLATFORM_PROCEDURES.values())), by_org=True)
     entered = {
         (r.org_id, normalized(r.text.get(name)))
@@ -202,16 +215,7 @@ def above_threshold(ctx: ScanContext) -> Iterator[Finding]:
         for name in PLATFORM_PROCEDURES.values()
         if r.text.get(name)
     }
-    if ctx.case_ids is not None and not rows:  # a platform case changed: look at the village's payments
-        rows = ctx.fields(["B-FIN-01"], ["amount", "payee", "expense_category"], by_org=True, require="payee")
-    for r in rows.values():
-        amount, threshold = r.amount("amount"), ctx.param(r.org_id, "platform_entry_threshold")
-        if (
-            amount is None
-            or amount < threshold
-            or r.text.get("expense_category") not in ("project", "service", "office", "other")
-        ):
-            continue
+    for r, amount, threshold in above:
         if (r.org_id, normalized(r.text.get("payee"))) in entered:
             continue
         yield Finding(
