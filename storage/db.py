@@ -10,7 +10,7 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import settings
@@ -97,6 +97,36 @@ def _track_rollbacks(engine: Engine) -> None:
         forget_prepared(record.info, dbapi_connection)
 
 
+PING_AFTER = 1.0  # seconds a pooled PostgreSQL connection may rest before it is pinged at checkout
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """SQLAlchemy's pre-ping, but only for a connection that rested ``PING_AFTER`` seconds or more.
+
+    The ping (a round trip) finds a connection the server or the network dropped while it lay in the
+    pool, and the pool replaces it before the request sees an error. A connection given back a moment
+    ago was alive then; pinging it again cost every change a round trip (~0.1 ms of a 5.5 ms
+    completion). A server restarted within that moment fails the statements in flight either way."""
+
+    @event.listens_for(engine, "checkin")
+    def _rested_from(_dbapi_connection, record) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection, record, _proxy) -> None:
+        since = record.info.get("checked_in")
+        if since is not None and time.monotonic() - since < PING_AFTER:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise DisconnectionError() from exc  # the pool replaces the connection and tries again
+            raise
+        if not alive:
+            raise DisconnectionError()
+
+
 class Database:
     """Engines and sessions for one database URL.
 
@@ -117,7 +147,8 @@ class Database:
 
     def _make_engine(self, echo: bool, *, immediate: bool) -> Engine:
         if not self.is_sqlite:
-            engine = create_engine(self.url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            engine = create_engine(self.url, echo=echo, pool_size=10, max_overflow=20)
+            _ping_idle_connections(engine)
             _track_rollbacks(engine)
             return engine
         engine = create_engine(self.url, echo=echo, connect_args={"check_same_thread": False, "timeout": 10})

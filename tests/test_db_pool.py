@@ -60,3 +60,40 @@ def test_a_case_state_is_kept_in_its_row_not_in_the_toast_table(xw, people, froz
         chunks = s.execute(text(f"SELECT count(*) FROM {toast}")).scalar_one()
     assert size > 2100  # compressed, still above the default target
     assert chunks == 0
+
+
+def test_a_rested_connection_the_server_dropped_is_replaced_before_use(db_url, monkeypatch):
+    """A connection that lay in the pool for ``PING_AFTER`` seconds is pinged at checkout; one the
+    server dropped meanwhile is replaced, and the request never sees the error."""
+    from storage import db as storage_db
+
+    db = Database(db_url)
+    try:
+        with db.read() as s:
+            victim = s.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        admin = Database(db_url)
+        with admin.write() as s:
+            s.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": victim})
+        admin.dispose()
+        monkeypatch.setattr(storage_db, "PING_AFTER", 0.0)  # as if it had rested
+        with db.read() as s:
+            assert s.execute(text("SELECT pg_backend_pid()")).scalar_one() != victim
+    finally:
+        db.dispose()
+
+
+def test_a_connection_given_back_a_moment_ago_is_not_pinged_again(db_url, monkeypatch):
+    db = Database(db_url)
+    pings = []
+    real = db.engine.dialect.do_ping
+    monkeypatch.setattr(db.engine.dialect, "do_ping", lambda conn: pings.append(conn) or real(conn))
+    try:
+        with db.read() as s:  # a new connection: never checked in, pinged
+            s.execute(text("SELECT 1"))
+        first = len(pings)
+        for _ in range(5):  # checked out again at once: no round trip for a ping
+            with db.read() as s:
+                s.execute(text("SELECT 1"))
+        assert len(pings) == first
+    finally:
+        db.dispose()
