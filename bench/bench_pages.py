@@ -29,8 +29,10 @@ drain times, cases/s and completions/s are printed. The file is built once into 
 ``benchpages`` (created and dropped here); ``--pg-build`` builds it through the engine instead, every
 process writing that one database.
 
-Measured on a 2-core machine (load 2-3 from other work; ``--cases 10000 --rebuild --build-only
---processes 2``): 2 processes built 9,996 cases (89,239 completions) in 407 s, 24.6 cases/s (set-up and
+Measured on a 2-core machine, idle (load 1-2; ``--cases 10000 --rebuild --build-only --processes 2``):
+2 processes built 9,996 cases (89,239 completions) in 286 s, 35 cases/s; merge 2 s, verification 7 s,
+drain 67 s (113,354 rows, 3,119 warnings raised: 213 more XW-05 than before, since the worker judges a
+night by its own steps): 363 s in all. Earlier, with load 2-3 from other work: 2 processes built 9,996 cases (89,239 completions) in 407 s, 24.6 cases/s (set-up and
 part files included); the merge took 2 s, verifying the 9,997 chains (199,675 events) 7 s, and 2
 workers drained the 113,354 outbox rows (2,906 warnings raised) in 97 s: 513 s in all. The same counts
 took 897 + 237 = 1,134 s with one shared file and the rules evaluated under the write lock; with a
