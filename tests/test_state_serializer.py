@@ -149,3 +149,16 @@ def test_ready_data_read_from_the_state_equals_the_restored_workflow(xw, people,
         xw.complete(case_id, step_id, user, plan_step_data(d, step_id, params, data), **kwargs)
         steps += 1
     assert steps >= 3
+
+
+def test_ready_data_leaves_a_state_with_running_subprocesses_to_a_full_restore(xw, people):
+    """Tasks of a running subprocess are stored apart from the top-level ones: ``ready_data`` says so
+    (None) instead of missing their ready steps, and case_context restores such a workflow whole."""
+    import json
+
+    case_id = xw.start_case("V-DEC-01", "DONGAO", people["party_branch"])
+    state, spec, wf_data, ready = _full_context(xw, case_id)
+    assert spiff.ready_data(state, spec) == (wf_data, ready)
+    dct = json.loads(state)
+    dct["subprocesses"] = {"00000000-0000-0000-0000-000000000001": {"tasks": {}}}
+    assert spiff.ready_data(json.dumps(dct), spec) is None

@@ -284,12 +284,15 @@ def load_state(state: str, spec, subprocess_specs) -> BpmnWorkflow:
     return _SERIALIZER.from_dict(dct)
 
 
-def ready_data(state: str, spec) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+def ready_data(state: str, spec) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]] | None:
     """What :func:`load_state` then :func:`ready_user_tasks` would give of a stored state — the
     workflow's data, and (task spec name, data) of each READY user task in the same order — read
     from the stored dictionary without restoring the workflow: only the ready tasks' data is rebuilt
-    (each task keeps its parent's data plus its delta), not every task of the case's history."""
+    (each task keeps its parent's data plus its delta), not every task of the case's history.
+    None for a state with running subprocesses (their tasks are stored apart): restore it instead."""
     dct = _state_dict(state)
+    if dct.get("subprocesses"):
+        return None
     restore = _SERIALIZER.registry.restore
     tasks = dct["tasks"]
     specs = spec.task_specs

@@ -699,5 +699,10 @@ def case_context(app, case_id: int):
                                       .join(CaseState, CaseState.case_id == Case.id)
                                       .where(Case.id == case_id)).one()
         rt = procedures.runtime(s, version_id)
-    data, ready = spiff.ready_data(state, rt.spec)
+    found = spiff.ready_data(state, rt.spec)
+    if found is None:  # a workflow with running subprocesses: restored whole
+        workflow = spiff.load_state(state, rt.spec, rt.subprocess_specs)
+        tasks = spiff.ready_user_tasks(workflow)
+        found = workflow.data, [(t.task_spec.name, t.data) for t in tasks]
+    data, ready = found
     return rt.definition, dict(data.get(spiff.PARAMS_KEY, {})), dict(ready[0][1]) if ready else {}
