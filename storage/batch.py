@@ -17,6 +17,9 @@ SQLAlchemy's exceptions (an ``IntegrityError`` stays one), when the batch is sen
 
 from __future__ import annotations
 
+import collections
+import functools
+import re
 import sqlite3
 from typing import Any, Callable, Mapping, Sequence
 
@@ -131,9 +134,8 @@ def _send_psycopg(raw, queued: list, reads: list) -> None:
     except Exception as exc:  # the pipeline reports the first failing statement when it is synced
         import psycopg
 
-        if isinstance(exc, psycopg.Error):  # which statement failed is in the message, not known here
-            statements = ";\n".join(sql for sql, *_ in queued)
-            raise DBAPIError.instance(statements, None, exc, psycopg.Error) from exc
+        if isinstance(exc, psycopg.Error):
+            raise _batch_error(queued, exc) from exc
         raise
     for cursor, expect, otherwise in cursors:
         if expect is not None and cursor.rowcount != expect:
@@ -199,7 +201,7 @@ def _send_libpq(fairy, queued: list, reads: list) -> None:
             names.pop(key, None)
         fairy.invalidate()  # the protocol state is unknown: the connection is not used again
         if isinstance(exc, psycopg.Error):
-            raise DBAPIError.instance(";\n".join(sql for sql, *_ in queued), None, exc, psycopg.Error) from exc
+            raise _batch_error(queued, exc) from exc
         raise
     finally:
         try:
@@ -212,8 +214,7 @@ def _send_libpq(fairy, queued: list, reads: list) -> None:
     if failed is not None:  # the transaction is aborted: the Parses after the failure did not run
         cache["check"] = True
         exc = psycopg.errors.error_from_result(failed, encoding=encoding)
-        statements = ";\n".join(sql for sql, *_ in queued)
-        raise DBAPIError.instance(statements, None, exc, psycopg.Error) from exc
+        raise _batch_error(queued, exc) from exc
     counts = [0] * len(queued)  # rows affected by each queued statement (all its rows of parameters)
     for (kind, index), result in zip(commands, results):
         if kind == "write":
@@ -277,39 +278,33 @@ def _rows(tx, result) -> list:
     return tx.load_rows(0, result.ntuples, row_type._make)
 
 
-_ROW_TYPES: dict[tuple[str, ...], Any] = {}
-
-
+@functools.cache
 def _row_type(fields: tuple[str, ...]):
-    found = _ROW_TYPES.get(fields)
-    if found is None:
-        import collections
-
-        found = _ROW_TYPES[fields] = collections.namedtuple("Row", fields)
-    return found
+    return collections.namedtuple("Row", fields)
 
 
-_POSITIONAL: dict[str, tuple[bytes, list[str]]] = {}
-
-
+@functools.cache
 def _positional(sql: str) -> tuple[bytes, list[str]]:
     """SQL in psycopg's ``%(name)s`` style as libpq's ``$n`` (``%%`` is ``%``), and the names in order."""
-    found = _POSITIONAL.get(sql)
-    if found is None:
-        import re
+    order: list[str] = []
 
-        order: list[str] = []
+    def number(match) -> str:
+        if match.group(0) == "%%":
+            return "%"
+        name = match.group(1)
+        if name not in order:
+            order.append(name)
+        return f"${order.index(name) + 1}"
 
-        def number(match) -> str:
-            if match.group(0) == "%%":
-                return "%"
-            name = match.group(1)
-            if name not in order:
-                order.append(name)
-            return f"${order.index(name) + 1}"
+    return re.sub(r"%\(([^)]+)\)s|%%", number, sql).encode(), order
 
-        found = _POSITIONAL[sql] = (re.sub(r"%\(([^)]+)\)s|%%", number, sql).encode(), order)
-    return found
+
+def _batch_error(queued: list, exc: Exception) -> DBAPIError:
+    """A driver error of the pipeline as SQLAlchemy reports errors; which statement failed is in the
+    driver's message, not known here, so all the batch's statements are named."""
+    import psycopg
+
+    return DBAPIError.instance(";\n".join(sql for sql, *_ in queued), None, exc, psycopg.Error)
 
 
 def _read_statement(statement, dialect, params: Mapping[str, Any]) -> tuple[str, dict]:
